@@ -1,0 +1,58 @@
+//! PEM rendering and atomic, mode-exact file persistence for `spiffe-helper-rust`.
+//!
+//! This crate turns the DER material received from the SPIFFE Workload API into the exact
+//! bytes the Go `spiffe-helper` v0.11.0 writes (SPEC §4.1–4.4), and puts files on disk so
+//! that a reader never sees an empty, partial or wrong-mode file (SPEC §4.5). It knows
+//! nothing of the Workload API client or the configuration: it takes bytes, paths and modes,
+//! and the binary maps its own types onto [`X509Material`] and [`X509Options`].
+//!
+//! - [`render_x509`], [`render_certificates`], [`render_private_key`], [`render_jwt_bundle`]:
+//!   pure functions, DER in, file bytes out.
+//! - [`write_atomic`]: one file, temp + `fchmod` + `fsync` + `rename` + directory `fsync`;
+//!   returns [`Written::Unchanged`] without touching anything when content and mode match.
+//! - [`write_x509`]: the three X.509 files in the order **key, cert, bundle**. Consumers
+//!   reload when the certificate changes; writing the key first means a new certificate is
+//!   never visible next to the old key.
+//! - [`write_federated_bundles`]: opt-in per-trust-domain bundle files.
+//!
+//! Key material stays in [`SecretBytes`] (zeroized on drop, redacted `Debug`).
+//!
+//! ```no_run
+//! use std::collections::BTreeMap;
+//! use std::path::PathBuf;
+//! use std::time::SystemTime;
+//! use spiffe_helper_pem::{X509Material, X509Modes, X509Options, X509Paths, render_x509, write_x509};
+//!
+//! # fn demo(chain: Vec<Vec<u8>>, key: Vec<u8>, roots: Vec<Vec<u8>>) -> Result<(), spiffe_helper_pem::PemError> {
+//! let federated = BTreeMap::new();
+//! let material = X509Material { chain: &chain, key_pkcs8_der: &key, bundle: &roots, federated: &federated };
+//! let options = X509Options {
+//!     add_intermediates_to_bundle: false,
+//!     include_federated_domains: false,
+//!     omit_expired: false,
+//!     now: SystemTime::now(),
+//! };
+//! let files = render_x509(&material, &options)?;
+//! let dir = PathBuf::from("/run/certs");
+//! spiffe_helper_pem::ensure_dir(&dir)?;
+//! let paths = X509Paths { cert: dir.join("svid.pem"), key: dir.join("svid_key.pem"), bundle: dir.join("svid_bundle.pem") };
+//! if write_x509(&paths, &files, X509Modes { cert: 0o644, key: 0o600 })?.is_changed() {
+//!     // signal the consumer
+//! }
+//! # Ok(()) }
+//! ```
+
+mod atomic;
+mod error;
+mod files;
+mod render;
+mod secret;
+
+pub use atomic::{Written, ensure_dir, write_atomic};
+pub use error::{CertSource, IoOp, PemError};
+pub use files::{FEDERATED_MANIFEST, X509Modes, X509Paths, write_federated_bundles, write_x509};
+pub use render::{
+    RenderedX509, X509Material, X509Options, render_certificates, render_jwt_bundle,
+    render_private_key, render_x509,
+};
+pub use secret::SecretBytes;
