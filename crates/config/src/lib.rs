@@ -1,0 +1,196 @@
+//! Configuration for `spiffe-helper-rust`: reads a `helper.conf` (HCL, or JSON when the first
+//! non-blank character is `{`) into a typed, validated [`Config`].
+//!
+//! Files written for the Go `spiffe-helper` keep their meaning (octal modes however written,
+//! labelled `jwt_svids` blocks, attribute-form `health_checks`, case-insensitive keys). Every
+//! default is applied in one place, the agent address is resolved against the environment,
+//! output paths against `cert_dir`, `cmd_args` is split, and every error names the file, line,
+//! column, key and what would be valid. Only the binary depends on this crate.
+//!
+//! ```
+//! use std::path::Path;
+//! use spiffe_helper_config::{Config, FileMode, Overrides};
+//!
+//! let text = r#"
+//!     agent_address = "unix:///run/spire/agent.sock"
+//!     cert_dir      = "/certs"
+//!     key_file_mode = 0640
+//! "#;
+//! let no_env = |_: &str| None;
+//! let (config, warnings) =
+//!     Config::parse_str(text, Path::new("helper.conf"), &Overrides::default(), &no_env).unwrap();
+//! assert!(warnings.is_empty());
+//! assert_eq!(config.key_file_mode, FileMode(0o640));
+//! assert_eq!(config.x509.unwrap().svid, Path::new("/certs/svid.pem"));
+//!
+//! let err = Config::parse_str("cert_dri = \"x\"", Path::new("helper.conf"), &Overrides::default(), &no_env)
+//!     .unwrap_err();
+//! assert_eq!(err.to_string(), "helper.conf:1:1: unknown key `cert_dri` (did you mean `cert_dir`?)");
+//! ```
+
+mod args;
+mod decode;
+mod effective;
+mod error;
+mod json;
+mod keys;
+mod resolve;
+mod tree;
+mod values;
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+pub use args::{ArgsError, split_cmd_args};
+pub use error::{ConfigError, Location, Warning};
+pub use nix::sys::signal::Signal;
+pub use spiffe_workload_client::{Endpoint, EndpointError};
+pub use values::{FileMode, HealthConfig, LogFormat, LogLevel};
+
+/// The validated configuration, every default applied.
+#[derive(Clone, Debug, PartialEq)]
+#[allow(clippy::struct_excessive_bools)]
+pub struct Config {
+    /// Workload API address: the file's `agent_address`, else `SPIFFE_ENDPOINT_SOCKET`, else
+    /// the deprecated `SPIRE_AGENT_ADDRESS`.
+    pub agent_address: Endpoint,
+    /// Keep running and renewing (`true`, default) or fetch once and exit.
+    pub daemon_mode: bool,
+    /// Directory that relative output names are resolved against.
+    pub cert_dir: Option<PathBuf>,
+    /// X.509 output files; `None` when the file is JWT-only (SPEC §2.1).
+    pub x509: Option<X509Output>,
+    /// One entry per `jwt_svids` element.
+    pub jwt_svids: Vec<JwtSvidOutput>,
+    /// Where the JWT bundle goes (`jwt_bundle_file_name`, resolved).
+    pub jwt_bundle: Option<PathBuf>,
+    /// SVID selection hint; `None` when empty.
+    pub hint: Option<String>,
+    /// Put intermediates in the bundle file instead of the SVID file.
+    pub add_intermediates_to_bundle: bool,
+    /// Append federated trust domains' roots to the bundle file.
+    pub include_federated_domains: bool,
+    /// Drop expired certificates from the SVID and bundle files.
+    pub omit_expired: bool,
+    /// Mode of the SVID certificate and X.509 bundle files (default 0644).
+    pub cert_file_mode: FileMode,
+    /// Mode of the private key file (default 0600).
+    pub key_file_mode: FileMode,
+    /// Mode of the JWT bundle file (default 0600).
+    pub jwt_bundle_file_mode: FileMode,
+    /// Mode of the JWT-SVID files (default 0600).
+    pub jwt_svid_file_mode: FileMode,
+    /// Program to start after each X.509 update (daemon mode only).
+    pub cmd: Option<String>,
+    /// `cmd_args`, already split (SPEC §5.2).
+    pub cmd_args: Vec<String>,
+    /// Signal sent to a running `cmd` / the pid-file process (daemon mode only).
+    pub renew_signal: Option<Signal>,
+    /// File holding the pid to signal (daemon mode only; requires `renew_signal`).
+    pub pid_file_name: Option<PathBuf>,
+    /// Health server; `None` when absent, disabled, or in one-shot mode.
+    pub health: Option<HealthConfig>,
+    /// Extra: directory for one bundle file per federated trust domain (resolved).
+    pub federated_bundle_dir: Option<PathBuf>,
+    /// Extra: deadline for the first X.509 fetch (default 30 s).
+    pub startup_timeout: Duration,
+    /// Extra: log level (default info; `RUST_LOG` overrides).
+    pub log_level: LogLevel,
+    /// Extra: log format (default text).
+    pub log_format: LogFormat,
+    /// The file this configuration was read from.
+    pub source: PathBuf,
+}
+
+/// X.509 output paths (resolved against `cert_dir`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct X509Output {
+    /// Certificate chain file (`svid_file_name`).
+    pub svid: PathBuf,
+    /// Private key file (`svid_key_file_name`).
+    pub key: PathBuf,
+    /// Trust bundle file (`svid_bundle_file_name`).
+    pub bundle: PathBuf,
+}
+
+/// One JWT-SVID to fetch and write.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct JwtSvidOutput {
+    /// `jwt_audience`.
+    pub audience: String,
+    /// `jwt_extra_audiences`.
+    pub extra_audiences: Vec<String>,
+    /// `jwt_svid_file_name`, resolved against `cert_dir`.
+    pub path: PathBuf,
+}
+
+/// Command-line values that override the file.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Overrides {
+    /// `--daemon-mode`, when given.
+    pub daemon_mode: Option<bool>,
+}
+
+impl Config {
+    /// Reads and validates a configuration file, using the process environment for the
+    /// agent address.
+    ///
+    /// # Errors
+    /// [`ConfigError::Io`] when the file cannot be read, otherwise as [`Config::parse_str`].
+    pub fn load(path: &Path, overrides: &Overrides) -> Result<(Config, Vec<Warning>), ConfigError> {
+        let bytes = std::fs::read(path).map_err(|source| ConfigError::Io {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        let text = String::from_utf8(bytes).map_err(|e| ConfigError::Syntax {
+            location: Location::file(path),
+            message: format!(
+                "not UTF-8 text (invalid byte at offset {})",
+                e.utf8_error().valid_up_to()
+            ),
+        })?;
+        let env = |name: &str| std::env::var(name).ok();
+        Self::parse_str(&text, path, overrides, &env)
+    }
+
+    /// Parses and validates configuration text. `file_name` is used in messages and as
+    /// [`Config::source`]; `env` looks up environment variables (injectable for tests).
+    ///
+    /// # Errors
+    /// A [`ConfigError`] naming file, line, column, key and what would be valid: syntax
+    /// errors, unknown or removed keys, wrong types, invalid values, missing required keys,
+    /// and the cross-key rules of SPEC §2.3.
+    pub fn parse_str(
+        text: &str,
+        file_name: &Path,
+        overrides: &Overrides,
+        env: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<(Config, Vec<Warning>), ConfigError> {
+        let text = text.strip_prefix('\u{feff}').unwrap_or(text);
+        let decoder = decode::Decoder { file: file_name };
+        let entries = if text.trim_start().starts_with('{') {
+            json::from_json(text)
+        } else {
+            tree::from_hcl(text)
+        }
+        .map_err(|(pos, message)| ConfigError::Syntax {
+            location: decoder.loc(pos),
+            message,
+        })?;
+        let raw = decoder.decode(&entries)?;
+        resolve::Resolver {
+            d: decoder,
+            raw,
+            env,
+            warnings: Vec::new(),
+        }
+        .resolve(*overrides)
+    }
+
+    /// The effective configuration as HCL, every default filled in. Parsing it again gives
+    /// the same [`Config`]. Nothing in a configuration is secret; key material never is.
+    #[must_use]
+    pub fn effective(&self) -> String {
+        effective::render(self)
+    }
+}

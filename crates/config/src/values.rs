@@ -1,0 +1,262 @@
+//! Small typed values: file modes, log settings, the health block, durations and signals.
+
+use std::fmt;
+use std::str::FromStr;
+use std::time::Duration;
+
+use nix::sys::signal::Signal;
+
+/// A Unix permission mode (at most `0o777`). Displays as four octal digits, e.g. `0644`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct FileMode(pub u32);
+
+impl FileMode {
+    /// The mode bits.
+    #[must_use]
+    pub fn bits(self) -> u32 {
+        self.0
+    }
+
+    /// Reads a mode written as octal digits (`0644`, `644`, `0o644`); upstream files
+    /// never mean decimal here (SPEC §2.2).
+    pub(crate) fn parse_octal(text: &str) -> Result<Self, &'static str> {
+        const WHY: &str = "not an octal mode (digits 0-7, at most 0777)";
+        let digits = text.trim();
+        if digits.starts_with('-') {
+            return Err("a file mode cannot be negative (digits 0-7, at most 0777)");
+        }
+        let digits = digits
+            .strip_prefix("0o")
+            .or_else(|| digits.strip_prefix("0O"))
+            .unwrap_or(digits);
+        if digits.is_empty() || !digits.bytes().all(|b| (b'0'..=b'7').contains(&b)) {
+            return Err(WHY);
+        }
+        let trimmed = digits.trim_start_matches('0');
+        if trimmed.len() > 3 {
+            return Err(WHY);
+        }
+        u32::from_str_radix(if trimmed.is_empty() { "0" } else { trimmed }, 8)
+            .map(FileMode)
+            .map_err(|_| WHY)
+    }
+}
+
+impl fmt::Display for FileMode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:04o}", self.0)
+    }
+}
+
+/// The minimum level of log lines (`log_level`); `RUST_LOG` overrides it.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum LogLevel {
+    /// Everything.
+    Trace,
+    /// Debugging detail.
+    Debug,
+    /// Normal operation (default).
+    #[default]
+    Info,
+    /// Problems that do not stop the program.
+    Warn,
+    /// Failures only.
+    Error,
+}
+
+impl LogLevel {
+    /// The name `tracing`'s filters understand (`info`).
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Trace => "trace",
+            Self::Debug => "debug",
+            Self::Info => "info",
+            Self::Warn => "warn",
+            Self::Error => "error",
+        }
+    }
+}
+
+impl FromStr for LogLevel {
+    type Err = ();
+    fn from_str(s: &str) -> Result<Self, ()> {
+        match s.to_ascii_lowercase().as_str() {
+            "trace" => Ok(Self::Trace),
+            "debug" => Ok(Self::Debug),
+            "info" => Ok(Self::Info),
+            "warn" | "warning" => Ok(Self::Warn),
+            "error" => Ok(Self::Error),
+            _ => Err(()),
+        }
+    }
+}
+
+impl fmt::Display for LogLevel {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// How log lines are written (`log_format`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum LogFormat {
+    /// Human-readable text (default).
+    #[default]
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+impl LogFormat {
+    /// The configuration spelling (`text` or `json`).
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Text => "text",
+            Self::Json => "json",
+        }
+    }
+}
+
+impl fmt::Display for LogFormat {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The health server (`health_checks` with `listener_enabled = true`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct HealthConfig {
+    /// TCP port, bound on all interfaces.
+    pub bind_port: u16,
+    /// Liveness URL path (starts with `/`).
+    pub liveness_path: String,
+    /// Readiness URL path (starts with `/`, differs from the liveness path).
+    pub readiness_path: String,
+}
+
+impl HealthConfig {
+    /// Seed default port.
+    pub const DEFAULT_PORT: u16 = 8080;
+    /// Seed default liveness path.
+    pub const DEFAULT_LIVENESS_PATH: &'static str = "/health/live";
+    /// Seed default readiness path.
+    pub const DEFAULT_READINESS_PATH: &'static str = "/health/ready";
+}
+
+impl Default for HealthConfig {
+    fn default() -> Self {
+        Self {
+            bind_port: Self::DEFAULT_PORT,
+            liveness_path: Self::DEFAULT_LIVENESS_PATH.to_owned(),
+            readiness_path: Self::DEFAULT_READINESS_PATH.to_owned(),
+        }
+    }
+}
+
+/// Parses `30s`, `1m`, `1m30s`, `500ms`, `2h` (Go `time.ParseDuration` units ms/s/m/h).
+pub(crate) fn parse_duration(text: &str) -> Option<Duration> {
+    let mut rest = text.trim();
+    if rest.is_empty() {
+        return None;
+    }
+    let mut total = Duration::ZERO;
+    while !rest.is_empty() {
+        let digits = rest
+            .find(|c: char| !c.is_ascii_digit())
+            .unwrap_or(rest.len());
+        let number: u64 = rest.get(..digits)?.parse().ok()?;
+        rest = rest.get(digits..)?;
+        let unit_len = rest
+            .find(|c: char| c.is_ascii_digit())
+            .unwrap_or(rest.len());
+        let unit = rest.get(..unit_len)?;
+        rest = rest.get(unit_len..)?;
+        let part = match unit {
+            "ms" => Duration::from_millis(number),
+            "s" => Duration::from_secs(number),
+            "m" => Duration::from_secs(number.checked_mul(60)?),
+            "h" => Duration::from_secs(number.checked_mul(3600)?),
+            _ => return None,
+        };
+        total = total.checked_add(part)?;
+    }
+    Some(total)
+}
+
+/// Formats a duration the way `parse_duration` reads it back (`30s`, `1500ms`).
+pub(crate) fn format_duration(d: Duration) -> String {
+    if d.subsec_millis() == 0 {
+        format!("{}s", d.as_secs())
+    } else {
+        format!("{}ms", d.as_millis())
+    }
+}
+
+/// `SIGHUP`, `HUP`, `hup` and `sighup` all name SIGHUP.
+pub(crate) fn parse_signal(text: &str) -> Option<Signal> {
+    let upper = text.trim().to_ascii_uppercase();
+    let name = if upper.starts_with("SIG") {
+        upper
+    } else {
+        format!("SIG{upper}")
+    };
+    Signal::from_str(&name).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn octal_modes() {
+        for (text, want) in [
+            ("0644", 0o644),
+            ("644", 0o644),
+            ("0o600", 0o600),
+            ("0", 0),
+            ("0777", 0o777),
+            ("00444", 0o444),
+        ] {
+            assert_eq!(FileMode::parse_octal(text), Ok(FileMode(want)), "{text}");
+        }
+        for text in ["0899", "1000", "-1", "", "7777", "0x1a4", "6.4"] {
+            assert!(FileMode::parse_octal(text).is_err(), "{text}");
+        }
+        assert_eq!(FileMode(0o600).to_string(), "0600");
+    }
+
+    #[test]
+    fn durations() {
+        for (text, want) in [
+            ("30s", 30_000),
+            ("1m", 60_000),
+            ("1m30s", 90_000),
+            ("500ms", 500),
+            ("2h", 7_200_000),
+        ] {
+            assert_eq!(
+                parse_duration(text),
+                Some(Duration::from_millis(want)),
+                "{text}"
+            );
+        }
+        for text in ["", "30", "s", "1d", "-1s", "1.5s"] {
+            assert_eq!(parse_duration(text), None, "{text}");
+        }
+        assert_eq!(format_duration(Duration::from_secs(30)), "30s");
+        assert_eq!(format_duration(Duration::from_millis(1500)), "1500ms");
+    }
+
+    #[test]
+    fn signals() {
+        for text in ["SIGHUP", "HUP", "hup", "sighup"] {
+            assert_eq!(parse_signal(text), Some(Signal::SIGHUP), "{text}");
+        }
+        assert_eq!(parse_signal("SIGUSR1"), Some(Signal::SIGUSR1));
+        assert_eq!(parse_signal("SIGNOPE"), None);
+    }
+}
