@@ -7,7 +7,7 @@
 //! - the liveness and readiness paths with the upstream `spiffe-helper` JSON body
 //!   (`{"status":"OK","health":{"file_write_statuses":{...}}}`) plus debugging
 //!   fields, and `200` or `503`;
-//! - `/metrics` in the Prometheus / OpenMetrics text format;
+//! - `/metrics` in the Prometheus / `OpenMetrics` text format;
 //! - anything else with `404`, and methods other than `GET`/`HEAD` with `405`.
 //!
 //! This crate knows nothing about the configuration file or the Workload API

@@ -1,7 +1,7 @@
 //! Prometheus metrics kept next to the health state and served on `/metrics`.
 //!
 //! The exposition format is produced by the `prometheus-client` crate: the
-//! OpenMetrics text format when the scraper asks for it (Prometheus does by
+//! `OpenMetrics` text format when the scraper asks for it (Prometheus does by
 //! default), the classic text format 0.0.4 otherwise.
 
 use prometheus_client::encoding::{prometheus_text, text};
@@ -13,7 +13,7 @@ use prometheus_client::registry::Registry;
 /// One label, e.g. `path="/certs/token.jwt"`.
 type Label = [(&'static str, String); 1];
 
-/// Content type of the OpenMetrics text exposition.
+/// Content type of the `OpenMetrics` text exposition.
 pub(crate) const OPENMETRICS_CONTENT_TYPE: &str =
     "application/openmetrics-text; version=1.0.0; charset=utf-8";
 
@@ -108,7 +108,7 @@ impl Metrics {
         Self { registry, ..m }
     }
 
-    /// Encodes the registry. `openmetrics` selects the OpenMetrics text format
+    /// Encodes the registry. `openmetrics` selects the `OpenMetrics` text format
     /// (with its `# EOF` trailer); otherwise the Prometheus text format 0.0.4.
     /// Returns the body and its content type.
     pub(crate) fn encode(&self, openmetrics: bool) -> (String, &'static str) {
@@ -119,14 +119,14 @@ impl Metrics {
             prometheus_text::encode(&mut out, &self.registry)
                 .map(|()| prometheus_text::CONTENT_TYPE)
         };
-        match result {
-            Ok(content_type) => (out, content_type),
-            // Writing into a String cannot fail; keep a valid (empty) exposition if it ever does.
-            Err(std::fmt::Error) => {
+        // Writing into a String cannot fail; keep a valid (empty) exposition if it ever does.
+        result.map_or_else(
+            |std::fmt::Error| {
                 tracing::warn!("encoding metrics failed");
                 (String::new(), prometheus_text::CONTENT_TYPE)
-            }
-        }
+            },
+            |content_type| (out, content_type),
+        )
     }
 }
 

@@ -55,7 +55,7 @@ struct Output {
     status: WriteStatus,
     /// Readiness is a one-way latch per output: set by the first successful write.
     ever_written: bool,
-    /// NotAfter / `exp` of what was last written successfully.
+    /// `NotAfter` / `exp` of what was last written successfully.
     expiry: Option<SystemTime>,
 }
 
@@ -224,7 +224,7 @@ impl HealthState {
     }
 
     /// The X.509 SVID, key and bundle were written. A write of a different SVID
-    /// (other NotAfter or SPIFFE ID) after the first one counts as a rotation; a
+    /// (other `NotAfter` or SPIFFE ID) after the first one counts as a rotation; a
     /// rewrite of the same SVID (e.g. a bundle-only update) does not.
     pub fn x509_written(&self, spiffe_id: &str, not_after: SystemTime) {
         let mut inner = self.lock();
