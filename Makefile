@@ -1,0 +1,84 @@
+# spiffe-helper-rust — developer entry points. After cloning, two commands matter:
+#   make demo   run the helper against a local SPIRE it starts itself
+#   make test   everything CI runs: fmt, clippy, unit tests, end-to-end tests against real SPIRE
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+CARGO        ?= cargo
+SPIRE_BIN    := $(shell echo $${SPIRE_CACHE:-$${XDG_CACHE_HOME:-$$HOME/.cache}/spiffe-helper-rust/spire-v1.13.3}/bin)
+ENV_DIR      ?= /tmp/shr-env
+HELPER       := target/debug/spiffe-helper-rust
+
+.PHONY: help
+help: ## list targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
+
+.PHONY: deps
+deps: ## install what the tests need (SPIRE from the Go module proxy, openssl/nginx from Debian)
+	@scripts/install-deps.sh
+	@tests/spire/build-spire.sh >/dev/null
+
+.PHONY: spire
+spire: ## build SPIRE v1.13.3 into the cache (skipped when present)
+	@tests/spire/build-spire.sh
+
+.PHONY: build
+build: ## debug build of the whole workspace
+	$(CARGO) build --workspace
+
+.PHONY: release
+release: ## small release binary (strip, fat LTO, codegen-units=1)
+	$(CARGO) build --release -p spiffe-helper-rust
+
+.PHONY: fmt-check
+fmt-check:
+	$(CARGO) fmt --all -- --check
+
+.PHONY: clippy
+clippy:
+	$(CARGO) clippy --workspace --all-targets -- -D warnings
+
+.PHONY: test
+test: deps fmt-check clippy ## fmt, clippy, unit tests and end-to-end tests against a real SPIRE
+	SPIRE_BIN_DIR=$(SPIRE_BIN) $(CARGO) test --workspace --no-fail-fast
+
+.PHONY: proto
+proto: ## regenerate the committed gRPC code from proto/workload.proto (no protoc needed)
+	UPDATE_PROTO=1 $(CARGO) test -p spiffe-workload-client --test proto
+
+.PHONY: env-up
+env-up: spire build ## start a local SPIRE server+agent in $(ENV_DIR), register this uid, print the socket
+	@scripts/env.sh up $(ENV_DIR)
+
+.PHONY: smoke-test
+smoke-test: build ## run the helper one-shot and as a daemon against env-up's SPIRE; check files with openssl
+	@scripts/env.sh smoke $(ENV_DIR)
+
+.PHONY: env-down
+env-down: ## stop env-up's SPIRE (by pid) and remove $(ENV_DIR)
+	@scripts/env.sh down $(ENV_DIR)
+
+.PHONY: demo
+demo: ## build, start SPIRE, run the helper, show what it wrote, watch one rotation, stop
+	@scripts/demo.sh
+
+.PHONY: lint
+lint: ## fmt + clippy + docs + manifests/Dockerfile + cargo deny (where installed)
+	@scripts/lint.sh
+
+.PHONY: bench
+bench: ## side-by-side benchmarks against the upstream Go spiffe-helper (not part of test)
+	@scripts/bench.sh
+
+.PHONY: fuzz-config
+fuzz-config: ## fuzz the config parser for a minute (needs nightly + cargo-fuzz)
+	@scripts/fuzz.sh parse_config 60
+
+.PHONY: fuzz
+fuzz: ## run every fuzz target for a set time
+	@scripts/fuzz.sh all $${FUZZ_SECONDS:-60}
+
+.PHONY: clean
+clean: ## remove build output and the env dir (keeps the SPIRE cache)
+	$(CARGO) clean
+	rm -rf $(ENV_DIR)
