@@ -21,7 +21,7 @@
 //! # #[tokio::main(flavor = "current_thread")]
 //! # async fn main() -> Result<(), spiffe_helper_health::HealthError> {
 //! let state = HealthState::new(true, vec![], None);
-//! let paths = HealthPaths { liveness: "/health/live".into(), readiness: "/health/ready".into() };
+//! let paths = HealthPaths::default(); // /health/live and /health/ready
 //! let server = HealthServer::bind("127.0.0.1:0".parse().unwrap(), paths, state.clone()).await?;
 //! let shutdown = CancellationToken::new();
 //! let task = tokio::spawn(server.serve(shutdown.clone()));
@@ -44,7 +44,7 @@ mod time;
 
 use std::net::SocketAddr;
 
-pub use server::{DEFAULT_DRAIN_TIMEOUT, HealthPaths, HealthServer, METRICS_PATH};
+pub use server::{DEFAULT_DRAIN_TIMEOUT, HealthPaths, HealthServer, METRICS_PATH, TestHook};
 pub use state::{HealthState, Probe, WriteStatus};
 
 /// Errors of the health server.

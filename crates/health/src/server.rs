@@ -1,7 +1,10 @@
 //! The HTTP/1.1 listener: probes, `/metrics`, and graceful stop.
 
 use std::convert::Infallible;
+use std::fmt;
+use std::future::Future;
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
@@ -38,12 +41,35 @@ pub struct HealthPaths {
     pub readiness: String,
 }
 
+impl Default for HealthPaths {
+    /// The seed defaults: `/health/live` and `/health/ready`.
+    fn default() -> Self {
+        Self {
+            liveness: "/health/live".to_owned(),
+            readiness: "/health/ready".to_owned(),
+        }
+    }
+}
+
+/// Test hook run at the start of every request (see [`HealthServer::with_test_hook`]).
+#[doc(hidden)]
+pub type TestHook = Arc<dyn Fn() -> Pin<Box<dyn Future<Output = ()> + Send>> + Send + Sync>;
+
 /// What the handlers need; shared by every connection.
-#[derive(Debug)]
 struct Router {
     paths: HealthPaths,
     state: HealthState,
-    response_delay: Duration,
+    test_hook: Option<TestHook>,
+}
+
+impl fmt::Debug for Router {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Router")
+            .field("paths", &self.paths)
+            .field("state", &self.state)
+            .field("test_hook", &self.test_hook.is_some())
+            .finish()
+    }
 }
 
 /// A bound health/metrics server. Create with [`HealthServer::bind`], run with
@@ -82,7 +108,7 @@ impl HealthServer {
             router: Router {
                 paths,
                 state,
-                response_delay: Duration::ZERO,
+                test_hook: None,
             },
         })
     }
@@ -101,12 +127,12 @@ impl HealthServer {
         self
     }
 
-    /// Test hook: every response is delayed by `delay`, to observe requests that
-    /// are in flight when shutdown starts. Not for production use.
+    /// Test hook: `hook` runs (and is awaited) at the start of every request, so
+    /// tests can hold a request in flight while shutdown starts. Not for production use.
     #[doc(hidden)]
     #[must_use]
-    pub fn with_response_delay_for_tests(mut self, delay: Duration) -> Self {
-        self.router.response_delay = delay;
+    pub fn with_test_hook(mut self, hook: TestHook) -> Self {
+        self.router.test_hook = Some(hook);
         self
     }
 
@@ -180,8 +206,8 @@ async fn handle(
     router: Arc<Router>,
     req: Request<Incoming>,
 ) -> Result<Response<Full<Bytes>>, Infallible> {
-    if !router.response_delay.is_zero() {
-        tokio::time::sleep(router.response_delay).await;
+    if let Some(hook) = &router.test_hook {
+        hook().await;
     }
     Ok(route(
         &router,

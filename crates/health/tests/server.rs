@@ -5,9 +5,12 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use spiffe_helper_health::{HealthError, HealthPaths, HealthServer, HealthState};
+use std::sync::Arc;
+
+use spiffe_helper_health::{HealthError, HealthPaths, HealthServer, HealthState, TestHook};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
+use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
@@ -78,13 +81,26 @@ fn parse(raw: &[u8]) -> Reply {
 
 fn paths() -> HealthPaths {
     HealthPaths {
-        liveness: "/health/live".into(),
-        readiness: "/health/ready".into(),
+        liveness: "/live".into(),
+        readiness: "/ready".into(),
     }
 }
 
 fn loopback() -> SocketAddr {
     "127.0.0.1:0".parse().unwrap()
+}
+
+/// A hook that reports each request entering the handler, then holds it for `hold`.
+fn slow_handler(hold: Duration) -> (TestHook, mpsc::UnboundedReceiver<()>) {
+    let (entered, rx) = mpsc::unbounded_channel();
+    let hook: TestHook = Arc::new(move || {
+        let entered = entered.clone();
+        Box::pin(async move {
+            entered.send(()).unwrap();
+            tokio::time::sleep(hold).await;
+        })
+    });
+    (hook, rx)
 }
 
 type Serving = (
@@ -125,7 +141,7 @@ async fn readiness_is_503_before_the_first_write_and_200_after() {
     let state = HealthState::new(true, vec![jwt.clone()], None);
     let (addr, token, task) = start(state.clone()).await;
 
-    let before = request(addr, "GET", "/health/ready", &[]).await;
+    let before = request(addr, "GET", "/ready", &[]).await;
     assert_eq!(before.status, 503);
     assert_eq!(before.header("content-type"), Some("application/json"));
     let body = before.json();
@@ -134,17 +150,17 @@ async fn readiness_is_503_before_the_first_write_and_200_after() {
         body["health"]["file_write_statuses"]["x509_write_status"],
         "unwritten"
     );
-    assert_eq!(request(addr, "GET", "/health/live", &[]).await.status, 200);
+    assert_eq!(request(addr, "GET", "/live", &[]).await.status, 200);
 
     let not_after = SystemTime::now() + Duration::from_secs(3600);
     state.x509_written(ID, not_after);
     assert_eq!(
-        request(addr, "GET", "/health/ready", &[]).await.status,
+        request(addr, "GET", "/ready", &[]).await.status,
         503,
         "JWT missing"
     );
     state.jwt_svid_written(&jwt, SystemTime::now() + Duration::from_secs(300));
-    let after = request(addr, "GET", "/health/ready?verbose=1", &[]).await;
+    let after = request(addr, "GET", "/ready?verbose=1", &[]).await;
     assert_eq!(after.status, 200);
     let body = after.json();
     assert_eq!(body["status"], "OK");
@@ -157,14 +173,14 @@ async fn readiness_is_503_before_the_first_write_and_200_after() {
 
     // A failed write makes liveness 503; the next good write brings it back.
     state.x509_write_failed();
-    let live = request(addr, "GET", "/health/live", &[]).await;
+    let live = request(addr, "GET", "/live", &[]).await;
     assert_eq!(live.status, 503);
     assert_eq!(
         live.json()["health"]["file_write_statuses"]["x509_write_status"],
         "failed"
     );
     state.x509_written(ID, not_after + Duration::from_secs(1800));
-    assert_eq!(request(addr, "GET", "/health/live", &[]).await.status, 200);
+    assert_eq!(request(addr, "GET", "/live", &[]).await.status, 200);
 
     token.cancel();
     task.await.unwrap().unwrap();
@@ -173,10 +189,11 @@ async fn readiness_is_503_before_the_first_write_and_200_after() {
 #[tokio::test]
 async fn unknown_paths_are_404_and_other_methods_405() {
     let (addr, token, task) = start(HealthState::new(false, vec![], None)).await;
-    for path in ["/", "/health", "/health/live/", "/healthz", "/metricsx"] {
+    // The configured paths replace the defaults: /health/live is unknown here.
+    for path in ["/", "/health/live", "/live/", "/livez", "/metricsx"] {
         assert_eq!(request(addr, "GET", path, &[]).await.status, 404, "{path}");
     }
-    let post = request(addr, "POST", "/health/live", &[("Content-Length", "0")]).await;
+    let post = request(addr, "POST", "/live", &[("Content-Length", "0")]).await;
     assert_eq!(post.status, 405);
     assert_eq!(post.header("allow"), Some("GET, HEAD"));
     assert_eq!(request(addr, "DELETE", "/metrics", &[]).await.status, 405);
@@ -188,11 +205,7 @@ async fn unknown_paths_are_404_and_other_methods_405() {
 async fn head_has_the_get_status_and_length_but_no_body() {
     let state = HealthState::new(true, vec![], None);
     let (addr, token, task) = start(state.clone()).await;
-    for (path, status) in [
-        ("/health/ready", 503),
-        ("/health/live", 200),
-        ("/metrics", 200),
-    ] {
+    for (path, status) in [("/ready", 503), ("/live", 200), ("/metrics", 200)] {
         let get = request(addr, "GET", path, &[]).await;
         let head = request(addr, "HEAD", path, &[]).await;
         assert_eq!(get.status, status, "{path}");
@@ -314,14 +327,15 @@ async fn a_taken_port_fails_bind_with_the_port_in_the_message() {
 #[tokio::test]
 async fn cancel_closes_the_port_and_lets_an_in_flight_request_finish() {
     let delay = Duration::from_millis(800);
+    let (hook, mut entered) = slow_handler(delay);
     let server = HealthServer::bind(loopback(), paths(), HealthState::new(false, vec![], None))
         .await
         .unwrap()
-        .with_response_delay_for_tests(delay);
+        .with_test_hook(hook);
     let (addr, token, task) = spawn(server);
     let started = Instant::now();
-    let slow = tokio::spawn(request(addr, "GET", "/health/ready", &[]));
-    tokio::time::sleep(Duration::from_millis(150)).await; // request is now in the handler
+    let slow = tokio::spawn(request(addr, "GET", "/ready", &[]));
+    entered.recv().await.unwrap();
     token.cancel();
 
     assert!(
@@ -345,21 +359,22 @@ async fn cancel_closes_the_port_and_lets_an_in_flight_request_finish() {
 
 #[tokio::test]
 async fn the_drain_wait_is_bounded() {
+    let (hook, mut entered) = slow_handler(Duration::from_secs(60));
     let server = HealthServer::bind(loopback(), paths(), HealthState::new(false, vec![], None))
         .await
         .unwrap()
-        .with_response_delay_for_tests(Duration::from_secs(60))
+        .with_test_hook(hook)
         .with_drain_timeout(Duration::from_millis(200));
     let (addr, token, task) = spawn(server);
     let stuck = tokio::spawn(async move {
         let mut s = TcpStream::connect(addr).await.unwrap();
-        s.write_all(b"GET /health/live HTTP/1.1\r\nHost: x\r\n\r\n")
+        s.write_all(b"GET /live HTTP/1.1\r\nHost: x\r\n\r\n")
             .await
             .unwrap();
         let mut buf = Vec::new();
         s.read_to_end(&mut buf).await.map(|_| buf)
     });
-    tokio::time::sleep(Duration::from_millis(100)).await;
+    entered.recv().await.unwrap();
     let cancelled_at = Instant::now();
     token.cancel();
     tokio::time::timeout(Duration::from_secs(2), task)
@@ -384,7 +399,7 @@ async fn the_drain_wait_is_bounded() {
 async fn idle_keep_alive_connections_do_not_hold_up_shutdown() {
     let (addr, token, task) = start(HealthState::new(false, vec![], None)).await;
     let mut idle = TcpStream::connect(addr).await.unwrap();
-    idle.write_all(b"GET /health/live HTTP/1.1\r\nHost: x\r\n\r\n")
+    idle.write_all(b"GET /live HTTP/1.1\r\nHost: x\r\n\r\n")
         .await
         .unwrap();
     let mut buf = [0u8; 4096];
