@@ -1,0 +1,351 @@
+//! Test certificates (rcgen): CAs, X.509-SVIDs, Workload API responses and JWT look-alikes.
+//!
+//! Everything here panics on failure: it is test support, and a failure means the test setup
+//! itself is broken.
+
+use std::collections::HashMap;
+use std::time::{Duration, SystemTime};
+
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use rcgen::{
+    BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair,
+    KeyUsagePurpose, SanType,
+};
+
+use crate::pb;
+
+/// Back-dating applied to `NotBefore`, like SPIRE does.
+const BACKDATE: Duration = Duration::from_secs(10);
+
+/// A test certificate authority (ECDSA P-256), a self-signed root or an intermediate.
+pub struct TestCa {
+    issuer: Issuer<'static, KeyPair>,
+    der: Vec<u8>,
+    /// Certificates above this CA up to (excluding) the root; empty for a root.
+    parents: Vec<Vec<u8>>,
+    is_root: bool,
+    trust_domain: String,
+}
+
+impl std::fmt::Debug for TestCa {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TestCa")
+            .field("is_root", &self.is_root)
+            .field("der_len", &self.der.len())
+            .finish_non_exhaustive()
+    }
+}
+
+fn ca_params(common_name: &str, trust_domain: &str) -> CertificateParams {
+    let mut params = CertificateParams::default();
+    params.distinguished_name = rcgen::DistinguishedName::new();
+    params
+        .distinguished_name
+        .push(DnType::CommonName, common_name);
+    params
+        .distinguished_name
+        .push(DnType::OrganizationName, trust_domain);
+    params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    params.key_usages = vec![
+        KeyUsagePurpose::KeyCertSign,
+        KeyUsagePurpose::CrlSign,
+        KeyUsagePurpose::DigitalSignature,
+    ];
+    params.use_authority_key_identifier_extension = true;
+    if let Ok(uri) = format!("spiffe://{trust_domain}").try_into() {
+        params.subject_alt_names = vec![SanType::URI(uri)];
+    }
+    let now = SystemTime::now();
+    params.not_before = (now - BACKDATE).into();
+    params.not_after = (now + Duration::from_secs(10 * 365 * 24 * 3600)).into();
+    params
+}
+
+#[allow(clippy::expect_used)]
+fn new_key() -> KeyPair {
+    KeyPair::generate().expect("testkit: generating an ECDSA P-256 key")
+}
+
+impl TestCa {
+    /// Creates a self-signed root CA for `trust_domain` (URI SAN `spiffe://<trust_domain>`).
+    ///
+    /// # Panics
+    /// If rcgen cannot generate the key or certificate.
+    #[must_use]
+    #[allow(clippy::expect_used)]
+    pub fn root(trust_domain: &str) -> TestCa {
+        let params = ca_params(&format!("{trust_domain} test root"), trust_domain);
+        let key = new_key();
+        let cert = params
+            .self_signed(&key)
+            .expect("testkit: self-signing the root CA");
+        TestCa {
+            der: cert.der().to_vec(),
+            issuer: Issuer::new(params, key),
+            parents: Vec::new(),
+            is_root: true,
+            trust_domain: trust_domain.to_owned(),
+        }
+    }
+
+    /// Creates an intermediate CA signed by this CA.
+    ///
+    /// # Panics
+    /// If rcgen cannot generate the key or certificate.
+    #[must_use]
+    #[allow(clippy::expect_used)]
+    pub fn intermediate(&self) -> TestCa {
+        let td = &self.trust_domain;
+        let params = ca_params(&format!("{td} test intermediate"), td);
+        let key = new_key();
+        let cert = params
+            .signed_by(&key, &self.issuer)
+            .expect("testkit: signing the intermediate CA");
+        let mut parents = Vec::new();
+        if !self.is_root {
+            parents.push(self.der.clone());
+            parents.extend(self.parents.iter().cloned());
+        }
+        TestCa {
+            der: cert.der().to_vec(),
+            issuer: Issuer::new(params, key),
+            parents,
+            is_root: false,
+            trust_domain: self.trust_domain.clone(),
+        }
+    }
+
+    /// The CA certificate, DER.
+    #[must_use]
+    pub fn der(&self) -> Vec<u8> {
+        self.der.clone()
+    }
+
+    /// The CA certificate, PEM (LF line endings).
+    #[must_use]
+    pub fn pem(&self) -> String {
+        pem_block("CERTIFICATE", &self.der)
+    }
+
+    /// The CA private key as PKCS#8 PEM (for SPIRE's `UpstreamAuthority "disk"`).
+    #[must_use]
+    pub fn key_pem(&self) -> String {
+        self.issuer.key().serialize_pem()
+    }
+
+    /// Issues a leaf with URI SAN `spiffe_id`, valid from now-10s to now+`ttl`.
+    /// The chain is the leaf, plus this CA (and its parents below the root) if it is an
+    /// intermediate.
+    ///
+    /// # Panics
+    /// If rcgen cannot generate the key or certificate.
+    #[must_use]
+    pub fn issue(&self, spiffe_id: &str, ttl: Duration) -> TestSvid {
+        let now = SystemTime::now();
+        self.issue_with_validity(Some(spiffe_id), now - BACKDATE, now + ttl)
+    }
+
+    /// Issues a leaf with an explicit validity window; `None` issues one without a URI SAN.
+    ///
+    /// # Panics
+    /// If rcgen cannot generate the key or certificate, or `spiffe_id` is not IA5.
+    #[must_use]
+    #[allow(clippy::expect_used)]
+    pub fn issue_with_validity(
+        &self,
+        spiffe_id: Option<&str>,
+        not_before: SystemTime,
+        not_after: SystemTime,
+    ) -> TestSvid {
+        let mut params = CertificateParams::default();
+        params.distinguished_name = rcgen::DistinguishedName::new();
+        params
+            .distinguished_name
+            .push(DnType::OrganizationName, "SPIRE");
+        params.is_ca = IsCa::ExplicitNoCa;
+        params.key_usages = vec![
+            KeyUsagePurpose::DigitalSignature,
+            KeyUsagePurpose::KeyEncipherment,
+            KeyUsagePurpose::KeyAgreement,
+        ];
+        params.extended_key_usages = vec![
+            ExtendedKeyUsagePurpose::ServerAuth,
+            ExtendedKeyUsagePurpose::ClientAuth,
+        ];
+        params.use_authority_key_identifier_extension = true;
+        if let Some(id) = spiffe_id {
+            let uri = id
+                .to_owned()
+                .try_into()
+                .expect("testkit: SPIFFE ID must be ASCII");
+            params.subject_alt_names = vec![SanType::URI(uri)];
+        }
+        params.not_before = not_before.into();
+        params.not_after = not_after.into();
+        let key = new_key();
+        let cert = params
+            .signed_by(&key, &self.issuer)
+            .expect("testkit: signing the leaf");
+        let mut chain = vec![cert.der().to_vec()];
+        if !self.is_root {
+            chain.push(self.der.clone());
+            chain.extend(self.parents.iter().cloned());
+        }
+        TestSvid {
+            chain,
+            key_pkcs8: key.serialize_der(),
+            spiffe_id: spiffe_id.unwrap_or_default().to_owned(),
+        }
+    }
+}
+
+/// An issued leaf: DER chain (leaf first), PKCS#8 key, and the SPIFFE ID it was issued for.
+#[derive(Clone)]
+pub struct TestSvid {
+    /// DER certificates, leaf first.
+    pub chain: Vec<Vec<u8>>,
+    /// PKCS#8 DER private key of the leaf.
+    pub key_pkcs8: Vec<u8>,
+    /// The SPIFFE ID in the URI SAN (empty if issued without one).
+    pub spiffe_id: String,
+}
+
+impl std::fmt::Debug for TestSvid {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TestSvid")
+            .field("spiffe_id", &self.spiffe_id)
+            .field("chain_len", &self.chain.len())
+            .field("key_pkcs8", &"<redacted>")
+            .finish()
+    }
+}
+
+impl TestSvid {
+    /// The chain as concatenated DER, as the Workload API carries it.
+    #[must_use]
+    pub fn chain_der(&self) -> Vec<u8> {
+        self.chain.concat()
+    }
+}
+
+/// Builds an `X509SVIDResponse`: one `X509SVID` per `(svid, hint)` with the concatenated DER
+/// chain and the concatenated `bundle`, and federated bundles keyed `spiffe://<td>`.
+#[must_use]
+pub fn x509_response(
+    svids: &[(&TestSvid, &str)],
+    bundle: &[Vec<u8>],
+    federated: &[(&str, Vec<Vec<u8>>)],
+) -> pb::X509svidResponse {
+    let bundle = bundle.concat();
+    pb::X509svidResponse {
+        svids: svids
+            .iter()
+            .map(|(svid, hint)| pb::X509svid {
+                spiffe_id: svid.spiffe_id.clone(),
+                x509_svid: svid.chain_der(),
+                x509_svid_key: svid.key_pkcs8.clone(),
+                bundle: bundle.clone(),
+                hint: (*hint).to_owned(),
+            })
+            .collect(),
+        crl: Vec::new(),
+        federated_bundles: federated
+            .iter()
+            .map(|(td, certs)| (td_key(td), certs.concat()))
+            .collect::<HashMap<_, _>>(),
+    }
+}
+
+/// `spiffe://td` for a bare trust domain name; an already prefixed ID is kept.
+fn td_key(td: &str) -> String {
+    if td.starts_with("spiffe://") {
+        td.to_owned()
+    } else {
+        format!("spiffe://{td}")
+    }
+}
+
+/// A well-formed but unsigned JWT (`header.payload.signature`, base64url without padding) with
+/// header `{"alg":"ES256","kid":"test","typ":"JWT"}` and claims `sub`, `aud`, `exp`, `iat`.
+#[must_use]
+pub fn jwt_token(spiffe_id: &str, audiences: &[&str], exp: SystemTime) -> String {
+    let secs = |t: SystemTime| {
+        t.duration_since(SystemTime::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs())
+    };
+    let header = serde_json::json!({"alg": "ES256", "kid": "test", "typ": "JWT"});
+    let payload = serde_json::json!({
+        "sub": spiffe_id,
+        "aud": audiences,
+        "exp": secs(exp),
+        "iat": secs(SystemTime::now()),
+    });
+    format!(
+        "{}.{}.{}",
+        URL_SAFE_NO_PAD.encode(header.to_string()),
+        URL_SAFE_NO_PAD.encode(payload.to_string()),
+        URL_SAFE_NO_PAD.encode([0x5a_u8; 64]),
+    )
+}
+
+/// PEM-encodes one block with LF line endings and 64-column lines.
+#[must_use]
+pub fn pem_block(label: &str, der: &[u8]) -> String {
+    let b64 = base64::engine::general_purpose::STANDARD.encode(der);
+    let mut out = String::new();
+    out.push_str("-----BEGIN ");
+    out.push_str(label);
+    out.push_str("-----\n");
+    for line in b64.as_bytes().chunks(64) {
+        out.push_str(&String::from_utf8_lossy(line));
+        out.push('\n');
+    }
+    out + "-----END " + label + "-----\n"
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn intermediate_chain_has_leaf_then_intermediate() {
+        let root = TestCa::root("example.org");
+        let inter = root.intermediate();
+        let svid = inter.issue("spiffe://example.org/w", Duration::from_secs(60));
+        assert_eq!(svid.chain.len(), 2);
+        assert_eq!(svid.chain[1], inter.der());
+        let leaf_only = root.issue("spiffe://example.org/w", Duration::from_secs(60));
+        assert_eq!(leaf_only.chain.len(), 1);
+        assert!(root.pem().starts_with("-----BEGIN CERTIFICATE-----\n"));
+        assert!(root.key_pem().contains("PRIVATE KEY"));
+    }
+
+    #[test]
+    fn response_keys_federated_bundles_by_spiffe_id() {
+        let root = TestCa::root("example.org");
+        let other = TestCa::root("other.org");
+        let svid = root.issue("spiffe://example.org/w", Duration::from_secs(60));
+        let r = x509_response(
+            &[(&svid, "int")],
+            &[root.der()],
+            &[("other.org", vec![other.der()])],
+        );
+        assert_eq!(r.svids[0].hint, "int");
+        assert_eq!(r.svids[0].bundle, root.der());
+        assert!(r.federated_bundles.contains_key("spiffe://other.org"));
+    }
+
+    #[test]
+    fn jwt_has_three_parts_and_claims() {
+        let exp = SystemTime::UNIX_EPOCH + Duration::from_secs(2_000_000_000);
+        let t = jwt_token("spiffe://example.org/w", &["a", "b"], exp);
+        let parts: Vec<&str> = t.split('.').collect();
+        assert_eq!(parts.len(), 3);
+        let claims: serde_json::Value =
+            serde_json::from_slice(&URL_SAFE_NO_PAD.decode(parts[1]).unwrap()).unwrap();
+        assert_eq!(claims["exp"], 2_000_000_000_u64);
+        assert_eq!(claims["aud"], serde_json::json!(["a", "b"]));
+        assert_eq!(claims["sub"], "spiffe://example.org/w");
+    }
+}
