@@ -103,12 +103,19 @@ pub(crate) struct Entry {
 pub(crate) fn from_hcl(text: &str) -> Result<Vec<Entry>, (Pos, String)> {
     let body = hcl_edit::parser::parse_body(text).map_err(|e| {
         let loc = e.location();
+        let message = if e.message().contains("redefined attribute") {
+            // hcl-edit rejects a repeated attribute itself; say which key, in our words.
+            let key = e.line().split('=').next().unwrap_or_default().trim();
+            format!("`{key}` is set twice (a key may appear only once)")
+        } else {
+            e.message().to_owned()
+        };
         (
             Pos {
                 line: loc.line(),
                 col: loc.column(),
             },
-            e.message().to_owned(),
+            message,
         )
     })?;
     let lines = Lines::new(text);
