@@ -4,10 +4,10 @@
 //! then walks the already-valid text to record where each key and value starts, which
 //! `serde_json::Value` does not keep.
 
-use crate::tree::{Entry, Kind, Lines, Node, Pos};
+use crate::tree::{Entry, Kind, Lines, Node, ParseFailure, Pos};
 
 /// Parses a JSON object into entries.
-pub(crate) fn from_json(text: &str) -> Result<Vec<Entry>, (Pos, String)> {
+pub(crate) fn from_json(text: &str) -> Result<Vec<Entry>, ParseFailure> {
     if let Err(e) = serde_json::from_str::<serde_json::Value>(text) {
         let msg = e.to_string();
         // serde_json appends " at line L column C"; the position goes in front instead.
@@ -15,7 +15,7 @@ pub(crate) fn from_json(text: &str) -> Result<Vec<Entry>, (Pos, String)> {
             .rsplit_once(" at line ")
             .map_or(msg.as_str(), |(head, _)| head)
             .to_owned();
-        return Err((
+        return Err(ParseFailure::Syntax(
             Pos {
                 line: e.line(),
                 col: e.column(),
@@ -31,10 +31,10 @@ pub(crate) fn from_json(text: &str) -> Result<Vec<Entry>, (Pos, String)> {
     };
     let root = scanner
         .value()
-        .ok_or_else(|| (Pos::default(), "invalid JSON".to_owned()))?;
+        .ok_or_else(|| ParseFailure::Syntax(Pos::default(), "invalid JSON".to_owned()))?;
     match root.kind {
         Kind::Object(entries) => Ok(entries),
-        other => Err((
+        other => Err(ParseFailure::Syntax(
             root.pos,
             format!(
                 "a JSON configuration must be an object, found {}",

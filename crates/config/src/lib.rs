@@ -173,9 +173,20 @@ impl Config {
         } else {
             tree::from_hcl(text)
         }
-        .map_err(|(pos, message)| ConfigError::Syntax {
-            location: decoder.loc(pos),
-            message,
+        .map_err(|failure| match failure {
+            tree::ParseFailure::Syntax(pos, message) => ConfigError::Syntax {
+                location: decoder.loc(pos),
+                message,
+            },
+            tree::ParseFailure::Duplicate {
+                pos,
+                key,
+                first_line,
+            } => ConfigError::Duplicate {
+                location: decoder.loc(pos),
+                key: key.to_ascii_lowercase(),
+                first_line,
+            },
         })?;
         let raw = decoder.decode(&entries)?;
         resolve::Resolver {

@@ -99,24 +99,50 @@ pub(crate) struct Entry {
     pub block_labels: Option<Vec<String>>,
 }
 
+/// Why a file could not be parsed.
+pub(crate) enum ParseFailure {
+    /// Not valid HCL or JSON.
+    Syntax(Pos, String),
+    /// hcl-edit rejects a repeated attribute itself; report it like our own duplicate check.
+    Duplicate {
+        pos: Pos,
+        key: String,
+        first_line: usize,
+    },
+}
+
 /// Parses an HCL body into entries.
-pub(crate) fn from_hcl(text: &str) -> Result<Vec<Entry>, (Pos, String)> {
+pub(crate) fn from_hcl(text: &str) -> Result<Vec<Entry>, ParseFailure> {
     let body = hcl_edit::parser::parse_body(text).map_err(|e| {
         let loc = e.location();
-        let message = if e.message().contains("redefined attribute") {
-            // hcl-edit rejects a repeated attribute itself; say which key, in our words.
-            let key = e.line().split('=').next().unwrap_or_default().trim();
-            format!("`{key}` is set twice (a key may appear only once)")
-        } else {
-            e.message().to_owned()
+        let pos = Pos {
+            line: loc.line(),
+            col: loc.column(),
         };
-        (
-            Pos {
-                line: loc.line(),
-                col: loc.column(),
-            },
-            message,
-        )
+        if e.message().contains("redefined attribute") {
+            let key = e
+                .line()
+                .split('=')
+                .next()
+                .unwrap_or_default()
+                .trim()
+                .to_owned();
+            let first_line = text
+                .lines()
+                .position(|l| {
+                    l.trim_start()
+                        .strip_prefix(key.as_str())
+                        .is_some_and(|rest| rest.trim_start().starts_with('='))
+                })
+                .map_or(0, |i| i + 1);
+            ParseFailure::Duplicate {
+                pos,
+                key,
+                first_line,
+            }
+        } else {
+            ParseFailure::Syntax(pos, e.message().to_owned())
+        }
     })?;
     let lines = Lines::new(text);
     Ok(body_entries(&lines, &body))

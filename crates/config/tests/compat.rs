@@ -5,22 +5,41 @@ mod common;
 
 use std::path::Path;
 
-use common::{assert_round_trip, parse, BASE};
+use common::{BASE, assert_round_trip, parse};
 use spiffe_helper_config::{FileMode, HealthConfig};
 
 #[test]
 fn modes_are_octal_however_written() {
     for value in ["0644", "644", "\"0644\"", "\"644\"", "00644"] {
         let c = parse(&format!("{BASE}cert_file_mode = {value}\n"));
-        assert_eq!(c.cert_file_mode, FileMode(0o644), "cert_file_mode = {value}");
+        assert_eq!(
+            c.cert_file_mode,
+            FileMode(0o644),
+            "cert_file_mode = {value}"
+        );
     }
-    let c = parse(&format!("{BASE}key_file_mode = 400\njwt_svid_file_mode = \"0440\"\n"));
-    assert_eq!((c.key_file_mode, c.jwt_svid_file_mode), (FileMode(0o400), FileMode(0o440)));
+    let c = parse(&format!(
+        "{BASE}key_file_mode = 400\njwt_svid_file_mode = \"0440\"\n"
+    ));
+    assert_eq!(
+        (c.key_file_mode, c.jwt_svid_file_mode),
+        (FileMode(0o400), FileMode(0o440))
+    );
 }
 
 fn two_jwts(c: &spiffe_helper_config::Config) {
-    let got: Vec<(&str, &Path)> = c.jwt_svids.iter().map(|j| (j.audience.as_str(), j.path.as_path())).collect();
-    assert_eq!(got, [("a", Path::new("certs/a.jwt")), ("b", Path::new("certs/b.jwt"))]);
+    let got: Vec<(&str, &Path)> = c
+        .jwt_svids
+        .iter()
+        .map(|j| (j.audience.as_str(), j.path.as_path()))
+        .collect();
+    assert_eq!(
+        got,
+        [
+            ("a", Path::new("certs/a.jwt")),
+            ("b", Path::new("certs/b.jwt"))
+        ]
+    );
 }
 
 #[test]
@@ -48,10 +67,19 @@ fn jwt_svids_in_every_upstream_form() {
 
 #[test]
 fn health_checks_attribute_form_equals_block_form() {
-    let block = parse(&format!("{BASE}health_checks {{\n  listener_enabled = true\n  bind_port = 8081\n}}\n"));
-    let attribute = parse(&format!("{BASE}health_checks = {{\n  listener_enabled = true\n  bind_port = 8081\n}}\n"));
-    let one_line = parse(&format!("{BASE}health_checks = {{ listener_enabled = true, bind_port = \"8081\" }}\n"));
-    let want = Some(HealthConfig { bind_port: 8081, ..HealthConfig::default() });
+    let block = parse(&format!(
+        "{BASE}health_checks {{\n  listener_enabled = true\n  bind_port = 8081\n}}\n"
+    ));
+    let attribute = parse(&format!(
+        "{BASE}health_checks = {{\n  listener_enabled = true\n  bind_port = 8081\n}}\n"
+    ));
+    let one_line = parse(&format!(
+        "{BASE}health_checks = {{ listener_enabled = true, bind_port = \"8081\" }}\n"
+    ));
+    let want = Some(HealthConfig {
+        bind_port: 8081,
+        ..HealthConfig::default()
+    });
     assert_eq!(block.health, want);
     assert_eq!(attribute.health, want);
     assert_eq!(one_line.health, want);

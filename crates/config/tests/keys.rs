@@ -6,13 +6,18 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use common::{assert_round_trip, parse, parse_with, BASE};
-use spiffe_helper_config::{Endpoint, FileMode, HealthConfig, LogFormat, LogLevel, Overrides, Signal};
+use common::{BASE, assert_round_trip, parse, parse_with};
+use spiffe_helper_config::{
+    Endpoint, FileMode, HealthConfig, LogFormat, LogLevel, Overrides, Signal,
+};
 
 #[test]
 fn defaults() {
     let c = parse(BASE);
-    assert_eq!(c.agent_address, Endpoint::Unix(PathBuf::from("/run/agent.sock")));
+    assert_eq!(
+        c.agent_address,
+        Endpoint::Unix(PathBuf::from("/run/agent.sock"))
+    );
     assert!(c.daemon_mode, "daemon_mode defaults to true");
     assert_eq!(c.cert_dir.as_deref(), Some(Path::new("certs")));
     let x509 = c.x509.as_ref().expect("X.509 output is on by default");
@@ -75,7 +80,10 @@ fn every_key_set() {
         log_format = "json"
     "#;
     let c = parse(text);
-    assert_eq!(c.agent_address, Endpoint::Tcp("127.0.0.1:8081".parse().unwrap()));
+    assert_eq!(
+        c.agent_address,
+        Endpoint::Tcp("127.0.0.1:8081".parse().unwrap())
+    );
     let x509 = c.x509.as_ref().unwrap();
     assert_eq!(x509.svid, Path::new("/var/certs/a.pem"));
     assert_eq!(x509.key, Path::new("/var/certs/a.key"));
@@ -86,10 +94,23 @@ fn every_key_set() {
     assert_eq!(c.jwt_svids[0].audience, "aud");
     assert_eq!(c.jwt_svids[0].extra_audiences, ["x", "y"]);
     assert_eq!(c.jwt_svids[0].path, Path::new("/var/certs/t.jwt"));
-    assert_eq!(c.jwt_bundle.as_deref(), Some(Path::new("/var/certs/bundle.json")));
     assert_eq!(
-        [c.cert_file_mode, c.key_file_mode, c.jwt_bundle_file_mode, c.jwt_svid_file_mode],
-        [FileMode(0o444), FileMode(0o400), FileMode(0o440), FileMode(0o640)]
+        c.jwt_bundle.as_deref(),
+        Some(Path::new("/var/certs/bundle.json"))
+    );
+    assert_eq!(
+        [
+            c.cert_file_mode,
+            c.key_file_mode,
+            c.jwt_bundle_file_mode,
+            c.jwt_svid_file_mode
+        ],
+        [
+            FileMode(0o444),
+            FileMode(0o400),
+            FileMode(0o440),
+            FileMode(0o640)
+        ]
     );
     assert_eq!(c.cmd.as_deref(), Some("/usr/bin/ghostunnel"));
     assert_eq!(c.cmd_args, ["server", "--cacert", "a b.pem"]);
@@ -97,9 +118,16 @@ fn every_key_set() {
     assert_eq!(c.pid_file_name.as_deref(), Some(Path::new("/run/app.pid")));
     assert_eq!(
         c.health,
-        Some(HealthConfig { bind_port: 9090, liveness_path: "/live".into(), readiness_path: "/ready".into() })
+        Some(HealthConfig {
+            bind_port: 9090,
+            liveness_path: "/live".into(),
+            readiness_path: "/ready".into()
+        })
     );
-    assert_eq!(c.federated_bundle_dir.as_deref(), Some(Path::new("/var/certs/federated")));
+    assert_eq!(
+        c.federated_bundle_dir.as_deref(),
+        Some(Path::new("/var/certs/federated"))
+    );
     assert_eq!(c.startup_timeout, Duration::from_secs(90));
     assert_eq!(c.log_level, LogLevel::Debug);
     assert_eq!(c.log_format, LogFormat::Json);
@@ -108,20 +136,34 @@ fn every_key_set() {
 
 #[test]
 fn health_block_defaults_are_the_seed_values() {
-    let c = parse(&format!("{BASE}health_checks {{\n listener_enabled = true\n}}\n"));
+    let c = parse(&format!(
+        "{BASE}health_checks {{\n listener_enabled = true\n}}\n"
+    ));
     assert_eq!(
         c.health,
-        Some(HealthConfig { bind_port: 8080, liveness_path: "/health/live".into(), readiness_path: "/health/ready".into() })
+        Some(HealthConfig {
+            bind_port: 8080,
+            liveness_path: "/health/live".into(),
+            readiness_path: "/health/ready".into()
+        })
     );
     // `false` disables the server and ignores the other keys, even invalid ones.
-    let c = parse(&format!("{BASE}health_checks {{\n listener_enabled = false\n liveness_path = \"x\"\n}}\n"));
+    let c = parse(&format!(
+        "{BASE}health_checks {{\n listener_enabled = false\n liveness_path = \"x\"\n}}\n"
+    ));
     assert_eq!(c.health, None);
     assert_round_trip(&c);
 }
 
 #[test]
 fn startup_timeout_forms() {
-    for (value, secs) in [("\"30s\"", 30), ("\"1m\"", 60), ("45", 45), ("\"2h\"", 7200), ("\"10\"", 10)] {
+    for (value, secs) in [
+        ("\"30s\"", 30),
+        ("\"1m\"", 60),
+        ("45", 45),
+        ("\"2h\"", 7200),
+        ("\"10\"", 10),
+    ] {
         let c = parse(&format!("{BASE}startup_timeout = {value}\n"));
         assert_eq!(c.startup_timeout, Duration::from_secs(secs), "{value}");
     }
@@ -132,16 +174,29 @@ fn startup_timeout_forms() {
 
 #[test]
 fn log_settings_are_case_insensitive() {
-    for (value, level) in [("TRACE", LogLevel::Trace), ("Warn", LogLevel::Warn), ("warning", LogLevel::Warn), ("error", LogLevel::Error)] {
-        assert_eq!(parse(&format!("{BASE}log_level = \"{value}\"\n")).log_level, level);
+    for (value, level) in [
+        ("TRACE", LogLevel::Trace),
+        ("Warn", LogLevel::Warn),
+        ("warning", LogLevel::Warn),
+        ("error", LogLevel::Error),
+    ] {
+        assert_eq!(
+            parse(&format!("{BASE}log_level = \"{value}\"\n")).log_level,
+            level
+        );
     }
-    assert_eq!(parse(&format!("{BASE}log_format = \"JSON\"\n")).log_format, LogFormat::Json);
+    assert_eq!(
+        parse(&format!("{BASE}log_format = \"JSON\"\n")).log_format,
+        LogFormat::Json
+    );
 }
 
 #[test]
 fn renew_signal_spellings() {
     for value in ["SIGHUP", "HUP", "hup", "sighup"] {
-        let c = parse(&format!("{BASE}cmd = \"app\"\nrenew_signal = \"{value}\"\n"));
+        let c = parse(&format!(
+            "{BASE}cmd = \"app\"\nrenew_signal = \"{value}\"\n"
+        ));
         assert_eq!(c.renew_signal, Some(Signal::SIGHUP), "{value}");
     }
 }
@@ -151,34 +206,82 @@ fn daemon_mode_override_wins_only_when_given() {
     let text = format!("{BASE}daemon_mode = false\n");
     let file_only = parse_with(&text, Overrides::default(), &[]).unwrap().0;
     assert!(!file_only.daemon_mode);
-    let overridden = parse_with(&text, Overrides { daemon_mode: Some(true) }, &[]).unwrap().0;
+    let overridden = parse_with(
+        &text,
+        Overrides {
+            daemon_mode: Some(true),
+        },
+        &[],
+    )
+    .unwrap()
+    .0;
     assert!(overridden.daemon_mode);
-    let forced_off = parse_with(BASE, Overrides { daemon_mode: Some(false) }, &[]).unwrap().0;
+    let forced_off = parse_with(
+        BASE,
+        Overrides {
+            daemon_mode: Some(false),
+        },
+        &[],
+    )
+    .unwrap()
+    .0;
     assert!(!forced_off.daemon_mode);
 }
 
 #[test]
 fn agent_address_from_environment() {
     let no_key = "cert_dir = \"certs\"\n";
-    let (c, w) = parse_with(no_key, Overrides::default(), &[("SPIFFE_ENDPOINT_SOCKET", "unix:///a.sock")]).unwrap();
+    let (c, w) = parse_with(
+        no_key,
+        Overrides::default(),
+        &[("SPIFFE_ENDPOINT_SOCKET", "unix:///a.sock")],
+    )
+    .unwrap();
     assert_eq!(c.agent_address, Endpoint::Unix("/a.sock".into()));
     assert!(w.is_empty());
 
-    let (c, w) = parse_with(no_key, Overrides::default(), &[("SPIRE_AGENT_ADDRESS", "/b.sock")]).unwrap();
+    let (c, w) = parse_with(
+        no_key,
+        Overrides::default(),
+        &[("SPIRE_AGENT_ADDRESS", "/b.sock")],
+    )
+    .unwrap();
     assert_eq!(c.agent_address, Endpoint::Unix("/b.sock".into()));
     assert_eq!(w.len(), 1);
-    assert!(w[0].to_string().contains("SPIRE_AGENT_ADDRESS is deprecated"), "{}", w[0]);
+    assert!(
+        w[0].to_string()
+            .contains("SPIRE_AGENT_ADDRESS is deprecated"),
+        "{}",
+        w[0]
+    );
 
     // The file key wins over both variables.
-    let env = [("SPIFFE_ENDPOINT_SOCKET", "/a.sock"), ("SPIRE_AGENT_ADDRESS", "/b.sock")];
+    let env = [
+        ("SPIFFE_ENDPOINT_SOCKET", "/a.sock"),
+        ("SPIRE_AGENT_ADDRESS", "/b.sock"),
+    ];
     let (c, _) = parse_with(BASE, Overrides::default(), &env).unwrap();
     assert_eq!(c.agent_address, Endpoint::Unix("/run/agent.sock".into()));
 
-    let err = parse_with(no_key, Overrides::default(), &env).unwrap_err().to_string();
-    assert!(err.contains("both SPIFFE_ENDPOINT_SOCKET and SPIRE_AGENT_ADDRESS"), "{err}");
+    let err = parse_with(no_key, Overrides::default(), &env)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("both SPIFFE_ENDPOINT_SOCKET and SPIRE_AGENT_ADDRESS"),
+        "{err}"
+    );
 
-    let err = parse_with(no_key, Overrides::default(), &[("SPIFFE_ENDPOINT_SOCKET", "relative.sock")]).unwrap_err();
-    assert!(err.to_string().starts_with("environment variable SPIFFE_ENDPOINT_SOCKET: invalid agent address"), "{err}");
+    let err = parse_with(
+        no_key,
+        Overrides::default(),
+        &[("SPIFFE_ENDPOINT_SOCKET", "relative.sock")],
+    )
+    .unwrap_err();
+    assert!(
+        err.to_string()
+            .starts_with("environment variable SPIFFE_ENDPOINT_SOCKET: invalid agent address"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -187,9 +290,15 @@ fn agent_address_forms() {
         ("unix:///run/a.sock", Endpoint::Unix("/run/a.sock".into())),
         ("unix:/run/a.sock", Endpoint::Unix("/run/a.sock".into())),
         ("/run/a.sock", Endpoint::Unix("/run/a.sock".into())),
-        ("tcp://[::1]:8081", Endpoint::Tcp("[::1]:8081".parse().unwrap())),
+        (
+            "tcp://[::1]:8081",
+            Endpoint::Tcp("[::1]:8081".parse().unwrap()),
+        ),
     ] {
-        assert_eq!(parse(&format!("agent_address = \"{form}\"\ncert_dir = \"c\"\n")).agent_address, want);
+        assert_eq!(
+            parse(&format!("agent_address = \"{form}\"\ncert_dir = \"c\"\n")).agent_address,
+            want
+        );
     }
 }
 
@@ -198,10 +307,14 @@ fn jwt_only_files_turn_x509_off() {
     let c = parse(&format!("{BASE}jwt_bundle_file_name = \"bundle.json\"\n"));
     assert_eq!(c.x509, None);
     assert_round_trip(&c);
-    let c = parse(&format!("{BASE}jwt_svids = [{{ jwt_audience = \"a\", jwt_svid_file_name = \"a.jwt\" }}]\n"));
+    let c = parse(&format!(
+        "{BASE}jwt_svids = [{{ jwt_audience = \"a\", jwt_svid_file_name = \"a.jwt\" }}]\n"
+    ));
     assert_eq!(c.x509, None);
     // Naming any svid_* file keeps X.509 on, with defaults for the others.
-    let c = parse(&format!("{BASE}jwt_bundle_file_name = \"b.json\"\nsvid_file_name = \"mine.pem\"\n"));
+    let c = parse(&format!(
+        "{BASE}jwt_bundle_file_name = \"b.json\"\nsvid_file_name = \"mine.pem\"\n"
+    ));
     let x509 = c.x509.unwrap();
     assert_eq!(x509.svid, Path::new("certs/mine.pem"));
     assert_eq!(x509.key, Path::new("certs/svid_key.pem"));
@@ -243,6 +356,12 @@ fn one_shot_ignores_daemon_only_keys_with_warnings() {
 #[test]
 fn zero_mode_means_default_like_upstream() {
     let w = common::warnings(&format!("{BASE}key_file_mode = 0\n"));
-    assert_eq!(w, ["helper.conf:3:1: key_file_mode = 0 means the default 0600, as upstream"]);
-    assert_eq!(parse(&format!("{BASE}key_file_mode = 0\n")).key_file_mode, FileMode(0o600));
+    assert_eq!(
+        w,
+        ["helper.conf:3:1: key_file_mode = 0 means the default 0600, as upstream"]
+    );
+    assert_eq!(
+        parse(&format!("{BASE}key_file_mode = 0\n")).key_file_mode,
+        FileMode(0o600)
+    );
 }

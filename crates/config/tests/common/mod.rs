@@ -1,5 +1,10 @@
 //! Helpers shared by the config integration tests.
-#![allow(dead_code, clippy::unwrap_used, clippy::expect_used, clippy::missing_panics_doc)]
+#![allow(
+    dead_code,
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::missing_panics_doc
+)]
 
 use std::path::Path;
 
@@ -13,7 +18,10 @@ pub fn parse_with(
     overrides: Overrides,
     env: &[(&str, &str)],
 ) -> Result<(Config, Vec<Warning>), ConfigError> {
-    let env: Vec<(String, String)> = env.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect();
+    let env: Vec<(String, String)> = env
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+        .collect();
     let lookup = move |name: &str| env.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone());
     Config::parse_str(text, Path::new("helper.conf"), &overrides, &lookup)
 }
@@ -26,7 +34,12 @@ pub fn parse(text: &str) -> Config {
 }
 
 pub fn warnings(text: &str) -> Vec<String> {
-    parse_with(text, Overrides::default(), &[]).unwrap().1.iter().map(ToString::to_string).collect()
+    parse_with(text, Overrides::default(), &[])
+        .unwrap()
+        .1
+        .iter()
+        .map(ToString::to_string)
+        .collect()
 }
 
 pub fn error(text: &str) -> String {
