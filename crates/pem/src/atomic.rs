@@ -206,7 +206,7 @@ fn create_temp(
         let opened = OpenOptions::new()
             .write(true)
             .create_new(true)
-            .mode(0)
+            .mode(0o000)
             .custom_flags(OFlag::O_NOFOLLOW.bits())
             .open(&tmp);
         match opened {
@@ -253,11 +253,11 @@ fn remove_stray_temps(dir: &Path, name: &OsStr) {
         // unlink never follows a symlink: at worst it removes a link planted at our name.
         match fs::remove_file(entry.path()) {
             Ok(()) => {
-                tracing::info!(path = %entry.path().display(), "removed stray temporary file")
+                tracing::info!(path = %entry.path().display(), "removed stray temporary file");
             }
             Err(e) if e.kind() == io::ErrorKind::NotFound => {}
             Err(e) => {
-                tracing::warn!(path = %entry.path().display(), error = %e, "cannot remove stray temporary file")
+                tracing::warn!(path = %entry.path().display(), error = %e, "cannot remove stray temporary file");
             }
         }
     }

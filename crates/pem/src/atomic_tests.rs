@@ -96,7 +96,7 @@ fn stray_cleanup_removes_only_this_targets_temp_files() {
         fs::write(d.join(k), b"x").unwrap();
     }
 
-    write_atomic_with(
+    let _ = write_atomic_with(
         &d.join("svid.pem"),
         b"cert",
         0o644,

@@ -106,7 +106,7 @@ pub enum PemError {
         "the SVID leaf certificate expired (NotAfter {not_after_unix} s since epoch) and omit_expired is set"
     )]
     LeafExpired {
-        /// The leaf's NotAfter, in seconds since the Unix epoch.
+        /// The leaf's `NotAfter`, in seconds since the Unix epoch.
         not_after_unix: i64,
     },
     /// A federated trust-domain name cannot be used as a file name.

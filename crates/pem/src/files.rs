@@ -118,7 +118,7 @@ fn is_valid_td_name(name: &str) -> bool {
 fn check_parses(td: &str, roots: &[Vec<u8>]) -> Result<(), PemError> {
     for (index, der) in roots.iter().enumerate() {
         let reason = match x509_parser::parse_x509_certificate(der) {
-            Ok((rest, _)) if rest.is_empty() => continue,
+            Ok(([], _)) => continue,
             Ok((rest, _)) => format!("{} trailing bytes", rest.len()),
             Err(e) => e.to_string(),
         };

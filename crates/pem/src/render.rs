@@ -37,7 +37,7 @@ pub struct X509Options {
     pub add_intermediates_to_bundle: bool,
     /// Append every federated domain's roots to the bundle, ordered by trust-domain name.
     pub include_federated_domains: bool,
-    /// Drop certificates whose NotAfter is before `now` from both SVID and bundle file.
+    /// Drop certificates whose `NotAfter` is before `now` from both SVID and bundle file.
     pub omit_expired: bool,
     /// The instant `omit_expired` compares against (injectable for tests).
     pub now: SystemTime,
@@ -122,7 +122,7 @@ pub fn render_jwt_bundle(bundles: &BTreeMap<String, Vec<u8>>) -> Vec<u8> {
     serde_json::Value::Object(map).to_string().into_bytes()
 }
 
-/// A certificate that parsed, with its NotAfter.
+/// A certificate that parsed, with its `NotAfter`.
 struct Checked<'a> {
     der: &'a [u8],
     not_after_unix: i64,
@@ -164,7 +164,7 @@ fn unix_nanos(t: SystemTime) -> i128 {
 /// - Key file: one `PRIVATE KEY` block with the PKCS#8 DER as received.
 /// - Bundle file: own-domain roots, then the intermediates if `add_intermediates_to_bundle`,
 ///   then with `include_federated_domains` each federated domain's roots, by name.
-/// - `omit_expired` drops certificates whose NotAfter is strictly before `now` (as Go's
+/// - `omit_expired` drops certificates whose `NotAfter` is strictly before `now` (as Go's
 ///   `NotAfter.Before(now)` upstream) from both files. Unlike upstream, which would write an
 ///   SVID file without the leaf, an expired leaf is an error and nothing should be written.
 ///

@@ -43,6 +43,10 @@ fn no_fed() -> BTreeMap<String, Vec<Vec<u8>>> {
 }
 
 /// `b[i] = i*7 + seed`, the same bytes the Go program below encoded.
+#[expect(
+    clippy::cast_possible_truncation,
+    reason = "byte arithmetic wraps like Go's byte(i)"
+)]
 fn pattern(n: usize, seed: u8) -> Vec<u8> {
     (0..n)
         .map(|i| (i as u8).wrapping_mul(7).wrapping_add(seed))
@@ -135,9 +139,9 @@ fn jwt_bundle_with_two_trust_domains_decodes_back_to_the_same_jwks() {
 fn single_svid() {
     let p = Pki::new();
     let f = render(
-        &[p.leaf.clone()],
+        std::slice::from_ref(&p.leaf),
         &p.key,
-        &[p.root.clone()],
+        std::slice::from_ref(&p.root),
         &no_fed(),
         &opts(),
     )
@@ -157,7 +161,14 @@ fn single_svid() {
 fn chain_of_two_stays_in_received_order() {
     let p = Pki::new();
     let chain = [p.leaf.clone(), p.intermediate.clone()];
-    let f = render(&chain, &p.key, &[p.root.clone()], &no_fed(), &opts()).unwrap();
+    let f = render(
+        &chain,
+        &p.key,
+        std::slice::from_ref(&p.root),
+        &no_fed(),
+        &opts(),
+    )
+    .unwrap();
     assert_eq!(f.cert, certs(&[&p.leaf, &p.intermediate]));
     assert_eq!(f.bundle, certs(&[&p.root]));
 }
@@ -183,7 +194,9 @@ fn add_intermediates_moves_them_after_the_roots() {
     assert_eq!(f.bundle, certs(&[&p.root, &other_root, &p.intermediate]));
 }
 
-fn federated() -> (BTreeMap<String, Vec<Vec<u8>>>, [Vec<u8>; 3]) {
+type Federated = BTreeMap<String, Vec<Vec<u8>>>;
+
+fn federated() -> (Federated, [Vec<u8>; 3]) {
     let (z, a1, a2) = (root("zeta"), root("alpha 1"), root("alpha 2"));
     let mut fed = BTreeMap::new();
     fed.insert("zeta.org".to_owned(), vec![z.clone()]);
@@ -200,14 +213,14 @@ fn federated_domains_included_in_name_order() {
         include_federated_domains: true,
         ..opts()
     };
-    let f = render(&chain, &p.key, &[p.root.clone()], &fed, &o).unwrap();
+    let f = render(&chain, &p.key, std::slice::from_ref(&p.root), &fed, &o).unwrap();
     assert_eq!(f.bundle, certs(&[&p.root, &a1, &a2, &z]));
 
     let o = X509Options {
         add_intermediates_to_bundle: true,
         ..o
     };
-    let f = render(&chain, &p.key, &[p.root.clone()], &fed, &o).unwrap();
+    let f = render(&chain, &p.key, std::slice::from_ref(&p.root), &fed, &o).unwrap();
     assert_eq!(f.bundle, certs(&[&p.root, &p.intermediate, &a1, &a2, &z]));
 }
 
@@ -215,7 +228,14 @@ fn federated_domains_included_in_name_order() {
 fn federated_domains_not_included_by_default() {
     let p = Pki::new();
     let (fed, _) = federated();
-    let f = render(&[p.leaf.clone()], &p.key, &[p.root.clone()], &fed, &opts()).unwrap();
+    let f = render(
+        std::slice::from_ref(&p.leaf),
+        &p.key,
+        std::slice::from_ref(&p.root),
+        &fed,
+        &opts(),
+    )
+    .unwrap();
     assert_eq!(f.bundle, certs(&[&p.root]));
 }
 
@@ -277,7 +297,14 @@ fn omit_expired_with_an_expired_leaf_is_an_error_not_an_empty_file() {
         omit_expired: true,
         ..opts()
     };
-    let err = render(&[p.leaf.clone()], &p.key, &[p.root.clone()], &no_fed(), &o).unwrap_err();
+    let err = render(
+        std::slice::from_ref(&p.leaf),
+        &p.key,
+        std::slice::from_ref(&p.root),
+        &no_fed(),
+        &o,
+    )
+    .unwrap_err();
     assert!(
         matches!(
             err,
@@ -288,7 +315,16 @@ fn omit_expired_with_an_expired_leaf_is_an_error_not_an_empty_file() {
         "{err:?}"
     );
     // Without omit_expired an expired leaf is written as received (upstream behaviour).
-    assert!(render(&[p.leaf.clone()], &p.key, &[], &no_fed(), &opts()).is_ok());
+    assert!(
+        render(
+            std::slice::from_ref(&p.leaf),
+            &p.key,
+            &[],
+            &no_fed(),
+            &opts()
+        )
+        .is_ok()
+    );
 }
 
 #[test]
@@ -322,7 +358,7 @@ fn bad_der_is_an_error_naming_list_and_index() {
     let mut trailing = p.root.clone();
     trailing.push(0);
     let err = render(
-        &[p.leaf.clone()],
+        std::slice::from_ref(&p.leaf),
         &p.key,
         &[p.root.clone(), trailing],
         &no_fed(),
@@ -340,7 +376,7 @@ fn bad_der_is_an_error_naming_list_and_index() {
         include_federated_domains: true,
         ..opts()
     };
-    let err = render(&[p.leaf.clone()], &p.key, &[], &fed, &o).unwrap_err();
+    let err = render(std::slice::from_ref(&p.leaf), &p.key, &[], &fed, &o).unwrap_err();
     assert!(
         matches!(&err, PemError::InvalidCertificate { source_kind: CertSource::Federated(td), index: 0, .. } if td == "b.org"),
         "{err:?}"
@@ -351,7 +387,7 @@ fn bad_der_is_an_error_naming_list_and_index() {
         Err(PemError::EmptyChain)
     ));
     assert!(matches!(
-        render(&[p.leaf.clone()], &[], &[], &no_fed(), &opts()),
+        render(std::slice::from_ref(&p.leaf), &[], &[], &no_fed(), &opts()),
         Err(PemError::EmptyKey)
     ));
 }
@@ -389,7 +425,14 @@ fn random_and_truncated_bytes_never_panic() {
 fn every_rendered_file_parses_back_to_the_input_der() {
     let p = Pki::new();
     let chain = [p.leaf.clone(), p.intermediate.clone()];
-    let f = render(&chain, &p.key, &[p.root.clone()], &no_fed(), &opts()).unwrap();
+    let f = render(
+        &chain,
+        &p.key,
+        std::slice::from_ref(&p.root),
+        &no_fed(),
+        &opts(),
+    )
+    .unwrap();
     let blocks = pem::parse_many(&f.cert).unwrap();
     let ders: Vec<&[u8]> = blocks.iter().map(pem::Pem::contents).collect();
     assert_eq!(ders, [p.leaf.as_slice(), p.intermediate.as_slice()]);

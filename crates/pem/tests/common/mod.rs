@@ -14,7 +14,7 @@ use rcgen::{
     BasicConstraints, CertificateParams, CertifiedIssuer, DnType, IsCa, KeyPair, date_time_ymd,
 };
 
-/// 2030-01-01T00:00:00Z, the NotAfter of [`Pki::with_intermediate_not_after`] tests.
+/// 2030-01-01T00:00:00Z, the `NotAfter` of [`Pki::with_years`]`(2030, ..)`.
 pub const Y2030: u64 = 1_893_456_000;
 
 fn params(cn: &str, ca: bool, not_after_year: i32) -> CertificateParams {
