@@ -16,7 +16,7 @@ use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
@@ -162,18 +162,7 @@ impl HealthServer {
                 Some(_) = connections.join_next(), if !connections.is_empty() => {}
                 accepted = listener.accept() => match accepted {
                     Ok((stream, _peer)) => {
-                        let router = Arc::clone(&router);
-                        let service = service_fn(move |req| handle(Arc::clone(&router), req));
-                        let conn = http1::Builder::new()
-                            .timer(TokioTimer::new())
-                            .header_read_timeout(HEADER_READ_TIMEOUT)
-                            .serve_connection(TokioIo::new(stream), service);
-                        let conn = graceful.watch(conn);
-                        connections.spawn(async move {
-                            if let Err(error) = conn.await {
-                                tracing::debug!(%error, "health connection ended with an error");
-                            }
-                        });
+                        spawn_connection(stream, &router, &graceful, &mut connections);
                     }
                     Err(error) => {
                         tracing::warn!(%error, "health server failed to accept a connection");
@@ -184,21 +173,47 @@ impl HealthServer {
         }
         // Refuse new connections immediately, then drain.
         drop(listener);
-        tracing::debug!(%local_addr, "health server stopping; draining in-flight requests");
-        if tokio::time::timeout(drain_timeout, graceful.shutdown())
-            .await
-            .is_err()
-        {
-            tracing::warn!(
-                timeout = ?drain_timeout,
-                "health server: in-flight requests did not finish in time; closing them"
-            );
-        }
-        // Dropping the set aborts any connection that outlived the drain timeout.
-        connections.shutdown().await;
+        drain(graceful, connections, drain_timeout).await;
         tracing::info!(%local_addr, "health server stopped");
         Ok(())
     }
+}
+
+/// Serves one accepted connection on its own task, registered for graceful shutdown.
+fn spawn_connection(
+    stream: TcpStream,
+    router: &Arc<Router>,
+    graceful: &GracefulShutdown,
+    connections: &mut JoinSet<()>,
+) {
+    let router = Arc::clone(router);
+    let service = service_fn(move |req| handle(Arc::clone(&router), req));
+    let conn = http1::Builder::new()
+        .timer(TokioTimer::new())
+        .header_read_timeout(HEADER_READ_TIMEOUT)
+        .serve_connection(TokioIo::new(stream), service);
+    let conn = graceful.watch(conn);
+    connections.spawn(async move {
+        if let Err(error) = conn.await {
+            tracing::debug!(%error, "health connection ended with an error");
+        }
+    });
+}
+
+/// Closes idle connections, waits up to `timeout` for in-flight requests, then
+/// drops whatever is left (the bounded part of the graceful stop).
+async fn drain(graceful: GracefulShutdown, mut connections: JoinSet<()>, timeout: Duration) {
+    tracing::debug!("health server stopping; draining in-flight requests");
+    if tokio::time::timeout(timeout, graceful.shutdown())
+        .await
+        .is_err()
+    {
+        tracing::warn!(
+            ?timeout,
+            "health server: in-flight requests did not finish in time; closing them"
+        );
+    }
+    connections.shutdown().await;
 }
 
 /// Routes one request. Never fails: every outcome is an HTTP response.
