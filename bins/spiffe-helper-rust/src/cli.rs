@@ -1,0 +1,317 @@
+//! The command line (SPEC §1): clap, after rewriting Go-style single-dash long flags.
+//!
+//! Deployments of the Go `spiffe-helper` pass `-config x`, `-daemon-mode=false`, `-version`;
+//! Go's `flag` package treats `-name` and `--name` alike, clap does not, so single-dash long
+//! flags are rewritten to `--name` before clap sees them. `parse_args` never exits the process:
+//! it returns a [`CliExit`] that `main` reports, so every spelling is unit-tested here.
+
+use std::ffi::OsString;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::error::ErrorKind;
+use clap::{CommandFactory, Parser};
+
+/// What the command line asks for.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Cli {
+    /// The configuration file (`--config`, default `helper.conf`).
+    pub config: PathBuf,
+    /// `--daemon-mode`, only when given (it overrides `daemon_mode` from the file).
+    pub daemon_mode: Option<bool>,
+    /// `--validate`: check the configuration, print the effective one, exit.
+    pub validate: bool,
+}
+
+/// The command line did not ask to run: help or version text (code 0, stdout) or a usage
+/// error (code 2, stderr).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CliExit {
+    /// The text to print (help, version, or the error with usage).
+    pub message: String,
+    /// Process exit code: 0 for help/version, 2 for usage errors.
+    pub code: u8,
+}
+
+impl CliExit {
+    /// Prints the message (stdout for code 0, stderr otherwise) and returns the exit code.
+    #[expect(
+        clippy::print_stdout,
+        clippy::print_stderr,
+        reason = "help, version and usage errors go to the terminal before logging starts"
+    )]
+    pub fn report(self) -> ExitCode {
+        if self.code == 0 {
+            print!("{}", self.message);
+        } else {
+            eprint!("{}", self.message);
+        }
+        ExitCode::from(self.code)
+    }
+}
+
+/// Fetches SPIFFE X.509 and JWT SVIDs from the Workload API, writes them to disk and keeps
+/// them fresh.
+#[derive(Debug, Parser)]
+#[command(
+    name = "spiffe-helper-rust",
+    bin_name = "spiffe-helper-rust",
+    version,
+    args_override_self = true,
+    after_help = "Go-style spellings also work: -config x, -daemon-mode=false, -validate, -version, -help."
+)]
+struct Args {
+    /// Configuration file (HCL, or JSON when its first character is `{`).
+    #[arg(
+        long,
+        value_name = "PATH",
+        default_value = "helper.conf",
+        allow_hyphen_values = true
+    )]
+    config: PathBuf,
+
+    /// Override `daemon_mode` from the file: true keeps the files fresh, false fetches once and
+    /// exits. `--daemon-mode` alone means true.
+    #[arg(
+        long = "daemon-mode",
+        value_name = "true|false",
+        num_args = 0..=1,
+        require_equals = false,
+        default_missing_value = "true",
+        value_parser = parse_go_bool
+    )]
+    daemon_mode: Option<bool>,
+
+    /// Check the configuration and print the effective configuration (every default filled
+    /// in), then exit 0 if it is valid or 1 if not. Never contacts the agent.
+    #[arg(long)]
+    validate: bool,
+}
+
+/// Go's `strconv.ParseBool` spellings, which `-daemon-mode=...` accepted upstream.
+fn parse_go_bool(s: &str) -> Result<bool, String> {
+    match s {
+        "1" | "t" | "T" | "true" | "TRUE" | "True" => Ok(true),
+        "0" | "f" | "F" | "false" | "FALSE" | "False" => Ok(false),
+        _ => Err("expected true or false".to_owned()),
+    }
+}
+
+/// Long flags that take a separate value (`-config x`): the value is never rewritten.
+const TAKES_VALUE: &[&str] = &["--config"];
+
+/// Rewrites `-name[=v]` (more than one character after a single dash) to `--name[=v]`; stops at
+/// `--`. Returns the new arguments and the (rewritten, original) pairs for error messages.
+fn normalize(args: Vec<OsString>) -> (Vec<OsString>, Vec<(String, String)>) {
+    let mut out = Vec::with_capacity(args.len());
+    let mut renamed = Vec::new();
+    let mut iter = args.into_iter();
+    if let Some(program) = iter.next() {
+        out.push(program);
+    }
+    let mut value_next = false;
+    let mut rest_verbatim = false;
+    for arg in iter {
+        if value_next || rest_verbatim {
+            value_next = false;
+            out.push(arg);
+            continue;
+        }
+        let Some(text) = arg.to_str() else {
+            out.push(arg);
+            continue;
+        };
+        if text == "--" {
+            rest_verbatim = true;
+            out.push(arg);
+            continue;
+        }
+        let long = if text.starts_with("--") {
+            text.to_owned()
+        } else if let Some(name) = text
+            .strip_prefix('-')
+            .filter(|n| n.split('=').next().is_some_and(|n| n.chars().count() > 1))
+        {
+            let rewritten = format!("--{name}");
+            renamed.push((
+                rewritten.split('=').next().unwrap_or_default().to_owned(),
+                text.split('=').next().unwrap_or_default().to_owned(),
+            ));
+            rewritten
+        } else {
+            out.push(arg);
+            continue;
+        };
+        value_next = TAKES_VALUE.contains(&long.as_str());
+        out.push(OsString::from(long));
+    }
+    (out, renamed)
+}
+
+/// Parses the command line (including the program name as the first item).
+///
+/// # Errors
+/// [`CliExit`] with code 0 and the text for `--help`/`--version`, or code 2 and a message
+/// naming the flag (plus usage) for unknown flags and bad values.
+pub fn parse_args<I: IntoIterator<Item = OsString>>(args: I) -> Result<Cli, CliExit> {
+    let (args, renamed) = normalize(args.into_iter().collect());
+    match Args::try_parse_from(args) {
+        Ok(args) => Ok(Cli {
+            config: args.config,
+            daemon_mode: args.daemon_mode,
+            validate: args.validate,
+        }),
+        Err(err) => {
+            let code = match err.kind() {
+                ErrorKind::DisplayHelp | ErrorKind::DisplayVersion => 0,
+                _ => 2,
+            };
+            let mut message = err.render().to_string();
+            if code != 0 {
+                // Name the flag as the user typed it (`-nope`, not the rewritten `--nope`).
+                for (rewritten, original) in &renamed {
+                    message = message.replace(&format!("'{rewritten}'"), &format!("'{original}'"));
+                }
+                // clap leaves the usage out of bad-value errors; SPEC §1 wants it on every one.
+                if !message.contains("Usage:") {
+                    let usage = format!("{}\n\n", Args::command().render_usage());
+                    message = match message.find("For more information") {
+                        Some(at) => format!("{}{usage}{}", &message[..at], &message[at..]),
+                        None => format!("{message}\n{usage}"),
+                    };
+                }
+            }
+            Err(CliExit { message, code })
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(args: &[&str]) -> Result<Cli, CliExit> {
+        parse_args(
+            std::iter::once("spiffe-helper-rust")
+                .chain(args.iter().copied())
+                .map(OsString::from),
+        )
+    }
+
+    fn cli(config: &str, daemon_mode: Option<bool>, validate: bool) -> Cli {
+        Cli {
+            config: PathBuf::from(config),
+            daemon_mode,
+            validate,
+        }
+    }
+
+    #[test]
+    fn every_spelling_of_section_1() {
+        let cases: &[(&[&str], Cli)] = &[
+            (&[], cli("helper.conf", None, false)),
+            (&["--config", "x.conf"], cli("x.conf", None, false)),
+            (&["--config=x.conf"], cli("x.conf", None, false)),
+            (&["-config", "x.conf"], cli("x.conf", None, false)),
+            (&["-config=x.conf"], cli("x.conf", None, false)),
+            (
+                &["--daemon-mode", "false"],
+                cli("helper.conf", Some(false), false),
+            ),
+            (
+                &["--daemon-mode=false"],
+                cli("helper.conf", Some(false), false),
+            ),
+            (
+                &["-daemon-mode=false"],
+                cli("helper.conf", Some(false), false),
+            ),
+            (
+                &["-daemon-mode", "false"],
+                cli("helper.conf", Some(false), false),
+            ),
+            (
+                &["--daemon-mode", "true"],
+                cli("helper.conf", Some(true), false),
+            ),
+            (
+                &["-daemon-mode=true"],
+                cli("helper.conf", Some(true), false),
+            ),
+            (&["--daemon-mode"], cli("helper.conf", Some(true), false)),
+            (&["-daemon-mode"], cli("helper.conf", Some(true), false)),
+            (&["-daemon-mode=0"], cli("helper.conf", Some(false), false)),
+            (&["-daemon-mode=F"], cli("helper.conf", Some(false), false)),
+            (
+                &["--daemon-mode", "-config", "x"],
+                cli("x", Some(true), false),
+            ),
+            (&["--validate"], cli("helper.conf", None, true)),
+            (
+                &["-validate", "-config", "y.conf"],
+                cli("y.conf", None, true),
+            ),
+            (
+                &["-config", "-odd-name.conf"],
+                cli("-odd-name.conf", None, false),
+            ),
+            (&["-config", "a", "-config", "b"], cli("b", None, false)),
+            (
+                &["-daemon-mode=false", "-config", "/etc/helper.conf"],
+                cli("/etc/helper.conf", Some(false), false),
+            ),
+        ];
+        for (args, want) in cases {
+            assert_eq!(parse(args).as_ref(), Ok(want), "args {args:?}");
+        }
+    }
+
+    #[test]
+    fn help_and_version_exit_0() {
+        for args in [&["--help"][..], &["-help"], &["-h"]] {
+            let exit = parse(args).unwrap_err();
+            assert_eq!(exit.code, 0, "{args:?}");
+            assert!(
+                exit.message.contains("--daemon-mode"),
+                "{args:?}: {}",
+                exit.message
+            );
+            assert!(
+                exit.message.contains("--validate"),
+                "{args:?}: {}",
+                exit.message
+            );
+        }
+        for args in [&["--version"][..], &["-version"], &["-V"]] {
+            let exit = parse(args).unwrap_err();
+            assert_eq!(exit.code, 0, "{args:?}");
+            assert_eq!(
+                exit.message,
+                format!("spiffe-helper-rust {}\n", env!("CARGO_PKG_VERSION"))
+            );
+        }
+    }
+
+    #[test]
+    fn usage_errors_exit_2_and_name_the_flag() {
+        let cases: &[(&[&str], &str)] = &[
+            (&["--nope"], "'--nope'"),
+            (&["-nope"], "'-nope'"),
+            (&["-exitWhenReady"], "'-exitWhenReady'"),
+            (&["--daemon-mode=maybe"], "'maybe'"),
+            (&["-daemon-mode=yes"], "--daemon-mode"),
+            (&["--config"], "--config"),
+            (&["stray"], "'stray'"),
+        ];
+        for (args, needle) in cases {
+            let exit = parse(args).unwrap_err();
+            assert_eq!(exit.code, 2, "{args:?}");
+            assert!(exit.message.contains(needle), "{args:?}: {}", exit.message);
+            assert!(
+                exit.message.contains("Usage:"),
+                "{args:?}: {}",
+                exit.message
+            );
+        }
+    }
+}
