@@ -1,0 +1,2 @@
+//! Benchmark driver (see scripts/bench.sh).
+fn main() {}
