@@ -29,7 +29,9 @@ pub enum EndpointError {
     #[error("workload API address is empty")]
     Empty,
     /// A Unix socket path that is not absolute.
-    #[error("{address:?}: unix socket path must be absolute (for example unix:///run/spire/sockets/agent.sock)")]
+    #[error(
+        "{address:?}: unix socket path must be absolute (for example unix:///run/spire/sockets/agent.sock)"
+    )]
     RelativePath {
         /// The address as given.
         address: String,
@@ -41,7 +43,9 @@ pub enum EndpointError {
         address: String,
     },
     /// A TCP address whose host is a name rather than an IP literal.
-    #[error("{address:?}: tcp address must use an IP literal, not a host name (for example tcp://127.0.0.1:8081)")]
+    #[error(
+        "{address:?}: tcp address must use an IP literal, not a host name (for example tcp://127.0.0.1:8081)"
+    )]
     TcpHostName {
         /// The address as given.
         address: String,
@@ -214,7 +218,11 @@ mod tests {
     #[test]
     fn accepted_forms() {
         let unix = Endpoint::Unix(PathBuf::from("/run/agent.sock"));
-        for form in ["unix:///run/agent.sock", "unix:/run/agent.sock", "/run/agent.sock"] {
+        for form in [
+            "unix:///run/agent.sock",
+            "unix:/run/agent.sock",
+            "/run/agent.sock",
+        ] {
             assert_eq!(Endpoint::parse(form), Ok(unix.clone()), "{form}");
         }
         assert_eq!(
@@ -229,16 +237,33 @@ mod tests {
 
     #[test]
     fn rejected_forms_say_why() {
-        let cases: [(&str, fn(&EndpointError) -> bool); 9] = [
+        type Check = fn(&EndpointError) -> bool;
+        let cases: [(&str, Check); 9] = [
             ("", |e| matches!(e, EndpointError::Empty)),
-            ("run/agent.sock", |e| matches!(e, EndpointError::RelativePath { .. })),
-            ("unix:run/agent.sock", |e| matches!(e, EndpointError::RelativePath { .. })),
-            ("unix://host/run/agent.sock", |e| matches!(e, EndpointError::UnixHost { .. })),
-            ("tcp://localhost:8081", |e| matches!(e, EndpointError::TcpHostName { .. })),
-            ("tcp://127.0.0.1", |e| matches!(e, EndpointError::MissingPort { .. })),
-            ("unix:///a.sock?x=1", |e| matches!(e, EndpointError::QueryOrFragment { .. })),
-            ("unix:///a.sock#f", |e| matches!(e, EndpointError::QueryOrFragment { .. })),
-            ("http://127.0.0.1:1", |e| matches!(e, EndpointError::UnsupportedScheme { .. })),
+            ("run/agent.sock", |e| {
+                matches!(e, EndpointError::RelativePath { .. })
+            }),
+            ("unix:run/agent.sock", |e| {
+                matches!(e, EndpointError::RelativePath { .. })
+            }),
+            ("unix://host/run/agent.sock", |e| {
+                matches!(e, EndpointError::UnixHost { .. })
+            }),
+            ("tcp://localhost:8081", |e| {
+                matches!(e, EndpointError::TcpHostName { .. })
+            }),
+            ("tcp://127.0.0.1", |e| {
+                matches!(e, EndpointError::MissingPort { .. })
+            }),
+            ("unix:///a.sock?x=1", |e| {
+                matches!(e, EndpointError::QueryOrFragment { .. })
+            }),
+            ("unix:///a.sock#f", |e| {
+                matches!(e, EndpointError::QueryOrFragment { .. })
+            }),
+            ("http://127.0.0.1:1", |e| {
+                matches!(e, EndpointError::UnsupportedScheme { .. })
+            }),
         ];
         for (input, check) in cases {
             let err = Endpoint::parse(input).expect_err(input);

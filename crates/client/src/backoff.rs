@@ -1,0 +1,99 @@
+//! Exponential backoff with jitter for reconnecting to the agent (SPEC §3.3).
+
+use std::time::Duration;
+
+/// Default first delay.
+pub const DEFAULT_INITIAL_DELAY: Duration = Duration::from_millis(100);
+/// Default cap ("about 30 s", SPEC §3.3).
+pub const DEFAULT_MAX_DELAY: Duration = Duration::from_secs(30);
+
+/// Exponential backoff: `initial`, doubling up to `max`, each delay jittered by ±20% (and never
+/// above `max`) so that many workloads restarted with their agent do not reconnect in lockstep.
+///
+/// ```
+/// # use std::time::Duration;
+/// # use spiffe_workload_client::Backoff;
+/// let mut backoff = Backoff::new(Duration::from_millis(100), Duration::from_secs(30));
+/// let first = backoff.next_delay();
+/// assert!(first >= Duration::from_millis(80) && first <= Duration::from_millis(120));
+/// backoff.reset(); // after a success
+/// ```
+#[derive(Clone, Debug)]
+pub struct Backoff {
+    initial: Duration,
+    max: Duration,
+    current: Duration,
+}
+
+impl Backoff {
+    /// A backoff starting at `initial` and capped at `max`.
+    #[must_use]
+    pub fn new(initial: Duration, max: Duration) -> Self {
+        let max = max.max(initial);
+        Self {
+            initial,
+            max,
+            current: initial,
+        }
+    }
+
+    /// The delay before the next attempt; each call doubles the base up to the cap.
+    pub fn next_delay(&mut self) -> Duration {
+        let base = self.current;
+        self.current = self.current.saturating_mul(2).min(self.max);
+        let factor = 0.8 + 0.4 * fastrand::f64();
+        base.mul_f64(factor).min(self.max)
+    }
+
+    /// Starts over from the initial delay (call after a success).
+    pub fn reset(&mut self) {
+        self.current = self.initial;
+    }
+}
+
+impl Default for Backoff {
+    /// 100 ms doubling to 30 s.
+    fn default() -> Self {
+        Self::new(DEFAULT_INITIAL_DELAY, DEFAULT_MAX_DELAY)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn within_jitter(delay: Duration, base: Duration) -> bool {
+        delay >= base.mul_f64(0.8) && delay <= base.mul_f64(1.2)
+    }
+
+    #[test]
+    fn doubles_to_the_cap_with_jitter_and_resets() {
+        let mut backoff = Backoff::default();
+        let mut base = DEFAULT_INITIAL_DELAY;
+        for _ in 0..20 {
+            let delay = backoff.next_delay();
+            assert!(within_jitter(delay, base), "{delay:?} vs base {base:?}");
+            assert!(delay <= DEFAULT_MAX_DELAY);
+            base = (base * 2).min(DEFAULT_MAX_DELAY);
+        }
+        // 100ms * 2^9 = 51.2 s > 30 s: long since capped.
+        assert!(backoff.next_delay() >= DEFAULT_MAX_DELAY.mul_f64(0.8));
+        backoff.reset();
+        assert!(within_jitter(backoff.next_delay(), DEFAULT_INITIAL_DELAY));
+    }
+
+    #[test]
+    fn jitter_varies() {
+        let mut seen = std::collections::HashSet::new();
+        for _ in 0..20 {
+            seen.insert(Backoff::default().next_delay());
+        }
+        assert!(seen.len() > 1, "no jitter: {seen:?}");
+    }
+
+    #[test]
+    fn max_below_initial_is_raised() {
+        let mut backoff = Backoff::new(Duration::from_secs(2), Duration::from_secs(1));
+        assert!(backoff.next_delay() <= Duration::from_secs(2));
+    }
+}

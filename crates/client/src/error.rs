@@ -1,0 +1,323 @@
+//! The crate's error type and its classification (SPEC §3.3).
+
+use std::error::Error as StdError;
+use std::fmt;
+use std::time::Duration;
+
+use crate::endpoint::EndpointError;
+
+/// A gRPC status code, copied so that no `tonic` type leaks into the public API.
+///
+/// `Display` prints the Go/gRPC spelling (`PermissionDenied`), which is what SPIRE operators see in
+/// the agent's logs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum StatusCode {
+    /// Not an error.
+    Ok,
+    /// The operation was cancelled.
+    Cancelled,
+    /// Unknown error; tonic also reports a connection cut by a dying agent this way.
+    Unknown,
+    /// The request is malformed (for the Workload API: typically the security header is missing).
+    InvalidArgument,
+    /// The deadline expired before the operation completed.
+    DeadlineExceeded,
+    /// Some requested entity was not found.
+    NotFound,
+    /// The entity already exists.
+    AlreadyExists,
+    /// The caller has no identity ("no identity issued"): no registration entry matches it (yet).
+    PermissionDenied,
+    /// Some resource has been exhausted.
+    ResourceExhausted,
+    /// The system is not in a state required for the operation.
+    FailedPrecondition,
+    /// The operation was aborted.
+    Aborted,
+    /// The operation was attempted past the valid range.
+    OutOfRange,
+    /// The operation is not implemented by the server.
+    Unimplemented,
+    /// Internal error.
+    Internal,
+    /// The service is currently unavailable.
+    Unavailable,
+    /// Unrecoverable data loss or corruption.
+    DataLoss,
+    /// The request lacks valid authentication credentials.
+    Unauthenticated,
+}
+
+impl StatusCode {
+    /// The name as gRPC spells it, for example `"PermissionDenied"`.
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Ok => "OK",
+            Self::Cancelled => "Canceled",
+            Self::Unknown => "Unknown",
+            Self::InvalidArgument => "InvalidArgument",
+            Self::DeadlineExceeded => "DeadlineExceeded",
+            Self::NotFound => "NotFound",
+            Self::AlreadyExists => "AlreadyExists",
+            Self::PermissionDenied => "PermissionDenied",
+            Self::ResourceExhausted => "ResourceExhausted",
+            Self::FailedPrecondition => "FailedPrecondition",
+            Self::Aborted => "Aborted",
+            Self::OutOfRange => "OutOfRange",
+            Self::Unimplemented => "Unimplemented",
+            Self::Internal => "Internal",
+            Self::Unavailable => "Unavailable",
+            Self::DataLoss => "DataLoss",
+            Self::Unauthenticated => "Unauthenticated",
+        }
+    }
+}
+
+impl fmt::Display for StatusCode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl From<tonic::Code> for StatusCode {
+    fn from(code: tonic::Code) -> Self {
+        use tonic::Code as C;
+        match code {
+            C::Ok => Self::Ok,
+            C::Cancelled => Self::Cancelled,
+            C::Unknown => Self::Unknown,
+            C::InvalidArgument => Self::InvalidArgument,
+            C::DeadlineExceeded => Self::DeadlineExceeded,
+            C::NotFound => Self::NotFound,
+            C::AlreadyExists => Self::AlreadyExists,
+            C::PermissionDenied => Self::PermissionDenied,
+            C::ResourceExhausted => Self::ResourceExhausted,
+            C::FailedPrecondition => Self::FailedPrecondition,
+            C::Aborted => Self::Aborted,
+            C::OutOfRange => Self::OutOfRange,
+            C::Unimplemented => Self::Unimplemented,
+            C::Internal => Self::Internal,
+            C::Unavailable => Self::Unavailable,
+            C::DataLoss => Self::DataLoss,
+            C::Unauthenticated => Self::Unauthenticated,
+        }
+    }
+}
+
+/// Everything that can go wrong talking to the Workload API.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The endpoint address is not valid.
+    #[error(transparent)]
+    Endpoint(#[from] EndpointError),
+    /// The agent could not be reached, or the connection broke below gRPC.
+    #[error("connecting to {endpoint}: {detail}")]
+    Transport {
+        /// The endpoint, for example `unix:///run/spire/agent.sock`.
+        endpoint: String,
+        /// The full cause chain, for example `No such file or directory (os error 2)`.
+        detail: String,
+    },
+    /// The agent answered with a gRPC error status.
+    #[error("workload API returned {code}: {message}")]
+    Status {
+        /// The gRPC status code.
+        code: StatusCode,
+        /// The status message (SPIRE says for example "no identity issued").
+        message: String,
+    },
+    /// The agent sent a response without any SVID.
+    #[error("workload API response contains no SVIDs")]
+    EmptyResponse,
+    /// The agent sent a response that fails validation (bad DER, ID mismatch, key not matching
+    /// the certificate, unreadable JWT, ...). It is never passed on.
+    #[error("invalid workload API response: {reason}")]
+    InvalidResponse {
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// A SPIFFE ID or trust domain given by the caller does not parse.
+    #[error("invalid SPIFFE ID or trust domain {input:?}: {reason}")]
+    InvalidSpiffeId {
+        /// The input as given.
+        input: String,
+        /// Which rule of the SPIFFE ID specification it breaks.
+        reason: &'static str,
+    },
+    /// A deadline passed (start-up, or a call the caller bounded).
+    #[error("timed out after {after:?}{}", last_error.as_ref().map(|e| format!("; last error: {e}")).unwrap_or_default())]
+    Timeout {
+        /// How long was waited.
+        after: Duration,
+        /// The last error seen before the deadline, if any.
+        last_error: Option<Box<Error>>,
+    },
+    /// A watch stream ended without an error status (for example the agent went away cleanly).
+    #[error("workload API stream ended")]
+    StreamEnded,
+    /// The source or watch was shut down.
+    #[error("closed")]
+    Closed,
+}
+
+impl Error {
+    /// Whether trying again later can help (SPEC §3.3).
+    ///
+    /// Everything is retryable except `InvalidArgument` and `Unimplemented` statuses, invalid
+    /// endpoints or IDs given by the caller, an expired deadline and a closed source. Notably
+    /// `PermissionDenied` ("no identity issued") is retryable: registration entries propagate to
+    /// the agent with a delay. `Unknown` and end-of-stream are retryable because that is how a
+    /// dying agent shows up.
+    #[must_use]
+    pub fn is_retryable(&self) -> bool {
+        match self {
+            Self::Status { code, .. } => !matches!(
+                code,
+                StatusCode::InvalidArgument | StatusCode::Unimplemented
+            ),
+            Self::Transport { .. }
+            | Self::EmptyResponse
+            | Self::InvalidResponse { .. }
+            | Self::StreamEnded => true,
+            Self::Endpoint(_)
+            | Self::InvalidSpiffeId { .. }
+            | Self::Timeout { .. }
+            | Self::Closed => false,
+        }
+    }
+
+    /// The gRPC status code, when the agent answered with one.
+    #[must_use]
+    pub fn code(&self) -> Option<StatusCode> {
+        match self {
+            Self::Status { code, .. } => Some(*code),
+            _ => None,
+        }
+    }
+
+    /// Whether the agent refused because the caller has no identity (no matching entry).
+    #[must_use]
+    pub fn is_permission_denied(&self) -> bool {
+        self.code() == Some(StatusCode::PermissionDenied)
+    }
+
+    pub(crate) fn invalid(reason: impl Into<String>) -> Self {
+        Self::InvalidResponse {
+            reason: reason.into(),
+        }
+    }
+
+    /// Converts a tonic status; connection failures become [`Error::Transport`] with the whole
+    /// cause chain, because tonic's own message ("transport error") names neither the socket nor
+    /// the OS error.
+    pub(crate) fn from_status(status: &tonic::Status, endpoint: &str) -> Self {
+        if let Some(source) = StdError::source(status)
+            && is_transport_failure(source)
+        {
+            return Self::Transport {
+                endpoint: endpoint.to_owned(),
+                detail: error_chain(source),
+            };
+        }
+        Self::Status {
+            code: status.code().into(),
+            message: status.message().to_owned(),
+        }
+    }
+
+    pub(crate) fn from_transport(err: &(dyn StdError + 'static), endpoint: &str) -> Self {
+        Self::Transport {
+            endpoint: endpoint.to_owned(),
+            detail: error_chain(err),
+        }
+    }
+}
+
+fn is_transport_failure(err: &(dyn StdError + 'static)) -> bool {
+    let mut current = Some(err);
+    while let Some(e) = current {
+        if e.is::<tonic::transport::Error>() || e.is::<std::io::Error>() {
+            return true;
+        }
+        current = e.source();
+    }
+    false
+}
+
+/// Joins an error and its sources with `": "`, skipping generic wrappers ("transport error") and
+/// messages already contained in the previous one.
+pub(crate) fn error_chain(err: &(dyn StdError + 'static)) -> String {
+    let mut parts: Vec<String> = Vec::new();
+    let mut current = Some(err);
+    while let Some(e) = current {
+        let text = e.to_string();
+        let generic = text == "transport error" || text.is_empty();
+        if !generic && !parts.iter().any(|p| p.contains(&text)) {
+            parts.push(text);
+        }
+        current = e.source();
+    }
+    if parts.is_empty() {
+        return err.to_string();
+    }
+    // The innermost cause (the OS error) is the useful part; keep wrappers for context.
+    parts.join(": ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn classification_follows_spec() {
+        let status = |code| Error::Status {
+            code,
+            message: String::new(),
+        };
+        assert!(!status(StatusCode::InvalidArgument).is_retryable());
+        assert!(!status(StatusCode::Unimplemented).is_retryable());
+        for code in [
+            StatusCode::PermissionDenied,
+            StatusCode::Unknown,
+            StatusCode::Unavailable,
+            StatusCode::Internal,
+        ] {
+            assert!(status(code).is_retryable(), "{code}");
+        }
+        assert!(status(StatusCode::PermissionDenied).is_permission_denied());
+        assert!(Error::StreamEnded.is_retryable());
+        assert!(Error::EmptyResponse.is_retryable());
+        assert!(!Error::Closed.is_retryable());
+    }
+
+    #[test]
+    fn status_display_uses_grpc_names() {
+        let err = Error::Status {
+            code: StatusCode::PermissionDenied,
+            message: "no identity issued".into(),
+        };
+        assert_eq!(
+            err.to_string(),
+            "workload API returned PermissionDenied: no identity issued"
+        );
+        assert_eq!(
+            StatusCode::from(tonic::Code::Unimplemented).to_string(),
+            "Unimplemented"
+        );
+    }
+
+    #[test]
+    fn timeout_names_last_error() {
+        let err = Error::Timeout {
+            after: Duration::from_secs(3),
+            last_error: Some(Box::new(Error::StreamEnded)),
+        };
+        assert_eq!(
+            err.to_string(),
+            "timed out after 3s; last error: workload API stream ended"
+        );
+    }
+}

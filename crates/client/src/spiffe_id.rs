@@ -1,0 +1,221 @@
+//! SPIFFE IDs and trust domains, validated per the SPIFFE ID specification
+//! (<https://github.com/spiffe/spiffe/blob/main/standards/SPIFFE-ID.md>, §2).
+
+use std::fmt;
+use std::str::FromStr;
+
+use crate::Error;
+
+const SCHEME: &str = "spiffe://";
+/// SPIFFE-ID.md §2.1: trust domain names are at most 255 bytes.
+const MAX_TRUST_DOMAIN_LEN: usize = 255;
+
+/// A trust domain name such as `example.org`.
+///
+/// Ordered so that it can key a `BTreeMap`: bundle maps iterate in a stable order.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct TrustDomain {
+    name: String,
+}
+
+impl TrustDomain {
+    /// The name without the scheme, for example `example.org`.
+    #[must_use]
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The trust domain's SPIFFE ID, `spiffe://example.org` (the form the Workload API uses as
+    /// map key).
+    #[must_use]
+    pub fn id_string(&self) -> String {
+        format!("{SCHEME}{}", self.name)
+    }
+
+    fn parse_name(name: &str, input: &str) -> Result<Self, Error> {
+        let fail = |reason| Error::InvalidSpiffeId {
+            input: input.to_owned(),
+            reason,
+        };
+        if name.is_empty() {
+            return Err(fail("trust domain is missing"));
+        }
+        if name.len() > MAX_TRUST_DOMAIN_LEN {
+            return Err(fail("trust domain is longer than 255 bytes"));
+        }
+        if name.contains(':') {
+            return Err(fail("trust domain must not contain a port"));
+        }
+        if name.contains('@') {
+            return Err(fail("trust domain must not contain user info"));
+        }
+        // §2.1: lowercase letters, digits, dots, dashes and underscores only.
+        if !name.bytes().all(|b| {
+            b.is_ascii_lowercase() || b.is_ascii_digit() || matches!(b, b'.' | b'-' | b'_')
+        }) {
+            return Err(fail(
+                "trust domain may contain only lowercase letters, digits, '.', '-' and '_'",
+            ));
+        }
+        Ok(Self {
+            name: name.to_owned(),
+        })
+    }
+}
+
+impl FromStr for TrustDomain {
+    type Err = Error;
+
+    /// Accepts `example.org` and `spiffe://example.org`.
+    fn from_str(input: &str) -> Result<Self, Error> {
+        match input.strip_prefix(SCHEME) {
+            Some(rest) if rest.contains('/') => Err(Error::InvalidSpiffeId {
+                input: input.to_owned(),
+                reason: "a trust domain ID has no path",
+            }),
+            Some(rest) => Self::parse_name(rest, input),
+            None => Self::parse_name(input, input),
+        }
+    }
+}
+
+impl fmt::Display for TrustDomain {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.name)
+    }
+}
+
+/// A validated SPIFFE ID such as `spiffe://example.org/web`.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct SpiffeId {
+    trust_domain: TrustDomain,
+    path: String,
+}
+
+impl SpiffeId {
+    /// The trust domain part.
+    #[must_use]
+    pub fn trust_domain(&self) -> &TrustDomain {
+        &self.trust_domain
+    }
+
+    /// The path part including its leading `/`, or `""` for a trust domain ID.
+    #[must_use]
+    pub fn path(&self) -> &str {
+        &self.path
+    }
+}
+
+impl FromStr for SpiffeId {
+    type Err = Error;
+
+    fn from_str(input: &str) -> Result<Self, Error> {
+        let fail = |reason| Error::InvalidSpiffeId {
+            input: input.to_owned(),
+            reason,
+        };
+        // §2: the scheme is exactly "spiffe" (lowercase), followed by "//" and an authority.
+        let Some(rest) = input.strip_prefix(SCHEME) else {
+            return Err(fail("must start with spiffe://"));
+        };
+        if rest.contains('?') || rest.contains('#') {
+            return Err(fail("must not contain a query or fragment"));
+        }
+        let (name, path) = rest.find('/').map_or((rest, ""), |i| rest.split_at(i));
+        let trust_domain = TrustDomain::parse_name(name, input)?;
+        validate_path(path).map_err(fail)?;
+        Ok(Self {
+            trust_domain,
+            path: path.to_owned(),
+        })
+    }
+}
+
+/// SPIFFE-ID.md §2.2: segments separated by `/`, none empty, `.` or `..`; characters
+/// `[A-Za-z0-9._-]`; no trailing slash.
+fn validate_path(path: &str) -> Result<(), &'static str> {
+    if path.is_empty() {
+        return Ok(());
+    }
+    for segment in path.split('/').skip(1) {
+        match segment {
+            "" => return Err("path segments must not be empty (no '//' and no trailing '/')"),
+            "." | ".." => return Err("path segments must not be '.' or '..'"),
+            _ => {}
+        }
+        if !segment
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b'_'))
+        {
+            return Err("path may contain only letters, digits, '.', '-' and '_'");
+        }
+    }
+    Ok(())
+}
+
+impl fmt::Display for SpiffeId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{SCHEME}{}{}", self.trust_domain.name, self.path)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn valid_ids_round_trip() {
+        for input in [
+            "spiffe://example.org",
+            "spiffe://example.org/web",
+            "spiffe://a-b_c.d9/ns/default/sa/My_App-1.2",
+        ] {
+            let id: SpiffeId = input.parse().unwrap();
+            assert_eq!(id.to_string(), input);
+        }
+        let id: SpiffeId = "spiffe://example.org/a/b".parse().unwrap();
+        assert_eq!(id.trust_domain().name(), "example.org");
+        assert_eq!(id.path(), "/a/b");
+    }
+
+    #[test]
+    fn invalid_ids_are_rejected_with_reason() {
+        for (input, reason_part) in [
+            ("", "spiffe://"),
+            ("http://example.org/a", "spiffe://"),
+            ("SPIFFE://example.org/a", "spiffe://"),
+            ("spiffe://", "missing"),
+            ("spiffe:///a", "missing"),
+            ("spiffe://Example.org/a", "lowercase"),
+            ("spiffe://example.org:8080/a", "port"),
+            ("spiffe://user@example.org/a", "user info"),
+            ("spiffe://example.org/", "empty"),
+            ("spiffe://example.org/a//b", "empty"),
+            ("spiffe://example.org/a/", "empty"),
+            ("spiffe://example.org/a/../b", "'..'"),
+            ("spiffe://example.org/./b", "'.'"),
+            ("spiffe://example.org/a b", "letters"),
+            ("spiffe://example.org/a%20b", "letters"),
+            ("spiffe://example.org/a?x=1", "query"),
+            ("spiffe://example.org/a#f", "fragment"),
+        ] {
+            let err = input.parse::<SpiffeId>().unwrap_err();
+            assert!(err.to_string().contains(reason_part), "{input:?}: {err}");
+            assert!(!err.is_retryable());
+        }
+        let long = format!("spiffe://{}/a", "a".repeat(256));
+        assert!(long.parse::<SpiffeId>().is_err());
+    }
+
+    #[test]
+    fn trust_domain_accepts_both_forms() {
+        let a: TrustDomain = "example.org".parse().unwrap();
+        let b: TrustDomain = "spiffe://example.org".parse().unwrap();
+        assert_eq!(a, b);
+        assert_eq!(a.to_string(), "example.org");
+        assert_eq!(a.id_string(), "spiffe://example.org");
+        assert!("spiffe://example.org/path".parse::<TrustDomain>().is_err());
+        assert!("Example.org".parse::<TrustDomain>().is_err());
+        assert!("".parse::<TrustDomain>().is_err());
+    }
+}

@@ -1,0 +1,243 @@
+//! Reconnecting watches: streams that survive agent restarts (SPEC §3.3).
+
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use tokio_stream::{Stream, StreamExt as _};
+use tokio_util::sync::CancellationToken;
+
+use crate::client::Watch;
+use crate::{Backoff, Error, JwtBundleSet, WorkloadApiClient, X509Context};
+
+/// What a reconnecting watch yields.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum WatchEvent<T> {
+    /// A validated message. After a reconnect the first one is a full fresh snapshot, possibly
+    /// equal to the last one before the disconnect.
+    Update(T),
+    /// The stream broke with a retryable error; the watch reconnects after `retry_in`.
+    Disconnected {
+        /// Why the stream broke.
+        error: Error,
+        /// The backoff delay before the next attempt.
+        retry_in: Duration,
+    },
+    /// A message failed validation (no SVIDs, bad DER, key not matching, ...). It was skipped
+    /// and logged; the stream stays open and the previous snapshot stays current.
+    Invalid(Error),
+}
+
+type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send>>;
+type Opener<T> = fn(WorkloadApiClient) -> BoxFuture<Result<Watch<T>, Error>>;
+
+struct Retrying<T> {
+    client: WorkloadApiClient,
+    backoff: Backoff,
+    shutdown: CancellationToken,
+    open: Opener<T>,
+    stream: Option<Watch<T>>,
+    sleep_before_next: Option<Duration>,
+    done: bool,
+}
+
+type Item<T> = Result<WatchEvent<T>, Error>;
+type Step<T> = BoxFuture<Option<(Item<T>, Retrying<T>)>>;
+
+impl<T: Send + 'static> Retrying<T> {
+    async fn step(mut self) -> Option<(Item<T>, Self)> {
+        if self.done || self.shutdown.is_cancelled() {
+            return None;
+        }
+        if let Some(delay) = self.sleep_before_next.take() {
+            tokio::select! {
+                biased;
+                () = self.shutdown.cancelled() => return None,
+                () = tokio::time::sleep(delay) => {}
+            }
+        }
+        let mut stream = if let Some(stream) = self.stream.take() {
+            stream
+        } else {
+            let opened = tokio::select! {
+                biased;
+                () = self.shutdown.cancelled() => return None,
+                opened = (self.open)(self.client.clone()) => opened,
+            };
+            match opened {
+                Ok(stream) => stream,
+                Err(error) => return Some(self.failed(error)),
+            }
+        };
+        let next = tokio::select! {
+            biased;
+            () = self.shutdown.cancelled() => return None,
+            next = stream.next() => next,
+        };
+        match next {
+            Some(Ok(value)) => {
+                self.backoff.reset();
+                self.stream = Some(stream);
+                Some((Ok(WatchEvent::Update(value)), self))
+            }
+            Some(Err(error @ (Error::EmptyResponse | Error::InvalidResponse { .. }))) => {
+                tracing::warn!(%error, "skipping invalid workload API message");
+                self.stream = Some(stream);
+                Some((Ok(WatchEvent::Invalid(error)), self))
+            }
+            Some(Err(error)) => Some(self.failed(error)),
+            None => Some(self.failed(Error::StreamEnded)),
+        }
+    }
+
+    fn failed(mut self, error: Error) -> (Item<T>, Self) {
+        if !error.is_retryable() {
+            tracing::error!(%error, "workload API watch failed; not retrying");
+            self.done = true;
+            return (Err(error), self);
+        }
+        let retry_in = self.backoff.next_delay();
+        tracing::warn!(%error, retry_in_ms = retry_in.as_millis(), "workload API watch disconnected");
+        self.sleep_before_next = Some(retry_in);
+        (Ok(WatchEvent::Disconnected { error, retry_in }), self)
+    }
+}
+
+fn retrying<T: Send + 'static>(
+    client: &WorkloadApiClient,
+    backoff: Backoff,
+    shutdown: CancellationToken,
+    open: Opener<T>,
+) -> impl Stream<Item = Item<T>> + Send + 'static {
+    let state = Retrying {
+        client: client.clone(),
+        backoff,
+        shutdown,
+        open,
+        stream: None,
+        sleep_before_next: None,
+        done: false,
+    };
+    Unfold {
+        state: Some(state),
+        pending: None,
+    }
+}
+
+impl WorkloadApiClient {
+    /// Watches X.509 contexts across disconnects and agent restarts.
+    ///
+    /// Every error and end-of-stream is retried after a [`Backoff`] delay (announced as
+    /// [`WatchEvent::Disconnected`]), except non-retryable ones (`InvalidArgument`,
+    /// `Unimplemented`, see [`Error::is_retryable`]): such an error is yielded as the final
+    /// `Err` and the stream ends. Invalid messages are skipped ([`WatchEvent::Invalid`]). The
+    /// stream also ends, promptly and without an item, when `shutdown` is cancelled.
+    pub fn watch_x509_context_retrying(
+        &self,
+        backoff: Backoff,
+        shutdown: CancellationToken,
+    ) -> impl Stream<Item = Result<WatchEvent<X509Context>, Error>> + Send + 'static {
+        retrying(self, backoff, shutdown, |client| {
+            Box::pin(async move { client.watch_x509_context().await })
+        })
+    }
+
+    /// Watches JWT bundles across disconnects; same rules as
+    /// [`Self::watch_x509_context_retrying`].
+    pub fn watch_jwt_bundles_retrying(
+        &self,
+        backoff: Backoff,
+        shutdown: CancellationToken,
+    ) -> impl Stream<Item = Result<WatchEvent<JwtBundleSet>, Error>> + Send + 'static {
+        retrying(self, backoff, shutdown, |client| {
+            Box::pin(async move { client.watch_jwt_bundles().await })
+        })
+    }
+}
+
+/// A minimal `futures::stream::unfold` for one state type (avoids a dependency).
+struct Unfold<T> {
+    state: Option<Retrying<T>>,
+    pending: Option<Step<T>>,
+}
+
+impl<T: Send + 'static> Stream for Unfold<T> {
+    type Item = Item<T>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        let this = &mut *self;
+        if let Some(state) = this.state.take() {
+            this.pending = Some(Box::pin(state.step()));
+        }
+        let Some(pending) = this.pending.as_mut() else {
+            return Poll::Ready(None);
+        };
+        match pending.as_mut().poll(cx) {
+            Poll::Pending => Poll::Pending,
+            Poll::Ready(result) => {
+                this.pending = None;
+                Poll::Ready(result.map(|(item, state)| {
+                    this.state = Some(state);
+                    item
+                }))
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::Endpoint;
+
+    /// Reconnect attempts against a socket that does not exist: the delays between attempts
+    /// are the announced ones and follow the doubling schedule up to the cap (paused time, so
+    /// 10 minutes of schedule run in milliseconds).
+    #[tokio::test(start_paused = true)]
+    async fn reconnects_follow_the_backoff_schedule() {
+        let dir = tempfile::tempdir().unwrap();
+        let client = WorkloadApiClient::new(Endpoint::Unix(dir.path().join("missing.sock")));
+        let shutdown = CancellationToken::new();
+        let max = Duration::from_secs(30);
+        let stream = client.watch_x509_context_retrying(
+            Backoff::new(Duration::from_millis(100), max),
+            shutdown.clone(),
+        );
+        tokio::pin!(stream);
+        let mut last: Option<(tokio::time::Instant, Duration)> = None;
+        let mut base = Duration::from_millis(100);
+        for _ in 0..14 {
+            let event = stream.next().await.unwrap().unwrap();
+            let now = tokio::time::Instant::now();
+            let WatchEvent::Disconnected { error, retry_in } = event else {
+                panic!("expected a disconnect, got {event:?}");
+            };
+            assert!(matches!(error, Error::Transport { .. }), "{error}");
+            assert!(error.to_string().contains("missing.sock"), "{error}");
+            assert!(retry_in >= base.mul_f64(0.8) && retry_in <= base.mul_f64(1.2).min(max));
+            if let Some((at, announced)) = last {
+                let waited = now - at;
+                assert!(
+                    waited >= announced && waited < announced + Duration::from_millis(50),
+                    "waited {waited:?}, announced {announced:?}"
+                );
+            }
+            last = Some((now, retry_in));
+            base = (base * 2).min(max);
+        }
+        shutdown.cancel();
+        assert!(stream.next().await.is_none(), "cancelled watch ends");
+    }
+
+    #[tokio::test]
+    async fn cancelled_watch_ends_without_items() {
+        let client = WorkloadApiClient::new(Endpoint::Unix("/nonexistent/agent.sock".into()));
+        let shutdown = CancellationToken::new();
+        shutdown.cancel();
+        let stream = client.watch_jwt_bundles_retrying(Backoff::default(), shutdown);
+        tokio::pin!(stream);
+        assert!(stream.next().await.is_none());
+    }
+}
