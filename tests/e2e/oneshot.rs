@@ -1,0 +1,225 @@
+//! One-shot mode (the initContainer case): issue 5 items 1, 2 and 9.
+
+use std::time::{Duration, Instant};
+
+use spiffe_helper_testkit::spire::{Entry, Spire};
+
+use crate::support::{
+    PROPAGATION, WORKLOAD, assert_no_secrets, audiences, base_config, jwt_parts, key_matches_cert,
+    leaf, mode, openssl_verify, read_certs, run_oneshot, scratch, write_file,
+};
+
+/// Item 1: a `cert_dir` that does not exist yet is created and gets a verifiable SVID, its key and
+/// the bundle, with the configured modes; the result matches what `spire-agent api fetch`
+/// returns. Also measures the one-shot wall time against a warm agent.
+#[test]
+fn oneshot_writes_a_verifiable_svid_into_a_new_cert_dir() {
+    let spire = Spire::start();
+    spire.create_entry(&Entry::new(WORKLOAD));
+    spire.wait_for_svid(PROPAGATION);
+    let dir = scratch();
+    let certs = dir.path().join("not/yet/certs");
+    let config = write_file(
+        dir.path(),
+        "helper.conf",
+        &format!(
+            "{}daemon_mode = false\ncert_file_mode = 0640\nkey_file_mode = 0400\n",
+            base_config(&spire.endpoint(), &certs)
+        ),
+    );
+
+    let run = run_oneshot(&config, Duration::from_secs(30));
+    assert_eq!(run.code(), 0, "log:\n{}", run.helper.log_tail());
+
+    let (svid, key, bundle) = (
+        certs.join("svid.pem"),
+        certs.join("svid_key.pem"),
+        certs.join("svid_bundle.pem"),
+    );
+    openssl_verify(&bundle, &svid).unwrap_or_else(|e| panic!("openssl verify failed: {e}"));
+    assert!(
+        key_matches_cert(&key, &svid),
+        "the key does not match the SVID"
+    );
+    assert_eq!(mode(&svid), 0o640, "svid mode");
+    assert_eq!(mode(&bundle), 0o640, "bundle mode");
+    assert_eq!(mode(&key), 0o400, "key mode");
+    assert_eq!(leaf(&svid).unwrap().uris, vec![WORKLOAD.to_owned()]);
+
+    // Cross-check against SPIRE's own CLI: same SVID, same bundle.
+    let cli = dir.path().join("cli");
+    std::fs::create_dir(&cli).unwrap();
+    spire.cli_fetch_x509(&cli);
+    assert_eq!(
+        read_certs(&svid),
+        read_certs(&cli.join("svid.0.pem")),
+        "SVID chain"
+    );
+    assert_eq!(
+        read_certs(&bundle),
+        read_certs(&cli.join("bundle.0.pem")),
+        "bundle"
+    );
+    assert_no_secrets("one-shot", &run.helper.log(), Some(&key), &[]);
+
+    // Wall time against a warm agent (process start to exit), best of three.
+    let mut best = Duration::MAX;
+    for i in 0..3 {
+        let certs = dir.path().join(format!("warm{i}"));
+        let config = write_file(
+            dir.path(),
+            &format!("warm{i}.conf"),
+            &format!(
+                "agent_address = \"{}\"\ncert_dir = \"{}\"\n",
+                spire.endpoint(),
+                certs.display()
+            ),
+        );
+        let run = run_oneshot(&config, Duration::from_secs(30));
+        assert_eq!(run.code(), 0, "log:\n{}", run.helper.log_tail());
+        best = best.min(run.elapsed);
+    }
+    eprintln!("MEASURE one-shot wall time against a warm agent (debug build): {best:?}");
+    assert!(best < Duration::from_secs(5), "one-shot took {best:?}");
+}
+
+/// Item 2a: no agent behind the socket: exit 1 within `startup_timeout` + 2 s, naming the socket,
+/// and no files left behind.
+#[test]
+fn oneshot_without_agent_fails_in_time_naming_the_socket() {
+    let dir = scratch();
+    let socket = dir.path().join("no-agent.sock");
+    let certs = dir.path().join("certs");
+    let config = write_file(
+        dir.path(),
+        "helper.conf",
+        &format!(
+            "{}startup_timeout = \"3s\"\n",
+            base_config(&format!("unix://{}", socket.display()), &certs)
+        ),
+    );
+    let start = Instant::now();
+    let run = run_oneshot(&config, Duration::from_secs(20));
+    let elapsed = start.elapsed();
+    assert_eq!(run.code(), 1, "log:\n{}", run.helper.log_tail());
+    assert!(
+        elapsed < Duration::from_secs(5),
+        "took {elapsed:?} (startup_timeout 3s)"
+    );
+    let log = run.helper.log();
+    assert!(
+        log.contains(&socket.display().to_string()),
+        "the error does not name the socket; log:\n{}",
+        run.helper.log_tail()
+    );
+    let left: Vec<_> = std::fs::read_dir(&certs)
+        .map(|d| d.filter_map(Result::ok).map(|e| e.file_name()).collect())
+        .unwrap_or_default();
+    assert!(left.is_empty(), "files left behind: {left:?}");
+}
+
+/// Item 2b: a workload without a registration entry: exit 1 naming `PermissionDenied`.
+#[test]
+fn oneshot_unregistered_workload_fails_with_permission_denied() {
+    let spire = Spire::start();
+    let dir = scratch();
+    let certs = dir.path().join("certs");
+    let config = write_file(
+        dir.path(),
+        "helper.conf",
+        &format!(
+            "{}startup_timeout = \"3s\"\n",
+            base_config(&spire.endpoint(), &certs)
+        ),
+    );
+    let run = run_oneshot(&config, Duration::from_secs(20));
+    assert_eq!(run.code(), 1, "log:\n{}", run.helper.log_tail());
+    assert!(
+        run.elapsed < Duration::from_secs(5),
+        "took {:?}",
+        run.elapsed
+    );
+    assert!(
+        run.helper.log().contains("PermissionDenied"),
+        "the error does not say PermissionDenied; log:\n{}",
+        run.helper.log_tail()
+    );
+    assert!(!certs.join("svid.pem").exists(), "an SVID file was written");
+}
+
+/// Item 9: the upstream README's "Configuration example" works as written; only the agent
+/// address is changed (to this test's agent). `cert_dir = "certs"` is relative to the working
+/// directory, as in the README; `cmd`/`renew_signal` do not apply in one-shot mode. The README's
+/// 0444 modes must also survive a second run over the read-only files.
+#[test]
+fn readme_example_config_works_as_written() {
+    let spire = Spire::start();
+    spire.create_entry(&Entry::new("spiffe://example.org/Database"));
+    spire.wait_for_svid(PROPAGATION);
+    let dir = scratch();
+    let example = r#"agent_address = "/tmp/spire-agent/public/api.sock"
+cmd = "ghostunnel"
+cmd_args = "server --listen localhost:8002 --target localhost:8001 --keystore certs/svid_key.pem --cacert certs/svid_bundle.pem --allow-uri-san spiffe://example.org/Database"
+cert_dir = "certs"
+renew_signal = "SIGUSR1"
+svid_file_name = "svid.pem"
+svid_key_file_name = "svid_key.pem"
+svid_bundle_file_name = "svid_bundle.pem"
+jwt_svids = [{jwt_audience="your-audience",jwt_extra_audiences=["your-extra-audience-1", "your-extra-audience-2"], jwt_svid_file_name="jwt_svid.token"}]
+jwt_bundle_file_name = "bundle.json"
+cert_file_mode = 0444
+key_file_mode = 0444
+jwt_bundle_file_mode = 0444
+jwt_svid_file_mode = 0444
+"#;
+    let socket = spire.socket_path().display().to_string();
+    let config = write_file(
+        dir.path(),
+        "helper.conf",
+        &example.replace("/tmp/spire-agent/public/api.sock", &socket),
+    );
+    let certs = dir.path().join("certs");
+    std::fs::create_dir(&certs).unwrap(); // the README says cert_dir must exist beforehand
+
+    for attempt in ["first", "second"] {
+        let run = run_oneshot(&config, Duration::from_secs(40));
+        assert_eq!(
+            run.code(),
+            0,
+            "{attempt} run; log:\n{}",
+            run.helper.log_tail()
+        );
+        for name in [
+            "svid.pem",
+            "svid_key.pem",
+            "svid_bundle.pem",
+            "jwt_svid.token",
+            "bundle.json",
+        ] {
+            let path = certs.join(name);
+            assert!(path.exists(), "{attempt} run: {name} missing");
+            assert_eq!(mode(&path), 0o444, "{attempt} run: mode of {name}");
+        }
+        let token = std::fs::read_to_string(certs.join("jwt_svid.token")).unwrap();
+        let (_, claims) = jwt_parts(&token);
+        let mut aud = audiences(&claims);
+        aud.sort();
+        assert_eq!(
+            aud,
+            [
+                "your-audience",
+                "your-extra-audience-1",
+                "your-extra-audience-2"
+            ],
+            "{attempt} run: JWT audiences"
+        );
+        assert_no_secrets(
+            "README example",
+            &run.helper.log(),
+            Some(&certs.join("svid_key.pem")),
+            &[token],
+        );
+    }
+    openssl_verify(&certs.join("svid_bundle.pem"), &certs.join("svid.pem"))
+        .unwrap_or_else(|e| panic!("openssl verify failed: {e}"));
+}

@@ -1,0 +1,566 @@
+//! Process management for the helper under test, polling, and certificate/JWT inspection.
+
+use std::fs::{self, File};
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::os::unix::fs::PermissionsExt;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Output, Stdio};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use base64::Engine as _;
+use nix::sys::signal::{Signal, kill};
+use nix::unistd::Pid;
+
+/// The binary under test.
+pub const HELPER: &str = env!("CARGO_BIN_EXE_spiffe-helper-rust");
+/// The SPIFFE ID most tests register.
+pub const WORKLOAD: &str = "spiffe://example.org/workload";
+/// How long a test waits for the agent to serve a freshly registered entry.
+pub const PROPAGATION: Duration = Duration::from_secs(60);
+/// How long a test waits for one rotation of a 30 s X.509-SVID (rotates at about half-life).
+pub const ROTATION: Duration = Duration::from_secs(45);
+
+/// Polls `cond` every 100 ms until it holds (true) or `timeout` passes (false).
+pub fn wait_until(timeout: Duration, mut cond: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if cond() {
+            return true;
+        }
+        if Instant::now() >= deadline {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// A fresh scratch directory under the system temp dir.
+pub fn scratch() -> tempfile::TempDir {
+    tempfile::Builder::new().prefix("e2e").tempdir().unwrap()
+}
+
+/// Writes `body` to `dir/name` and returns the path.
+pub fn write_file(dir: &Path, name: &str, body: &str) -> PathBuf {
+    let path = dir.join(name);
+    fs::write(&path, body).unwrap();
+    path
+}
+
+/// A TCP port on 127.0.0.1 that was free a moment ago.
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// The permission bits of `path`.
+pub fn mode(path: &Path) -> u32 {
+    fs::metadata(path).unwrap().permissions().mode() & 0o777
+}
+
+/// Seconds since the epoch, as a float (the signal-recording script logs `date +%s.%N`).
+pub fn epoch(t: SystemTime) -> f64 {
+    t.duration_since(UNIX_EPOCH).unwrap().as_secs_f64()
+}
+
+// ---------------------------------------------------------------------------------------------
+// The helper process
+// ---------------------------------------------------------------------------------------------
+
+/// A running helper (or a wrapper around it, e.g. `unshare`) in its own process group, with its
+/// stderr in a log file. Killed (SIGKILL) on drop when still running.
+pub struct Helper {
+    child: Child,
+    log: PathBuf,
+    exited: Option<ExitStatus>,
+}
+
+impl Helper {
+    /// `spiffe-helper-rust -config <config> <extra...>`, working directory = the config's dir,
+    /// log = `<config>.log`.
+    pub fn spawn(config: &Path, extra: &[&str]) -> Helper {
+        let mut cmd = Command::new(HELPER);
+        cmd.arg("-config").arg(config).args(extra);
+        Self::spawn_command(cmd, config)
+    }
+
+    /// Spawns `cmd` (the helper or a wrapper) like [`Helper::spawn`] does.
+    pub fn spawn_command(mut cmd: Command, config: &Path) -> Helper {
+        let log = config.with_extension("log");
+        let err = File::create(&log).unwrap();
+        cmd.current_dir(config.parent().unwrap())
+            .env_remove("RUST_LOG")
+            .env_remove("SPIFFE_ENDPOINT_SOCKET")
+            .env_remove("SPIRE_AGENT_ADDRESS")
+            .stdin(Stdio::null())
+            .stdout(err.try_clone().unwrap())
+            .stderr(err)
+            // Own process group: a signal sent to "pid 0" by a buggy helper stays in its group.
+            .process_group(0);
+        let child = cmd.spawn().unwrap();
+        Helper {
+            child,
+            log,
+            exited: None,
+        }
+    }
+
+    /// The process id.
+    pub fn pid(&self) -> Pid {
+        Pid::from_raw(i32::try_from(self.child.id()).unwrap())
+    }
+
+    /// Sends `sig` to the process.
+    pub fn signal(&self, sig: Signal) {
+        kill(self.pid(), sig).unwrap();
+    }
+
+    /// Sends SIGTERM.
+    pub fn sigterm(&self) {
+        self.signal(Signal::SIGTERM);
+    }
+
+    /// The exit status if the process has exited.
+    pub fn try_exit(&mut self) -> Option<ExitStatus> {
+        if self.exited.is_none() {
+            self.exited = self.child.try_wait().unwrap();
+        }
+        self.exited
+    }
+
+    /// Waits up to `timeout` for the process to exit.
+    pub fn wait_exit(&mut self, timeout: Duration) -> Option<ExitStatus> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(status) = self.try_exit() {
+                return Some(status);
+            }
+            if Instant::now() >= deadline {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Panics (with the log tail) unless the process is still running.
+    pub fn assert_running(&mut self, when: &str) {
+        if let Some(status) = self.try_exit() {
+            panic!("helper exited ({status}) {when}; log:\n{}", self.log_tail());
+        }
+    }
+
+    /// The whole log so far.
+    pub fn log(&self) -> String {
+        fs::read(&self.log)
+            .map(|b| String::from_utf8_lossy(&b).into_owned())
+            .unwrap_or_default()
+    }
+
+    /// The last 40 log lines, lines that look like key material or tokens redacted, for
+    /// failure messages.
+    pub fn log_tail(&self) -> String {
+        let log = self.log();
+        let lines: Vec<&str> = log.lines().collect();
+        lines[lines.len().saturating_sub(40)..]
+            .iter()
+            .map(|l| {
+                if l.contains("PRIVATE KEY") || l.contains("BEGIN") || l.contains("eyJ") {
+                    "[line redacted: looks like key material or a token]"
+                } else {
+                    l
+                }
+            })
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+}
+
+impl Drop for Helper {
+    fn drop(&mut self) {
+        if self.try_exit().is_none() {
+            let _ = kill(self.pid(), Signal::SIGKILL);
+            let _ = self.child.wait();
+        }
+    }
+}
+
+/// SIGTERM, then exit 0 within 2 s; returns how long it took.
+pub fn stop_cleanly(helper: &mut Helper) -> Duration {
+    let start = Instant::now();
+    helper.sigterm();
+    let status = helper.wait_exit(Duration::from_secs(2));
+    let took = start.elapsed();
+    match status {
+        Some(s) if s.code() == Some(0) => took,
+        Some(s) => panic!(
+            "helper exited with {s} after SIGTERM; log:\n{}",
+            helper.log_tail()
+        ),
+        None => panic!(
+            "helper still running 2 s after SIGTERM; log:\n{}",
+            helper.log_tail()
+        ),
+    }
+}
+
+/// A finished one-shot run.
+pub struct Run {
+    pub status: ExitStatus,
+    pub elapsed: Duration,
+    pub helper: Helper,
+}
+
+impl Run {
+    /// The exit code (panics if killed by a signal).
+    pub fn code(&self) -> i32 {
+        self.status
+            .code()
+            .unwrap_or_else(|| panic!("helper killed by a signal: {}", self.status))
+    }
+}
+
+/// Runs `spiffe-helper-rust -config <config> --daemon-mode false` to completion, bounded by
+/// `timeout` (panics when it does not exit in time).
+pub fn run_oneshot(config: &Path, timeout: Duration) -> Run {
+    let start = Instant::now();
+    let mut helper = Helper::spawn(config, &["--daemon-mode", "false"]);
+    let Some(status) = helper.wait_exit(timeout) else {
+        panic!(
+            "one-shot helper still running after {timeout:?}; log:\n{}",
+            helper.log_tail()
+        );
+    };
+    Run {
+        status,
+        elapsed: start.elapsed(),
+        helper,
+    }
+}
+
+/// The usual config head: agent address, cert dir, debug logs (so the secret checks see as much
+/// logging as possible).
+pub fn base_config(endpoint: &str, cert_dir: &Path) -> String {
+    format!(
+        "agent_address = \"{endpoint}\"\ncert_dir = \"{}\"\nlog_level = \"debug\"\n",
+        cert_dir.display()
+    )
+}
+
+/// Panics if `log` holds PEM armour, a private key's base64, or any of `tokens`.
+pub fn assert_no_secrets(what: &str, log: &str, key_file: Option<&Path>, tokens: &[String]) {
+    assert!(
+        !log.contains("PRIVATE KEY"),
+        "{what}: log mentions PRIVATE KEY"
+    );
+    assert!(
+        !log.contains("BEGIN"),
+        "{what}: log holds PEM armour (BEGIN)"
+    );
+    if let Some(key) = key_file {
+        let pem = fs::read_to_string(key).unwrap();
+        for line in pem
+            .lines()
+            .filter(|l| !l.starts_with("-----") && l.len() >= 32)
+        {
+            assert!(
+                !log.contains(line),
+                "{what}: log holds the private key's base64"
+            );
+        }
+    }
+    for token in tokens {
+        let signature = token.rsplit('.').next().unwrap_or(token);
+        assert!(
+            !log.contains(token.as_str()),
+            "{what}: log holds a JWT-SVID"
+        );
+        assert!(
+            !log.contains(signature),
+            "{what}: log holds a JWT-SVID signature"
+        );
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// A consumer that records signals
+// ---------------------------------------------------------------------------------------------
+
+/// A shell script that appends its pid to `$1/starts` when it starts and one line per SIGHUP
+/// (`HUP <epoch>`) or SIGTERM (`TERM <epoch>`, then exits 0) to `$1/signals`.
+pub fn signal_recorder(dir: &Path) -> PathBuf {
+    let script = write_file(
+        dir,
+        "recorder.sh",
+        "#!/bin/sh\n\
+         out=\"$1\"\n\
+         trap 'echo \"HUP $(date +%s.%N)\" >> \"$out/signals\"' HUP\n\
+         trap 'echo \"TERM $(date +%s.%N)\" >> \"$out/signals\"; exit 0' TERM\n\
+         echo \"$$\" >> \"$out/starts\"\n\
+         while :; do sleep 1 & wait $!; done\n",
+    );
+    fs::set_permissions(&script, fs::Permissions::from_mode(0o755)).unwrap();
+    script
+}
+
+/// Signal lines recorded in `dir/signals`: (name, epoch seconds).
+pub fn recorded_signals(dir: &Path) -> Vec<(String, f64)> {
+    fs::read_to_string(dir.join("signals"))
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| {
+            let (name, t) = l.split_once(' ')?;
+            Some((name.to_owned(), t.parse().ok()?))
+        })
+        .collect()
+}
+
+/// Number of recorded `name` signals.
+pub fn count_signals(dir: &Path, name: &str) -> usize {
+    recorded_signals(dir)
+        .iter()
+        .filter(|(n, _)| n == name)
+        .count()
+}
+
+/// Pids recorded in `dir/starts` (one per start).
+pub fn recorded_starts(dir: &Path) -> Vec<i32> {
+    fs::read_to_string(dir.join("starts"))
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| l.trim().parse().ok())
+        .collect()
+}
+
+/// A started process killed (SIGKILL) by pid on drop.
+pub struct Proc(pub Child);
+
+impl Proc {
+    /// Spawns `cmd` in its own process group, output discarded.
+    pub fn spawn(mut cmd: Command) -> Proc {
+        cmd.stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .process_group(0);
+        Proc(cmd.spawn().unwrap())
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.0.id()
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Certificates
+// ---------------------------------------------------------------------------------------------
+
+/// The PEM blocks of `text`: (label, DER).
+pub fn pem_blocks(text: &str) -> Vec<(String, Vec<u8>)> {
+    let mut out = Vec::new();
+    let mut current: Option<(String, String)> = None;
+    for line in text.lines() {
+        if let Some(label) = line
+            .strip_prefix("-----BEGIN ")
+            .and_then(|l| l.strip_suffix("-----"))
+        {
+            current = Some((label.to_owned(), String::new()));
+        } else if line.starts_with("-----END ") {
+            if let Some((label, b64)) = current.take() {
+                let der = base64::engine::general_purpose::STANDARD
+                    .decode(b64)
+                    .unwrap();
+                out.push((label, der));
+            }
+        } else if let Some((_, b64)) = current.as_mut() {
+            b64.push_str(line.trim());
+        }
+    }
+    out
+}
+
+/// The certificates (DER) in a PEM file; empty when the file is missing.
+pub fn read_certs(path: &Path) -> Vec<Vec<u8>> {
+    let text = fs::read_to_string(path).unwrap_or_default();
+    pem_blocks(&text)
+        .into_iter()
+        .filter(|(label, _)| label == "CERTIFICATE")
+        .map(|(_, der)| der)
+        .collect()
+}
+
+/// What the tests look at in a certificate.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CertInfo {
+    pub serial: String,
+    pub uris: Vec<String>,
+    pub not_before: SystemTime,
+    pub not_after: SystemTime,
+}
+
+/// Parses one DER certificate.
+pub fn cert_info(der: &[u8]) -> CertInfo {
+    let (_, cert) = x509_parser::parse_x509_certificate(der).unwrap();
+    let uris = cert
+        .subject_alternative_name()
+        .ok()
+        .flatten()
+        .map(|san| {
+            san.value
+                .general_names
+                .iter()
+                .filter_map(|n| match n {
+                    x509_parser::extensions::GeneralName::URI(u) => Some((*u).to_owned()),
+                    _ => None,
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    let at = |t: x509_parser::time::ASN1Time| {
+        UNIX_EPOCH + Duration::from_secs(u64::try_from(t.timestamp()).unwrap())
+    };
+    CertInfo {
+        serial: cert.raw_serial_as_string(),
+        uris,
+        not_before: at(cert.validity().not_before),
+        not_after: at(cert.validity().not_after),
+    }
+}
+
+/// The leaf certificate of an SVID file, or None when missing, empty or unparsable.
+pub fn leaf(path: &Path) -> Option<CertInfo> {
+    let text = fs::read_to_string(path).ok()?;
+    let (label, der) = pem_blocks(&text).into_iter().next()?;
+    (label == "CERTIFICATE").then(|| cert_info(&der))
+}
+
+/// Runs `openssl` with `args` (stdin closed).
+pub fn openssl(args: &[&str]) -> Output {
+    Command::new("openssl")
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap()
+}
+
+/// `openssl verify -CAfile bundle cert` (with the SVID file's other certs as untrusted
+/// intermediates) succeeds.
+pub fn openssl_verify(bundle: &Path, svid: &Path) -> Result<(), String> {
+    let out = openssl(&[
+        "verify",
+        "-CAfile",
+        bundle.to_str().unwrap(),
+        svid.to_str().unwrap(),
+    ]);
+    if out.status.success() {
+        Ok(())
+    } else {
+        Err(format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ))
+    }
+}
+
+/// The key file holds the private key of the SVID file's leaf (public keys compared).
+pub fn key_matches_cert(key: &Path, cert: &Path) -> bool {
+    let from_key = openssl(&["pkey", "-in", key.to_str().unwrap(), "-pubout"]);
+    let from_cert = openssl(&["x509", "-in", cert.to_str().unwrap(), "-noout", "-pubkey"]);
+    from_key.status.success()
+        && from_cert.status.success()
+        && !from_key.stdout.is_empty()
+        && from_key.stdout == from_cert.stdout
+}
+
+/// Polls the SVID file until its leaf's serial differs from `previous` (returns the new leaf
+/// and when it was seen). While waiting, panics if the file ever holds an expired leaf or
+/// cannot be read as a certificate.
+pub fn wait_for_rotation(
+    svid: &Path,
+    previous: &str,
+    timeout: Duration,
+) -> Option<(CertInfo, SystemTime)> {
+    let deadline = Instant::now() + timeout;
+    while Instant::now() < deadline {
+        let now = SystemTime::now();
+        let Some(current) = leaf(svid) else {
+            panic!("{} is missing, empty or not a certificate", svid.display());
+        };
+        assert!(
+            current.not_after > now,
+            "{} holds an expired SVID (serial {})",
+            svid.display(),
+            current.serial
+        );
+        if current.serial != previous {
+            return Some((current, now));
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    None
+}
+
+/// Seconds from when SPIRE minted `cert` (its `NotBefore` plus SPIRE's 10 s back-dating) to `t`.
+pub fn since_minted(cert: &CertInfo, t: SystemTime) -> f64 {
+    epoch(t) - (epoch(cert.not_before) + 10.0)
+}
+
+// ---------------------------------------------------------------------------------------------
+// JWT and HTTP
+// ---------------------------------------------------------------------------------------------
+
+/// The decoded header and claims of a compact JWT.
+pub fn jwt_parts(token: &str) -> (serde_json::Value, serde_json::Value) {
+    let mut parts = token.split('.');
+    let mut decode = || {
+        let b64 = parts.next().expect("JWT has three parts");
+        let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(b64.trim_end_matches('='))
+            .unwrap();
+        serde_json::from_slice::<serde_json::Value>(&bytes).unwrap()
+    };
+    let header = decode();
+    let claims = decode();
+    (header, claims)
+}
+
+/// The `aud` claim as a list (it may be a string or an array).
+pub fn audiences(claims: &serde_json::Value) -> Vec<String> {
+    match &claims["aud"] {
+        serde_json::Value::String(s) => vec![s.clone()],
+        serde_json::Value::Array(a) => a
+            .iter()
+            .filter_map(|v| v.as_str().map(str::to_owned))
+            .collect(),
+        _ => Vec::new(),
+    }
+}
+
+/// The `exp` claim.
+pub fn expiry(claims: &serde_json::Value) -> SystemTime {
+    UNIX_EPOCH + Duration::from_secs(claims["exp"].as_u64().unwrap())
+}
+
+/// `GET path` on 127.0.0.1:port; the status code, or None if nothing answered.
+pub fn http_status(port: u16, path: &str) -> Option<u16> {
+    let mut conn = TcpStream::connect(("127.0.0.1", port)).ok()?;
+    conn.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
+    write!(
+        conn,
+        "GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
+    )
+    .ok()?;
+    let mut response = String::new();
+    let _ = conn.read_to_string(&mut response);
+    response.split_whitespace().nth(1)?.parse().ok()
+}
