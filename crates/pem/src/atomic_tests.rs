@@ -5,7 +5,7 @@ use std::fs;
 use std::os::unix::fs::{PermissionsExt as _, symlink};
 use std::path::Path;
 
-use super::{Written, temp_name, write_atomic_with};
+use super::{Written, create_temp, temp_name, write_atomic_with};
 
 fn mode_of(p: &Path) -> u32 {
     fs::symlink_metadata(p).unwrap().permissions().mode() & 0o7777
@@ -116,4 +116,20 @@ fn temp_name_has_the_documented_shape() {
     let s = n.to_str().unwrap();
     assert!(s.starts_with(".svid.pem.tmp-"), "{s}");
     assert_eq!(s.len(), ".svid.pem.tmp-".len() + 12);
+}
+
+/// Pins the window the watcher test in `tests/write.rs` can only sample: between `open` and
+/// `fchmod` the temp file has no permission bits at all, whatever the umask.
+#[test]
+fn temp_file_has_no_permissions_until_fchmod() {
+    let dir = tempfile::tempdir().unwrap();
+    let target = dir.path().join("svid_key.pem");
+    let (tmp, _file) = create_temp(
+        dir.path(),
+        target.file_name().unwrap(),
+        &target,
+        &mut fastrand::Rng::new(),
+    )
+    .unwrap();
+    assert_eq!(mode_of(&tmp), 0o000);
 }
