@@ -47,7 +47,8 @@ struct Shared {
     behaviour: Mutex<Behaviour>,
     x509_calls: AtomicUsize,
     last_jwt_request: Mutex<Option<pb::JwtsvidRequest>>,
-    shutdown: watch::Receiver<bool>,
+    /// Receiver of the current server generation's shutdown signal.
+    shutdown: Mutex<watch::Receiver<bool>>,
 }
 
 /// Locks a mutex, ignoring poisoning (a panicking test must not cascade into the fake).
@@ -72,7 +73,8 @@ pub struct FakeAgent {
     shutdown_tx: watch::Sender<bool>,
     server: Option<tokio::task::JoinHandle<()>>,
     socket: PathBuf,
-    _dir: tempfile::TempDir,
+    /// The temp dir holding the socket when created by [`FakeAgent::start`]; removed on drop.
+    dir: Option<tempfile::TempDir>,
 }
 
 impl std::fmt::Debug for FakeAgent {
@@ -84,19 +86,28 @@ impl std::fmt::Debug for FakeAgent {
 }
 
 impl FakeAgent {
-    /// Starts the server on `<short tmp dir>/agent.sock`. Must be called inside a tokio runtime.
+    /// Starts the server on `<short tmp dir>/agent.sock` (the dir is removed on drop). Must be
+    /// called inside a tokio runtime.
     ///
     /// # Panics
     /// If the temp dir or the socket cannot be created.
-    #[allow(clippy::expect_used, clippy::unused_async)] // async: it must run inside a runtime
     pub async fn start() -> FakeAgent {
-        let dir = tempfile::Builder::new()
-            .prefix("fk")
-            .tempdir_in("/tmp")
-            .expect("testkit: creating a temp dir for the fake agent");
-        let socket = dir.path().join("agent.sock");
-        let listener =
-            tokio::net::UnixListener::bind(&socket).expect("testkit: binding the fake socket");
+        let dir = crate::must(
+            tempfile::Builder::new().prefix("fk").tempdir_in("/tmp"),
+            "creating a temp dir for the fake agent",
+        );
+        let mut fake = Self::start_at(&dir.path().join("agent.sock")).await;
+        fake.dir = Some(dir);
+        fake
+    }
+
+    /// Starts the server on a given socket path (creating its parent dir and removing a stale
+    /// socket file first). Must be called inside a tokio runtime.
+    ///
+    /// # Panics
+    /// If the socket cannot be bound.
+    #[allow(clippy::unused_async)] // async: the server task needs the caller's runtime
+    pub async fn start_at(socket: &Path) -> FakeAgent {
         let (shutdown_tx, shutdown_rx) = watch::channel(false);
         let shared = Arc::new(Shared {
             x509: latest(),
@@ -107,24 +118,42 @@ impl FakeAgent {
             behaviour: Mutex::new(Behaviour::Normal),
             x509_calls: AtomicUsize::new(0),
             last_jwt_request: Mutex::new(None),
-            shutdown: shutdown_rx.clone(),
+            shutdown: Mutex::new(shutdown_rx.clone()),
         });
-        let service = SpiffeWorkloadApiServer::new(Service(Arc::clone(&shared)));
-        let mut stop = shutdown_rx;
-        let server = tokio::spawn(async move {
-            let _ = tonic::transport::Server::builder()
-                .add_service(service)
-                .serve_with_incoming_shutdown(UnixListenerStream::new(listener), async move {
-                    let _ = stop.wait_for(|s| *s).await;
-                })
-                .await;
-        });
+        let server = serve(&shared, socket, shutdown_rx);
         FakeAgent {
             shared,
             shutdown_tx,
             server: Some(server),
-            socket,
-            _dir: dir,
+            socket: socket.to_path_buf(),
+            dir: None,
+        }
+    }
+
+    /// Simulates an agent restart: shuts the server down (open streams end, the socket goes
+    /// away), waits `down_for`, and serves again on the same socket. Pushed messages, answers,
+    /// behaviour and counters are kept.
+    ///
+    /// # Panics
+    /// If the socket cannot be bound again.
+    pub async fn restart(&mut self, down_for: Duration) {
+        self.stop_server().await;
+        let _ = std::fs::remove_file(&self.socket);
+        tokio::time::sleep(down_for).await;
+        let (tx, rx) = watch::channel(false);
+        *lock(&self.shared.shutdown) = rx.clone();
+        self.shutdown_tx = tx;
+        self.server = Some(serve(&self.shared, &self.socket, rx));
+    }
+
+    async fn stop_server(&mut self) {
+        let _ = self.shutdown_tx.send(true);
+        if let Some(mut server) = self.server.take()
+            && tokio::time::timeout(Duration::from_secs(5), &mut server)
+                .await
+                .is_err()
+        {
+            server.abort();
         }
     }
 
@@ -184,17 +213,11 @@ impl FakeAgent {
         lock(&self.shared.last_jwt_request).clone()
     }
 
-    /// Stops the server: open streams end, hanging calls answer `Unavailable`, the socket is
-    /// closed. Waits up to 5 s for connections to drain, then aborts the server task.
+    /// Stops the server: open streams end (the client sees end of stream), hanging calls
+    /// answer `Unavailable`, the socket is closed. Waits up to 5 s for connections to drain,
+    /// then aborts the server task.
     pub async fn shutdown(mut self) {
-        let _ = self.shutdown_tx.send(true);
-        if let Some(mut server) = self.server.take()
-            && tokio::time::timeout(Duration::from_secs(5), &mut server)
-                .await
-                .is_err()
-        {
-            server.abort();
-        }
+        self.stop_server().await;
     }
 }
 
@@ -204,7 +227,34 @@ impl Drop for FakeAgent {
         if let Some(server) = self.server.take() {
             server.abort();
         }
+        // Removes the socket dir (if this fake created it).
+        drop(self.dir.take());
     }
+}
+
+/// Binds `socket` and serves `shared` on it until `stop` turns true.
+fn serve(
+    shared: &Arc<Shared>,
+    socket: &Path,
+    mut stop: watch::Receiver<bool>,
+) -> tokio::task::JoinHandle<()> {
+    if let Some(parent) = socket.parent() {
+        let _ = std::fs::create_dir_all(parent);
+    }
+    let _ = std::fs::remove_file(socket);
+    let listener = crate::must(
+        tokio::net::UnixListener::bind(socket),
+        "binding the fake agent socket",
+    );
+    let service = SpiffeWorkloadApiServer::new(Service(Arc::clone(shared)));
+    tokio::spawn(async move {
+        let _ = tonic::transport::Server::builder()
+            .add_service(service)
+            .serve_with_incoming_shutdown(UnixListenerStream::new(listener), async move {
+                let _ = stop.wait_for(|s| *s).await;
+            })
+            .await;
+    })
 }
 
 struct Service(Arc<Shared>);
@@ -227,7 +277,7 @@ impl Service {
 
     /// Waits until the fake is shut down.
     async fn until_shutdown(&self) {
-        let mut rx = self.0.shutdown.clone();
+        let mut rx = lock(&self.0.shutdown).clone();
         let _ = rx.wait_for(|s| *s).await;
     }
 
@@ -245,7 +295,7 @@ impl Service {
             (guard.0.clone(), guard.1.subscribe())
         };
         let (tx, rx) = mpsc::channel::<Result<T, Status>>(16);
-        let mut shutdown = self.0.shutdown.clone();
+        let mut shutdown = lock(&self.0.shutdown).clone();
         tokio::spawn(async move {
             let mut sent = 0usize;
             let mut pending = first;

@@ -186,3 +186,21 @@ async fn jwt_answer_and_request_are_recorded() {
     assert_eq!(fake.last_jwt_request().unwrap().audience, ["a"]);
     fake.shutdown().await;
 }
+
+#[tokio::test]
+async fn restart_ends_open_streams_and_serves_again_with_state() {
+    let mut fake = FakeAgent::start().await;
+    fake.push_x509(response("spiffe://example.org/w"));
+    let mut s = fetch_x509(&fake, true).await.unwrap();
+    assert!(next(&mut s).await.unwrap().is_some());
+    fake.restart(Duration::from_millis(100)).await;
+    // The old stream is over: end of stream or an error, never another message.
+    assert!(!matches!(next(&mut s).await, Ok(Some(_))));
+    let mut s = fetch_x509(&fake, true).await.unwrap();
+    assert_eq!(
+        next(&mut s).await.unwrap().unwrap().svids[0].spiffe_id,
+        "spiffe://example.org/w"
+    );
+    assert_eq!(fake.x509_calls(), 2);
+    fake.shutdown().await;
+}

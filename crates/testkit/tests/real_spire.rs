@@ -137,3 +137,21 @@ fn deleted_entry_stops_issuing_and_server_restarts() {
         std::thread::sleep(Duration::from_millis(200));
     }
 }
+
+#[test]
+fn a_panicking_test_still_kills_spire() {
+    let dir = std::sync::Mutex::new(String::new());
+    let result = std::panic::catch_unwind(|| {
+        let spire = Spire::start();
+        *dir.lock().unwrap() = spire.dir().to_string_lossy().into_owned();
+        assert!(!processes_mentioning(&dir.lock().unwrap()).is_empty());
+        panic!("simulated test failure");
+    });
+    assert!(result.is_err());
+    let dir = dir.into_inner().unwrap();
+    assert!(!dir.is_empty());
+    assert!(
+        processes_mentioning(&dir).is_empty(),
+        "spire processes survived a panicking test"
+    );
+}

@@ -5,26 +5,23 @@
 //! written to stderr for diagnosis.
 
 mod bin;
+mod cli;
 mod config;
+mod process;
 
 use std::fs::{File, OpenOptions};
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
-use std::time::{Duration, Instant};
-
-use nix::sys::signal::{Signal, kill};
-use nix::unistd::Pid;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
 
 pub use bin::{SPIRE_VERSION, bin_dir, build_script};
 pub use config::{Entry, SpireOptions};
 
 use crate::must;
+use process::{free_port, hard_kill, read_lossy, soft_kill, tail, wait_until};
 
 /// How long start-up steps (health, attestation, socket) may take on a busy 2-core machine.
 const START_TIMEOUT: Duration = Duration::from_secs(60);
-/// How long a SIGTERM'd process may take to exit before it is SIGKILL'd.
-const STOP_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// A running SPIRE server and agent for one test.
 pub struct Spire {
@@ -33,6 +30,8 @@ pub struct Spire {
     dir: Option<tempfile::TempDir>,
     path: PathBuf,
     port: u16,
+    /// (cert, key) PEM files of the upstream root CA, when enabled.
+    upstream: Option<(PathBuf, PathBuf)>,
     agent_socket: PathBuf,
     server_socket: PathBuf,
     server: Option<Child>,
@@ -47,24 +46,6 @@ impl std::fmt::Debug for Spire {
             .field("server_pid", &self.server.as_ref().map(Child::id))
             .field("agent_pid", &self.agent_pid())
             .finish_non_exhaustive()
-    }
-}
-
-fn free_port() -> u16 {
-    let l = must(TcpListener::bind("127.0.0.1:0"), "binding a free port");
-    must(l.local_addr(), "reading the free port").port()
-}
-
-fn wait_until(timeout: Duration, mut ok: impl FnMut() -> bool) -> bool {
-    let deadline = Instant::now() + timeout;
-    loop {
-        if ok() {
-            return true;
-        }
-        if Instant::now() >= deadline {
-            return false;
-        }
-        std::thread::sleep(Duration::from_millis(100));
     }
 }
 
@@ -102,21 +83,6 @@ impl Spire {
             );
             (cert, key)
         });
-        let layout = config::Layout {
-            dir: &path,
-            port,
-            opts: &opts,
-            upstream: upstream.as_ref().map(|(c, k)| (c.as_path(), k.as_path())),
-        };
-        for (name, text) in [
-            ("server.conf", config::server_conf(&layout)),
-            ("agent.conf", config::agent_conf(&layout)),
-        ] {
-            must(
-                std::fs::write(path.join(name), text),
-                "writing a SPIRE config",
-            );
-        }
         let mut spire = Spire {
             opts,
             bin,
@@ -125,12 +91,45 @@ impl Spire {
             server_socket: path.join("server.sock"),
             path,
             port,
+            upstream,
             server: None,
             agent: None,
         };
-        spire.start_server();
+        // The free port may be taken by someone else between probing and SPIRE binding it:
+        // retry with a new one a couple of times.
+        for attempt in 1..=3 {
+            spire.write_configs();
+            match spire.try_start_server() {
+                Ok(()) => break,
+                Err(_) if attempt < 3 && spire.server_log().contains("address already in use") => {
+                    spire.port = free_port();
+                }
+                Err(e) => spire.fail(&e),
+            }
+        }
         spire.start_agent();
         spire
+    }
+
+    fn write_configs(&self) {
+        let layout = config::Layout {
+            dir: &self.path,
+            port: self.port,
+            opts: &self.opts,
+            upstream: self
+                .upstream
+                .as_ref()
+                .map(|(c, k)| (c.as_path(), k.as_path())),
+        };
+        for (name, text) in [
+            ("server.conf", config::server_conf(&layout)),
+            ("agent.conf", config::agent_conf(&layout)),
+        ] {
+            must(
+                std::fs::write(self.path.join(name), text),
+                "writing a SPIRE config",
+            );
+        }
     }
 
     /// The trust domain name.
@@ -168,148 +167,6 @@ impl Spire {
     #[must_use]
     pub fn bin_dir(&self) -> &Path {
         &self.bin
-    }
-
-    fn tool(&self, name: &str, args: &[&str]) -> Output {
-        must(
-            Command::new(self.bin.join(name))
-                .args(args)
-                .stdin(Stdio::null())
-                .output(),
-            &format!("running {name} {}", args.first().unwrap_or(&"")),
-        )
-    }
-
-    fn server_cmd(&self, args: &[&str]) -> Output {
-        let sock = self.server_socket.to_string_lossy().into_owned();
-        let mut a: Vec<&str> = args.to_vec();
-        a.extend(["-socketPath", &sock]);
-        self.tool("spire-server", &a)
-    }
-
-    fn server_cmd_ok(&self, args: &[&str]) -> String {
-        let out = self.server_cmd(args);
-        if !out.status.success() {
-            self.fail(&format!(
-                "spire-server {} failed ({}): {}{}",
-                args.join(" "),
-                out.status,
-                String::from_utf8_lossy(&out.stdout),
-                String::from_utf8_lossy(&out.stderr)
-            ));
-        }
-        String::from_utf8_lossy(&out.stdout).into_owned()
-    }
-
-    /// Registers `entry` under the test agent (`spiffe://<td>/agent`); returns its entry ID.
-    ///
-    /// # Panics
-    /// If `spire-server entry create` fails.
-    pub fn create_entry(&self, entry: &Entry) -> String {
-        let parent = format!("spiffe://{}/agent", self.opts.trust_domain);
-        let mut args = vec![
-            "entry".to_owned(),
-            "create".to_owned(),
-            "-parentID".to_owned(),
-        ];
-        args.push(parent);
-        args.extend(entry.args());
-        let refs: Vec<&str> = args.iter().map(String::as_str).collect();
-        let out = self.server_cmd_ok(&refs);
-        out.lines()
-            .find_map(|l| {
-                let (k, v) = l.split_once(':')?;
-                (k.trim() == "Entry ID").then(|| v.trim().to_owned())
-            })
-            .unwrap_or_else(|| self.fail(&format!("no Entry ID in `entry create` output: {out}")))
-    }
-
-    /// Deletes a registration entry.
-    ///
-    /// # Panics
-    /// If `spire-server entry delete` fails.
-    pub fn delete_entry(&self, id: &str) {
-        self.server_cmd_ok(&["entry", "delete", "-entryID", id]);
-    }
-
-    /// Polls `spire-agent api fetch x509` until it succeeds (the entry has propagated).
-    ///
-    /// # Panics
-    /// After `timeout`, with the last error and the log tails.
-    pub fn wait_for_svid(&self, timeout: Duration) {
-        let sock = self.agent_socket.to_string_lossy().into_owned();
-        let mut last = String::new();
-        let ok = wait_until(timeout, || {
-            let out = self.tool(
-                "spire-agent",
-                &[
-                    "api",
-                    "fetch",
-                    "x509",
-                    "-socketPath",
-                    &sock,
-                    "-timeout",
-                    "5s",
-                ],
-            );
-            last = String::from_utf8_lossy(&out.stderr).into_owned();
-            out.status.success()
-        });
-        if !ok {
-            self.fail(&format!("no X.509-SVID after {timeout:?}: {last}"));
-        }
-    }
-
-    /// `spire-agent api fetch x509 -write out_dir` (writes `svid.0.pem`, `svid.0.key`,
-    /// `bundle.0.pem`, ...): an independent cross-check of what the agent serves.
-    ///
-    /// # Panics
-    /// If the fetch fails.
-    pub fn cli_fetch_x509(&self, out_dir: &Path) {
-        let sock = self.agent_socket.to_string_lossy().into_owned();
-        let out_s = out_dir.to_string_lossy().into_owned();
-        let out = self.tool(
-            "spire-agent",
-            &[
-                "api",
-                "fetch",
-                "x509",
-                "-socketPath",
-                &sock,
-                "-write",
-                &out_s,
-            ],
-        );
-        if !out.status.success() {
-            self.fail(&format!(
-                "spire-agent api fetch x509 -write failed: {}",
-                String::from_utf8_lossy(&out.stderr)
-            ));
-        }
-    }
-
-    /// Sets the bundle of a federated trust domain (`spire-server bundle set`); `ca_pem` is
-    /// any CA certificate in PEM; `trust_domain_id` may be `other.org` or `spiffe://other.org`.
-    ///
-    /// # Panics
-    /// If the command fails.
-    pub fn set_federated_bundle(&self, trust_domain_id: &str, ca_pem: &str) {
-        let id = config::td_id_of(trust_domain_id);
-        let file = self
-            .path
-            .join(format!("fed-{}.pem", id.trim_start_matches("spiffe://")));
-        must(std::fs::write(&file, ca_pem), "writing a federated bundle");
-        let f = file.to_string_lossy().into_owned();
-        self.server_cmd_ok(&["bundle", "set", "-id", &id, "-path", &f]);
-    }
-
-    /// The server's own X.509 bundle as PEM (`spire-server bundle show`).
-    ///
-    /// # Panics
-    /// If the command fails.
-    #[must_use]
-    pub fn bundle_pem(&self) -> String {
-        self.server_cmd_ok(&["bundle", "show"])
     }
 
     /// Pid of the running agent, if any.
@@ -393,8 +250,14 @@ impl Spire {
     /// # Panics
     /// If the server is not healthy within 60 s.
     pub fn start_server(&mut self) {
+        if let Err(e) = self.try_start_server() {
+            self.fail(&e);
+        }
+    }
+
+    fn try_start_server(&mut self) -> Result<(), String> {
         if self.server.is_some() {
-            return;
+            return Ok(());
         }
         let _ = std::fs::remove_file(&self.server_socket);
         let conf = self.path.join("server.conf").to_string_lossy().into_owned();
@@ -406,9 +269,18 @@ impl Spire {
             }
             self.server_socket.exists() && self.server_cmd(&["healthcheck"]).status.success()
         });
-        if !healthy || !self.alive_server() {
-            self.fail("the server did not become healthy");
+        if !self.alive_server() {
+            if let Some(c) = self.server.take() {
+                hard_kill(c);
+            }
+            return Err("the server exited during start-up".to_owned());
         }
+        if !healthy {
+            return Err(format!(
+                "the server was not healthy within {START_TIMEOUT:?}"
+            ));
+        }
+        Ok(())
     }
 
     fn alive_agent(&mut self) -> bool {
@@ -445,7 +317,7 @@ impl Spire {
     }
 
     /// Panics with `msg` and the tails of both logs.
-    fn fail(&self, msg: &str) -> ! {
+    pub(super) fn fail(&self, msg: &str) -> ! {
         panic!(
             "testkit/spire: {msg}\n--- server log (tail) ---\n{}\n--- agent log (tail) ---\n{}",
             tail(&self.server_log(), 40),
@@ -478,32 +350,4 @@ impl Drop for Spire {
             }
         }
     }
-}
-
-fn read_lossy(p: &Path) -> String {
-    std::fs::read(p)
-        .map(|b| String::from_utf8_lossy(&b).into_owned())
-        .unwrap_or_default()
-}
-
-fn tail(s: &str, n: usize) -> String {
-    let lines: Vec<&str> = s.lines().collect();
-    lines[lines.len().saturating_sub(n)..].join("\n")
-}
-
-fn hard_kill(mut c: Child) {
-    // `Child::kill` sends SIGKILL to this pid only; `wait` reaps it.
-    let _ = c.kill();
-    let _ = c.wait();
-}
-
-fn soft_kill(mut c: Child) {
-    if let Ok(pid) = i32::try_from(c.id()) {
-        let _ = kill(Pid::from_raw(pid), Signal::SIGTERM);
-    }
-    let exited = wait_until(STOP_TIMEOUT, || !matches!(c.try_wait(), Ok(None)));
-    if !exited {
-        let _ = c.kill();
-    }
-    let _ = c.wait();
 }
