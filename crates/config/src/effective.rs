@@ -96,12 +96,21 @@ fn jwt_svids(c: &Config, dir: Option<&Path>) -> String {
 }
 
 /// A resolved output path written back relative to `cert_dir` when it lies inside it.
+/// Works on the text, not on components: `Path::strip_prefix` would drop a trailing `.` and
+/// `cert_dir.join(name)` must come back as exactly `name`.
 fn path(p: &Path, cert_dir: Option<&Path>) -> String {
-    let shown = cert_dir
-        .and_then(|dir| p.strip_prefix(dir).ok())
-        .filter(|rel| !rel.as_os_str().is_empty())
-        .unwrap_or(p);
-    quote(&shown.to_string_lossy())
+    let full = p.to_string_lossy();
+    let relative = cert_dir.and_then(|dir| {
+        let dir = dir.to_string_lossy();
+        let rest = full.strip_prefix(dir.as_ref())?;
+        let rest = if dir.ends_with('/') {
+            rest
+        } else {
+            rest.strip_prefix('/')?
+        };
+        (!rest.is_empty()).then(|| rest.to_owned())
+    });
+    quote(relative.as_deref().unwrap_or(&full))
 }
 
 /// The inverse of `split_cmd_args`: quote arguments that need it, doubling inner quotes.

@@ -61,7 +61,7 @@ jwt_svid_file_mode = 0444
     assert_round_trip(&c);
 }
 
-/// Upstream's test data: quoted modes, multi-line jwt_svids list (minus the removed `timeout`).
+/// Upstream's test data: quoted modes, multi-line `jwt_svids` list (minus the removed `timeout`).
 #[test]
 fn upstream_testdata_envoy_example() {
     let text = r#"agent_address = "/tmp/spire-agent/public/api.sock"

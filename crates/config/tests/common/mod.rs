@@ -10,7 +10,7 @@ use std::path::Path;
 
 use spiffe_helper_config::{Config, ConfigError, Overrides, Warning};
 
-/// A minimal valid prefix: an agent address and a cert_dir.
+/// A minimal valid prefix: an agent address and a `cert_dir`.
 pub const BASE: &str = "agent_address = \"unix:///run/agent.sock\"\ncert_dir = \"certs\"\n";
 
 pub fn parse_with(
