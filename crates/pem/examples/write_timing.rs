@@ -32,6 +32,7 @@ fn main() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = args
         .next()
+        .filter(|s| !s.is_empty())
         .map_or_else(|| tmp.path().to_owned(), PathBuf::from);
     let n: usize = args.next().map_or(200, |s| s.parse().unwrap());
     let federated = std::collections::BTreeMap::new();
