@@ -1,0 +1,180 @@
+//! The start-up fetch shared by both modes (SPEC §3.4): everything the config asks for, fetched
+//! before any file is written, retrying transient errors until one deadline.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context as _, anyhow, bail};
+use spiffe_helper_config::{Config, JwtSvidOutput};
+use spiffe_workload_client::{
+    Backoff, Error as ApiError, JwtBundleSet, JwtSvid, WorkloadApiClient, X509Context, X509Source,
+};
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+/// What the first fetch brought back.
+pub struct Initial {
+    /// The running X.509 source (None for a JWT-only config).
+    pub x509: Option<X509Source>,
+    /// The first X.509 context whose SVID matches the hint.
+    pub x509_context: Option<Arc<X509Context>>,
+    /// The JWT bundles, when a JWT bundle file is configured.
+    pub jwt_bundles: Option<JwtBundleSet>,
+    /// One JWT-SVID per `jwt_svids` entry, in config order.
+    pub jwt_svids: Vec<JwtSvid>,
+}
+
+/// Fetches everything, or fails with the last error once `startup_timeout` has passed.
+///
+/// Returns `Ok(None)` when `shutdown` fires first.
+pub async fn fetch_initial(
+    client: &WorkloadApiClient,
+    config: &Config,
+    shutdown: &CancellationToken,
+) -> anyhow::Result<Option<Initial>> {
+    let deadline = Instant::now() + config.startup_timeout;
+    tokio::select! {
+        () = shutdown.cancelled() => Ok(None),
+        initial = fetch_all(client, config, deadline) => initial.map(Some),
+    }
+}
+
+async fn fetch_all(
+    client: &WorkloadApiClient,
+    config: &Config,
+    deadline: Instant,
+) -> anyhow::Result<Initial> {
+    let (x509, x509_context) = if config.x509.is_some() {
+        let (source, context) = start_x509(client, config, deadline).await?;
+        (Some(source), Some(context))
+    } else {
+        (None, None)
+    };
+    let jwt_bundles = if config.jwt_bundle.is_some() {
+        let bundles = retry_until(deadline, "fetching JWT bundles", || {
+            client.fetch_jwt_bundles()
+        })
+        .await?;
+        Some(bundles)
+    } else {
+        None
+    };
+    let mut jwt_svids = Vec::with_capacity(config.jwt_svids.len());
+    for entry in &config.jwt_svids {
+        jwt_svids.push(fetch_jwt_until(client, entry, config.hint.as_deref(), deadline).await?);
+    }
+    Ok(Initial {
+        x509,
+        x509_context,
+        jwt_bundles,
+        jwt_svids,
+    })
+}
+
+async fn start_x509(
+    client: &WorkloadApiClient,
+    config: &Config,
+    deadline: Instant,
+) -> anyhow::Result<(X509Source, Arc<X509Context>)> {
+    let source = X509Source::start(client.clone(), remaining(deadline))
+        .await
+        .map_err(|err| describe(&err, config))?;
+    let Some(hint) = config.hint.as_deref() else {
+        let context = source.current();
+        return Ok((source, context));
+    };
+    // Entries propagate with delay: wait (until the deadline) for one carrying the hint.
+    let mut updates = source.subscribe();
+    loop {
+        let context = updates.borrow_and_update().clone();
+        if context.svid_with_hint(hint).is_some() {
+            return Ok((source, context));
+        }
+        let wait = tokio::time::timeout_at(deadline, updates.changed()).await;
+        if !matches!(wait, Ok(Ok(()))) {
+            source.shutdown().await;
+            bail!(
+                "no X.509-SVID with hint {hint:?} within {:?} (the agent offers hints: {})",
+                config.startup_timeout,
+                hints(&context)
+            );
+        }
+    }
+}
+
+fn hints(context: &X509Context) -> String {
+    let all: Vec<String> = context
+        .svids()
+        .iter()
+        .map(|svid| format!("{:?}", svid.hint()))
+        .collect();
+    all.join(", ")
+}
+
+async fn fetch_jwt_until(
+    client: &WorkloadApiClient,
+    entry: &JwtSvidOutput,
+    hint: Option<&str>,
+    deadline: Instant,
+) -> anyhow::Result<JwtSvid> {
+    let what = format!("fetching JWT-SVID for audience {:?}", entry.audience);
+    retry_until(deadline, &what, || fetch_jwt(client, entry, hint)).await
+}
+
+/// One `FetchJWTSVID` call for a `jwt_svids` entry, with the hint rule of SPEC §4.2.
+pub async fn fetch_jwt(
+    client: &WorkloadApiClient,
+    entry: &JwtSvidOutput,
+    hint: Option<&str>,
+) -> Result<JwtSvid, ApiError> {
+    let mut audiences = Vec::with_capacity(1 + entry.extra_audiences.len());
+    audiences.push(entry.audience.clone());
+    audiences.extend(entry.extra_audiences.iter().cloned());
+    let svids = client.fetch_jwt_svids(&audiences, None).await?;
+    crate::outputs::select_jwt(svids, hint)
+}
+
+/// Retries `call` with backoff on retryable errors until `deadline`; fails at once otherwise.
+async fn retry_until<T, F, Fut>(deadline: Instant, what: &str, mut call: F) -> anyhow::Result<T>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<T, ApiError>>,
+{
+    let mut backoff = Backoff::default();
+    loop {
+        let attempt = tokio::time::timeout_at(deadline, call()).await;
+        let err = match attempt {
+            Ok(Ok(value)) => return Ok(value),
+            Ok(Err(err)) => err,
+            Err(_) => return Err(anyhow!("{what}: no answer before the start-up deadline")),
+        };
+        if !err.is_retryable() {
+            return Err(anyhow::Error::new(err).context(what.to_owned()));
+        }
+        let delay = backoff.next_delay();
+        if Instant::now() + delay >= deadline {
+            return Err(anyhow::Error::new(err))
+                .with_context(|| format!("{what}: gave up at the start-up deadline"));
+        }
+        tracing::debug!(error = %err, retry_in = ?delay, "{what} failed; retrying");
+        tokio::time::sleep(delay).await;
+    }
+}
+
+fn remaining(deadline: Instant) -> Duration {
+    deadline.saturating_duration_since(Instant::now())
+}
+
+/// Turns the start-up error into one line that says what to check.
+fn describe(err: &ApiError, config: &Config) -> anyhow::Error {
+    let advice = if err.is_permission_denied() {
+        "; no registration entry matches this workload (PermissionDenied)"
+    } else {
+        ""
+    };
+    anyhow!(
+        "fetching the X.509-SVID from {}: {err}{advice}",
+        config.agent_address
+    )
+}
