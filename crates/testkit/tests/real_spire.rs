@@ -104,6 +104,19 @@ fn upstream_authority_puts_an_intermediate_in_the_chain() {
     assert_eq!(chain.len(), 2, "leaf + SPIRE intermediate expected");
     let (_, inter) = X509Certificate::from_der(&chain[1]).unwrap();
     assert!(inter.is_ca());
+    let root_pem = spire.upstream_ca_pem().unwrap();
+    let bundle = pem_certs(&out.join("bundle.0.pem"));
+    let root = Pem::iter_from_buffer(root_pem.as_bytes())
+        .next()
+        .unwrap()
+        .unwrap()
+        .contents;
+    assert_eq!(bundle, [root], "the bundle should be the upstream root");
+    assert!(
+        spire
+            .bundle_pem()
+            .contains(root_pem.lines().nth(1).unwrap())
+    );
 }
 
 #[test]

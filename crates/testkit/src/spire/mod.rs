@@ -3,6 +3,9 @@
 //! Every process is killed by pid when [`Spire`] is dropped (agent first), also when the test
 //! panics; the scratch dir is removed then. On a panicking drop the tails of both logs are
 //! written to stderr for diagnosis.
+//!
+//! All methods block (processes, polling with `std::thread::sleep`); in async tests call them
+//! directly for short steps or via `tokio::task::spawn_blocking`.
 
 mod bin;
 mod cli;
@@ -167,6 +170,13 @@ impl Spire {
     #[must_use]
     pub fn bin_dir(&self) -> &Path {
         &self.bin
+    }
+
+    /// The upstream root CA (PEM) when started with `upstream_authority: true`; SVID chains
+    /// then verify up to it, and it is what `bundle_pem` returns.
+    #[must_use]
+    pub fn upstream_ca_pem(&self) -> Option<String> {
+        self.upstream.as_ref().map(|(cert, _)| read_lossy(cert))
     }
 
     /// Pid of the running agent, if any.
