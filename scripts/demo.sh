@@ -77,7 +77,7 @@ spiffe_id() { openssl x509 -in "$SVID" -noout -text | grep -o 'URI:spiffe://[^ ,
 serial() { openssl x509 -in "$SVID" -noout -serial | cut -d= -f2; }
 expiry() { openssl x509 -in "$SVID" -noout -enddate | cut -d= -f2; }
 ready() {
-  (exec 3<>"/dev/tcp/127.0.0.1/$PORT" && printf 'GET /health/ready HTTP/1.0\r\n\r\n' >&3 && head -n 1 <&3) 2>/dev/null | tr -d '\r'
+  (exec 3<>"/dev/tcp/127.0.0.1/$PORT" && printf 'GET /health/ready HTTP/1.0\r\n\r\n' >&3 && head -n 1 <&3) 2>/dev/null | tr -d "\r" | cut -d" " -f2-
 }
 
 echo

@@ -9,7 +9,7 @@
 set -uo pipefail
 
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
-cd "$ROOT"
+cd "$ROOT" || exit 1
 CACHE="${XDG_CACHE_HOME:-$HOME/.cache}/spiffe-helper-rust"
 VENV="$CACHE/venv"
 K8S_VERSION="${K8S_VERSION:-1.33.0}"
@@ -56,7 +56,7 @@ deny() {
   # Advisories need the RustSec database from the network; licenses, bans and sources do not.
   local checks=(licenses bans sources)
   [ "${DENY_ADVISORIES:-0}" = 1 ] && checks+=(advisories)
-  cargo deny --workspace check "${checks[@]}"
+  cargo deny --workspace check --hide-inclusion-graph "${checks[@]}"
 }
 
 check "cargo fmt --check" cargo fmt --all -- --check
