@@ -1,0 +1,41 @@
+#!/usr/bin/env bash
+# make bench: side-by-side benchmarks of spiffe-helper-rust and the upstream Go spiffe-helper
+# v0.11.0 on one local SPIRE (see docs/benchmarks.md). Not part of `make test`.
+#
+# Builds SPIRE + upstream (cached), a stripped upstream for the size comparison, our release
+# binary and the driver, then runs every section. The table goes to stdout and to
+# target/bench/results.md. Extra arguments go to the driver, e.g.
+#   scripts/bench.sh --runs 5 --idle-secs 20        # quicker, rougher
+#   BENCH_SECTIONS=oneshot scripts/bench.sh          # one section
+# Takes about 8-10 minutes on 2 cores once everything is built.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+CARGO="${CARGO:-cargo}"
+BIN="$(tests/spire/build-spire.sh --with-upstream-helper)"
+UPSTREAM="$BIN/spiffe-helper"
+STRIPPED="$BIN/spiffe-helper-stripped"
+
+# Upstream's own release build (its Makefile) links with -s -w: symbols and DWARF stripped.
+if [ ! -x "$STRIPPED" ]; then
+  command -v go >/dev/null || { echo "bench: go is required to build $STRIPPED" >&2; exit 1; }
+  echo "bench: building $STRIPPED (go build -ldflags '-s -w')" >&2
+  (cd "$(dirname "$BIN")/helper-src" &&
+    CGO_ENABLED=0 go build -ldflags "-s -w" -o "$STRIPPED" github.com/spiffe/spiffe-helper/cmd/spiffe-helper)
+fi
+
+echo "bench: building spiffe-helper-rust (release: strip, fat LTO)" >&2
+"$CARGO" build --release -p spiffe-helper-rust
+# The driver itself need not be LTO'd; optimised is enough for the load client.
+echo "bench: building the driver" >&2
+CARGO_PROFILE_RELEASE_LTO=off CARGO_PROFILE_RELEASE_CODEGEN_UNITS=16 \
+  "$CARGO" build --release -p spiffe-helper-bench
+
+mkdir -p target/bench
+SPIRE_BIN_DIR="$BIN" target/release/spiffe-helper-bench "${BENCH_SECTIONS:-all}" \
+  --ours target/release/spiffe-helper-rust \
+  --upstream "$UPSTREAM" \
+  --upstream-stripped "$STRIPPED" \
+  --out target/bench/results.md \
+  "$@"
+echo "bench: table written to target/bench/results.md" >&2
