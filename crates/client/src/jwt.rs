@@ -179,8 +179,11 @@ fn convert_jwks(map: HashMap<String, Vec<u8>>) -> Result<BTreeMap<TrustDomain, V
             let td: TrustDomain = key
                 .parse()
                 .map_err(|e| Error::invalid(format!("JWT bundle key: {e}")))?;
+            // Only the shape is checked: a federated trust domain without JWT authorities may
+            // come as `{"keys":null}` or without `keys`; the bytes are passed on as received.
             match serde_json::from_slice::<Value>(&jwks) {
-                Ok(Value::Object(doc)) if doc.get("keys").is_some_and(Value::is_array) => {}
+                Ok(Value::Object(doc))
+                    if doc.get("keys").is_none_or(|k| k.is_array() || k.is_null()) => {}
                 _ => {
                     return Err(Error::invalid(format!(
                         "JWT bundle for {td} is not a JWKS document"

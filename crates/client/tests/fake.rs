@@ -3,6 +3,12 @@
 //! reported with the right classification, and the reconnecting watch must keep going exactly
 //! where it should.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "test code: a failed setup step should panic"
+)]
+
 use std::time::{Duration, SystemTime};
 
 use spiffe_helper_testkit::certs::{self, TestCa, TestSvid};

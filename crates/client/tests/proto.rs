@@ -5,6 +5,12 @@
 //! directory and fails when the committed files differ. `make proto` runs it with
 //! `UPDATE_PROTO=1`, which writes the fresh files in place instead.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "test code: a failed setup step should panic"
+)]
+
 use std::path::{Path, PathBuf};
 
 /// Messages whose `Debug` is written by hand so that key material and tokens never reach a log.
