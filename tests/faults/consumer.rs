@@ -1,0 +1,176 @@
+//! Consumer-notification faults (fake agent, so updates come on demand): `cmd` missing, `cmd`
+//! exiting at once every time, a pid file naming a dead process, pid file values <= 0.
+
+use std::fs;
+use std::os::unix::fs::PermissionsExt;
+use std::process::Command;
+use std::time::Duration;
+
+use crate::kit::{Fake, X509Files, daemon_config, live, log_has, ready, start_daemon, wait_ready};
+use crate::support::{Proc, assert_no_secrets, count_signals, free_port, recorded_starts, scratch, signal_recorder, stop_cleanly, wait_until, write_file};
+use crate::inspect::{leaf};
+
+/// Pushes a fresh SVID and waits until the helper has written it.
+fn rotate(fake: &Fake, files: &X509Files, helper: &mut crate::support::Helper) {
+    let serial = fake.push_fresh();
+    assert!(
+        wait_until(Duration::from_secs(10), || leaf(&files.svid)
+            .is_some_and(|l| l.serial == serial)),
+        "update not written; log:\n{}",
+        helper.log_tail()
+    );
+    helper.assert_running("after an update");
+}
+
+/// `cmd` does not exist: logged at every update, the helper keeps writing and stays healthy.
+#[test]
+fn missing_cmd_is_logged_and_the_helper_keeps_running() {
+    let fake = Fake::start();
+    fake.push_fresh();
+    let dir = scratch();
+    let certs = dir.path().join("certs");
+    let files = X509Files::in_dir(&certs);
+    let port = free_port();
+    let extra = "cmd = \"/nonexistent/consumer\"\ncmd_args = \"-x\"\nrenew_signal = \"SIGHUP\"\n";
+    let mut helper = start_daemon(dir.path(), &daemon_config(&fake.endpoint(), &certs, port, extra));
+    wait_ready(&mut helper, &files.svid, port);
+    for _ in 0..3 {
+        rotate(&fake, &files, &mut helper);
+    }
+    let log = helper.log();
+    let attempts = log
+        .lines()
+        .filter(|l| l.contains("cannot start cmd") || (l.contains("/nonexistent/consumer") && l.contains("No such file")))
+        .count();
+    assert!(attempts >= 4, "expected a logged failure per update (4), saw {attempts}; log:\n{}", helper.log_tail());
+    assert_eq!(live(port), Some(200));
+    assert_eq!(ready(port), Some(200));
+    stop_cleanly(&mut helper);
+    assert_no_secrets("missing cmd", &helper.log(), Some(&files.key), &[]);
+}
+
+/// `cmd` exits at once every time: started again at each update (not in a loop between
+/// updates), the helper keeps running.
+#[test]
+fn cmd_exiting_at_once_is_restarted_only_at_updates() {
+    let fake = Fake::start();
+    fake.push_fresh();
+    let dir = scratch();
+    let certs = dir.path().join("certs");
+    let files = X509Files::in_dir(&certs);
+    let script = write_file(
+        dir.path(),
+        "quick.sh",
+        "#!/bin/sh\necho \"$$\" >> \"$1/starts\"\nexit 3\n",
+    );
+    fs::set_permissions(&script, fs::Permissions::from_mode(0o755)).unwrap();
+    let port = free_port();
+    let extra = format!(
+        "cmd = \"{}\"\ncmd_args = \"{}\"\nrenew_signal = \"SIGHUP\"\n",
+        script.display(),
+        dir.path().display()
+    );
+    let mut helper = start_daemon(dir.path(), &daemon_config(&fake.endpoint(), &certs, port, &extra));
+    wait_ready(&mut helper, &files.svid, port);
+    assert!(wait_until(Duration::from_secs(5), || recorded_starts(dir.path()).len() == 1));
+    for n in 2..=4 {
+        std::thread::sleep(Duration::from_millis(500)); // let the child exit and be reaped
+        rotate(&fake, &files, &mut helper);
+        assert!(
+            wait_until(Duration::from_secs(5), || recorded_starts(dir.path()).len() == n),
+            "cmd not restarted at update {n}; log:\n{}",
+            helper.log_tail()
+        );
+    }
+    std::thread::sleep(Duration::from_secs(2));
+    assert_eq!(recorded_starts(dir.path()).len(), 4, "cmd restarted without an update");
+    assert!(log_has(&helper.log(), &["exit"]), "child exit not logged");
+    assert_eq!(live(port), Some(200));
+    stop_cleanly(&mut helper);
+}
+
+/// The pid file names a process that is gone: logged, retried, the helper keeps running and a
+/// SIGTERM still stops it at once (pending retries do not hold it).
+#[test]
+fn pid_file_naming_a_dead_pid_is_logged_and_shutdown_stays_prompt() {
+    let fake = Fake::start();
+    fake.push_fresh();
+    let dir = scratch();
+    let certs = dir.path().join("certs");
+    let files = X509Files::in_dir(&certs);
+    let mut gone = Command::new("true").spawn().unwrap();
+    let dead = gone.id();
+    gone.wait().unwrap();
+    let pid_file = write_file(dir.path(), "app.pid", &format!("{dead}\n"));
+    let port = free_port();
+    let extra = format!(
+        "pid_file_name = \"{}\"\nrenew_signal = \"SIGHUP\"\n",
+        pid_file.display()
+    );
+    let mut helper = start_daemon(dir.path(), &daemon_config(&fake.endpoint(), &certs, port, &extra));
+    wait_ready(&mut helper, &files.svid, port);
+    rotate(&fake, &files, &mut helper);
+    assert!(
+        wait_until(Duration::from_secs(5), || log_has(&helper.log(), &["pid", &dead.to_string()])),
+        "the dead pid is not logged; log:\n{}",
+        helper.log_tail()
+    );
+    std::thread::sleep(Duration::from_secs(1)); // a few retries
+    helper.assert_running("with a dead pid in the pid file");
+    assert_eq!(live(port), Some(200));
+    let took = stop_cleanly(&mut helper);
+    eprintln!("dead pid: SIGTERM during pid-file retries took {took:?}");
+}
+
+/// pid file "0" or "-<pgid>": never signalled (0 would signal the helper's own process group,
+/// a negative value another group). A positive pid of a live process is signalled (control).
+#[test]
+fn pid_file_zero_or_negative_is_never_signalled() {
+    let fake = Fake::start();
+    fake.push_fresh();
+    let dir = scratch();
+    let certs = dir.path().join("certs");
+    let files = X509Files::in_dir(&certs);
+    // A bystander in its own process group, recording any SIGHUP it gets.
+    let bystander_dir = dir.path().join("bystander");
+    fs::create_dir(&bystander_dir).unwrap();
+    let recorder = signal_recorder(&bystander_dir);
+    let mut cmd = Command::new(&recorder);
+    cmd.arg(&bystander_dir);
+    let bystander = Proc::spawn(cmd);
+    assert!(wait_until(Duration::from_secs(5), || !recorded_starts(&bystander_dir).is_empty()));
+
+    let pid_file = write_file(dir.path(), "app.pid", "0\n");
+    let port = free_port();
+    let extra = format!(
+        "pid_file_name = \"{}\"\nrenew_signal = \"SIGHUP\"\n",
+        pid_file.display()
+    );
+    // The helper runs in its own process group (support::Helper): signalling "0" would SIGHUP
+    // the helper itself, whose default action is to terminate.
+    let mut helper = start_daemon(dir.path(), &daemon_config(&fake.endpoint(), &certs, port, &extra));
+    wait_ready(&mut helper, &files.svid, port);
+    assert!(
+        wait_until(Duration::from_secs(5), || log_has(&helper.log(), &["not > 0"])
+            || log_has(&helper.log(), &["process group"])),
+        "pid 0 not refused in the log; log:\n{}",
+        helper.log_tail()
+    );
+    helper.assert_running("after pid file 0");
+
+    write_file(dir.path(), "app.pid", &format!("-{}\n", bystander.pid()));
+    rotate(&fake, &files, &mut helper);
+    std::thread::sleep(Duration::from_millis(800));
+    assert_eq!(count_signals(&bystander_dir, "HUP"), 0, "a negative pid reached a process group");
+    helper.assert_running("after pid file -pgid");
+
+    // Control: the same process by its positive pid does get the signal.
+    write_file(dir.path(), "app.pid", &format!("{}\n", bystander.pid()));
+    rotate(&fake, &files, &mut helper);
+    assert!(
+        wait_until(Duration::from_secs(5), || count_signals(&bystander_dir, "HUP") == 1),
+        "positive pid not signalled; log:\n{}",
+        helper.log_tail()
+    );
+    stop_cleanly(&mut helper);
+}

@@ -1,0 +1,141 @@
+//! Security properties as tests: the key file is never readable beyond its mode at any instant
+//! (a stat watcher runs across rotations), no key material or JWT in any log line or health
+//! body of a full run with debug logs, and a symlink planted at an output path is replaced, not
+//! followed.
+
+use std::fs;
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+use std::time::Duration;
+
+use spiffe_helper_testkit::spire::{Entry, Spire};
+
+use crate::kit::{
+    Fake, ModeWatcher, X509Files, daemon_config, http_get, start_daemon, wait_ready,
+};
+use crate::support::{PROPAGATION, ROTATION, WORKLOAD, assert_no_secrets, free_port, scratch, stop_cleanly, wait_until};
+use crate::inspect::{key_matches_cert, leaf, wait_for_rotation};
+
+/// Panics if an HTTP body holds PEM, key base64 or a token.
+fn assert_body_clean(what: &str, body: &str, key: &Path, tokens: &[String]) {
+    assert!(!body.contains("BEGIN"), "{what}: body holds PEM");
+    assert!(!body.contains("PRIVATE"), "{what}: body mentions a private key");
+    let pem = fs::read_to_string(key).unwrap();
+    for line in pem.lines().filter(|l| !l.starts_with("-----") && l.len() >= 32) {
+        assert!(!body.contains(line), "{what}: body holds the private key's base64");
+    }
+    for token in tokens {
+        let signature = token.rsplit('.').next().unwrap();
+        assert!(!body.contains(token.as_str()), "{what}: body holds a JWT-SVID");
+        assert!(!body.contains(signature), "{what}: body holds a JWT signature");
+    }
+}
+
+/// 30 rapid rotations with `key_file_mode = 0400` (no owner-write, so every rewrite must cope):
+/// the key file and its temp files are never group/other-accessible, never a symlink.
+#[test]
+fn key_file_never_exceeds_its_mode_across_rotations() {
+    let fake = Fake::start();
+    fake.push_fresh();
+    let dir = scratch();
+    let certs = dir.path().join("certs");
+    let files = X509Files::in_dir(&certs);
+    let port = free_port();
+    let extra = "key_file_mode = 0400\n";
+    let mut helper = start_daemon(dir.path(), &daemon_config(&fake.endpoint(), &certs, port, extra));
+    wait_ready(&mut helper, &files.svid, port);
+    let watcher = ModeWatcher::start(&certs, "svid_key.pem", 0o400);
+    for n in 0..30 {
+        let serial = fake.push_fresh();
+        assert!(
+            wait_until(Duration::from_secs(10), || leaf(&files.svid)
+                .is_some_and(|l| l.serial == serial)),
+            "rotation {n} not written; log:\n{}",
+            helper.log_tail()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let (stats, temps, problems) = watcher.finish();
+    assert!(problems.is_empty(), "key file exposed at some instant: {problems:#?}");
+    assert!(stats > 1000, "watcher made only {stats} stats");
+    assert_eq!(fs::metadata(&files.key).unwrap().permissions().mode() & 0o777, 0o400);
+    assert!(key_matches_cert(&files.key, &files.svid));
+    eprintln!("key mode watcher: {stats} stats, {temps} temp-file sightings, 30 rotations, no exposure");
+    stop_cleanly(&mut helper);
+    assert_no_secrets("key mode", &helper.log(), Some(&files.key), &[]);
+}
+
+/// A full daemon run on real SPIRE with X.509 + JWT-SVID + JWT bundle, debug logs and one
+/// rotation: the key never exceeds 0600; no log line and no health/metrics body holds key
+/// material, PEM or a token.
+#[test]
+fn full_run_leaks_no_secret_in_logs_or_health_bodies() {
+    let spire = Spire::start();
+    spire.create_entry(&Entry::new(WORKLOAD).x509_ttl(30).jwt_ttl(60));
+    spire.wait_for_svid(PROPAGATION);
+    let dir = scratch();
+    let certs = dir.path().join("certs");
+    let files = X509Files::in_dir(&certs);
+    let port = free_port();
+    let extra = "jwt_svids = [{ jwt_audience = \"db\", jwt_svid_file_name = \"db.jwt\" }]\n\
+                 jwt_bundle_file_name = \"jwt_bundle.json\"\n";
+    let mut helper = start_daemon(dir.path(), &daemon_config(&spire.endpoint(), &certs, port, extra));
+    let first = wait_ready(&mut helper, &files.svid, port);
+    let watcher = ModeWatcher::start(&certs, "svid_key.pem", 0o600);
+    let mut tokens = vec![fs::read_to_string(certs.join("db.jwt")).unwrap()];
+    assert!(
+        wait_for_rotation(&files.svid, &first, ROTATION).is_some(),
+        "no rotation; log:\n{}",
+        helper.log_tail()
+    );
+    // The JWT (60 s) is refreshed at about half its lifetime; collect what was written.
+    std::thread::sleep(Duration::from_secs(2));
+    let token = fs::read_to_string(certs.join("db.jwt")).unwrap();
+    if !tokens.contains(&token) {
+        tokens.push(token);
+    }
+    for path in ["/health/live", "/health/ready", "/metrics"] {
+        let (status, body) = http_get(port, path).unwrap();
+        assert!(status == 200 || path == "/metrics", "{path}: {status}");
+        assert_body_clean(path, &body, &files.key, &tokens);
+    }
+    let (stats, _, problems) = watcher.finish();
+    assert!(problems.is_empty(), "key file exposed: {problems:#?}");
+    assert!(stats > 100);
+    stop_cleanly(&mut helper);
+    let log = helper.log();
+    assert!(log.lines().count() > 5, "suspiciously short debug log:\n{log}");
+    assert_no_secrets("full run", &log, Some(&files.key), &tokens);
+    assert!(!log.contains("eyJ"), "log holds something that looks like a JWT");
+}
+
+/// Symlinks planted at the key and cert paths, pointing at files elsewhere: the helper replaces
+/// the links with regular files and never writes through them (the victims keep their content
+/// and the key never lands in a world-readable file).
+#[test]
+fn symlinked_outputs_are_replaced_not_followed() {
+    let fake = Fake::start();
+    fake.push_fresh();
+    let dir = scratch();
+    let certs = dir.path().join("certs");
+    fs::create_dir_all(&certs).unwrap();
+    let files = X509Files::in_dir(&certs);
+    let victim_key = dir.path().join("victim-key");
+    let victim_cert = dir.path().join("victim-cert");
+    fs::write(&victim_key, "untouched\n").unwrap();
+    fs::set_permissions(&victim_key, fs::Permissions::from_mode(0o644)).unwrap();
+    fs::write(&victim_cert, "untouched\n").unwrap();
+    std::os::unix::fs::symlink(&victim_key, &files.key).unwrap();
+    std::os::unix::fs::symlink(&victim_cert, &files.svid).unwrap();
+    let port = free_port();
+    let mut helper = start_daemon(dir.path(), &daemon_config(&fake.endpoint(), &certs, port, ""));
+    wait_ready(&mut helper, &files.svid, port);
+    for path in [&files.key, &files.svid] {
+        let meta = fs::symlink_metadata(path).unwrap();
+        assert!(meta.file_type().is_file(), "{} is still a symlink", path.display());
+    }
+    assert_eq!(fs::read_to_string(&victim_key).unwrap(), "untouched\n");
+    assert_eq!(fs::read_to_string(&victim_cert).unwrap(), "untouched\n");
+    assert_eq!(fs::metadata(&files.key).unwrap().permissions().mode() & 0o777, 0o600);
+    stop_cleanly(&mut helper);
+}

@@ -1,0 +1,123 @@
+//! SIGTERM at awkward moments: during the start-up retries (no agent), while running, and
+//! right after an update arrived (during the write).
+
+use std::time::{Duration, Instant};
+
+use crate::kit::{
+    Fake, FileChecker, X509Files, daemon_config, http_get, pem_problem, start_daemon, stray_temps,
+    wait_ready,
+};
+use crate::support::{Helper, free_port, scratch, stop_cleanly, write_file};
+use crate::inspect::{key_matches_cert, leaf};
+
+/// No agent at all: the daemon is retrying the first fetch (deadline 30 s) when SIGTERM comes;
+/// it exits 0 at once.
+#[test]
+fn sigterm_during_startup_retries_exits_0_promptly() {
+    let dir = scratch();
+    let certs = dir.path().join("certs");
+    let socket = dir.path().join("no-agent.sock");
+    let port = free_port();
+    let config = daemon_config(&format!("unix://{}", socket.display()), &certs, port, "")
+        .replace("startup_timeout = \"10s\"", "startup_timeout = \"30s\"");
+    let mut helper = start_daemon(dir.path(), &config);
+    std::thread::sleep(Duration::from_millis(2500)); // several retries (1 s backoff, doubling)
+    helper.assert_running("while retrying the first fetch");
+    let took = stop_cleanly(&mut helper);
+    eprintln!("SIGTERM during start-up retries: exit 0 after {took:?}");
+    assert!(!certs.join("svid.pem").exists(), "a file was written without an agent");
+}
+
+/// One-shot mode, no agent, SIGTERM during the retries: prompt exit, non-zero (the files were
+/// not written, so an init container must not report success), nothing written.
+#[test]
+fn sigterm_during_oneshot_startup_exits_promptly_without_success() {
+    let dir = scratch();
+    let certs = dir.path().join("certs");
+    let socket = dir.path().join("no-agent.sock");
+    let config = write_file(
+        dir.path(),
+        "helper.conf",
+        &format!(
+            "agent_address = \"unix://{}\"\ncert_dir = \"{}\"\nstartup_timeout = \"30s\"\n",
+            socket.display(),
+            certs.display()
+        ),
+    );
+    let mut helper = Helper::spawn(&config, &["--daemon-mode", "false"]);
+    std::thread::sleep(Duration::from_millis(1500));
+    helper.assert_running("while retrying");
+    let start = Instant::now();
+    helper.sigterm();
+    let status = helper.wait_exit(Duration::from_secs(2));
+    let Some(status) = status else {
+        panic!("one-shot still running 2 s after SIGTERM; log:\n{}", helper.log_tail());
+    };
+    eprintln!("one-shot SIGTERM during start-up: {status} after {:?}", start.elapsed());
+    assert_eq!(status.code(), Some(1), "one-shot interrupted before writing must not exit 0");
+    assert!(!certs.join("svid.pem").exists());
+}
+
+/// SIGTERM while running: exit 0 within 2 s, the health port is closed afterwards.
+#[test]
+fn sigterm_while_running_exits_0_within_2s_and_closes_health() {
+    let fake = Fake::start();
+    fake.push_fresh();
+    let dir = scratch();
+    let certs = dir.path().join("certs");
+    let files = X509Files::in_dir(&certs);
+    let port = free_port();
+    let mut helper = start_daemon(dir.path(), &daemon_config(&fake.endpoint(), &certs, port, ""));
+    wait_ready(&mut helper, &files.svid, port);
+    let took = stop_cleanly(&mut helper);
+    eprintln!("SIGTERM while running: exit 0 after {took:?}");
+    assert!(http_get(port, "/health/live").is_none(), "health port still answers after exit");
+}
+
+/// SIGTERM right after an update was pushed (0-30 ms later, i.e. around the write), 12 times:
+/// every run exits 0 within 2 s and leaves a consistent file set (one complete SVID, its key,
+/// no temp files).
+#[test]
+fn sigterm_during_writes_leaves_consistent_files() {
+    let fake = Fake::start();
+    fake.push_fresh();
+    let dir = scratch();
+    let certs = dir.path().join("certs");
+    let files = X509Files::in_dir(&certs);
+    let mut rng = 0x2545_f491_4f6c_dd1d_u64;
+    let mut exits = Vec::new();
+    let mut newest = 0;
+    for run in 0..12 {
+        let port = free_port();
+        let mut helper =
+            start_daemon(dir.path(), &daemon_config(&fake.endpoint(), &certs, port, ""));
+        wait_ready(&mut helper, &files.svid, port);
+        let checker = FileChecker::start(&files);
+        rng ^= rng << 13;
+        rng ^= rng >> 7;
+        rng ^= rng << 17;
+        let delay = Duration::from_millis(rng % 31);
+        let pushed = fake.push_fresh();
+        std::thread::sleep(delay);
+        exits.push(stop_cleanly(&mut helper));
+        let (_, problems) = checker.finish();
+        assert!(problems.is_empty(), "run {run}: invalid content seen: {problems:#?}");
+        for (path, label, one) in [
+            (&files.svid, "CERTIFICATE", false),
+            (&files.key, "PRIVATE KEY", true),
+            (&files.bundle, "CERTIFICATE", false),
+        ] {
+            let bytes = std::fs::read(path).unwrap();
+            assert_eq!(pem_problem(&bytes, label, one), None, "run {run}: {}", path.display());
+        }
+        assert!(key_matches_cert(&files.key, &files.svid), "run {run}: key/cert mismatch");
+        assert_eq!(stray_temps(&certs), Vec::<String>::new(), "run {run}: temp files left");
+        if leaf(&files.svid).is_some_and(|l| l.serial == pushed) {
+            newest += 1;
+        }
+    }
+    let slowest = exits.iter().max().unwrap();
+    eprintln!(
+        "SIGTERM during writes: 12 runs, slowest exit {slowest:?}, {newest} runs ended with the update written"
+    );
+}
