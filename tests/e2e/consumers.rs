@@ -10,10 +10,10 @@ use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 use spiffe_helper_testkit::spire::{Entry, Spire};
 
+use crate::inspect::{cert_info, leaf, pem_blocks, read_certs, since_minted, wait_for_rotation};
 use crate::support::{
-    Helper, PROPAGATION, Proc, ROTATION, WORKLOAD, assert_no_secrets, base_config, cert_info,
-    epoch, free_port, leaf, pem_blocks, read_certs, run_oneshot, scratch, since_minted,
-    stop_cleanly, wait_for_rotation, wait_until, write_file,
+    Helper, PROPAGATION, Proc, ROTATION, WORKLOAD, assert_no_secrets, base_config, epoch,
+    free_port, run_oneshot, scratch, stop_cleanly, wait_until, write_file,
 };
 
 const NGINX: &str = "/usr/sbin/nginx";

@@ -5,9 +5,10 @@ use std::time::{Duration, SystemTime};
 use base64::Engine as _;
 use spiffe_helper_testkit::spire::{Entry, Spire};
 
+use crate::inspect::{audiences, expiry, jwt_parts};
 use crate::support::{
-    Helper, PROPAGATION, WORKLOAD, assert_no_secrets, audiences, base_config, epoch, expiry,
-    jwt_parts, mode, scratch, stop_cleanly, wait_until, write_file,
+    Helper, PROPAGATION, WORKLOAD, assert_no_secrets, base_config, epoch, mode, scratch,
+    stop_cleanly, wait_until, write_file,
 };
 
 /// The token file holds the raw JWT with `jwt_audience` + the extra audiences; with a 30 s JWT

@@ -7,7 +7,8 @@
 //! show log tails with such lines redacted.
 //!
 //! Issue 5's list, by module: `oneshot` (1, 2, 9), `daemon` (3, 4, 6, 7), `jwt` (5),
-//! `consumers` (8a nginx, 8b mutual TLS).
+//! `consumers` (8a nginx, 8b mutual TLS), `idle` (the "no polling" rule of the build list).
+//! `support` runs processes; `inspect` reads certificates, JWTs and HTTP answers.
 
 #![allow(
     clippy::unwrap_used,
@@ -19,6 +20,8 @@
 
 mod consumers;
 mod daemon;
+mod idle;
+mod inspect;
 mod jwt;
 mod oneshot;
 mod support;

@@ -4,9 +4,9 @@ use std::time::{Duration, Instant};
 
 use spiffe_helper_testkit::spire::{Entry, Spire};
 
+use crate::inspect::{audiences, jwt_parts, key_matches_cert, leaf, openssl_verify, read_certs};
 use crate::support::{
-    PROPAGATION, WORKLOAD, assert_no_secrets, audiences, base_config, jwt_parts, key_matches_cert,
-    leaf, mode, openssl_verify, read_certs, run_oneshot, scratch, write_file,
+    PROPAGATION, WORKLOAD, assert_no_secrets, base_config, mode, run_oneshot, scratch, write_file,
 };
 
 /// Item 1: a `cert_dir` that does not exist yet is created and gets a verifiable SVID, its key and
@@ -149,8 +149,8 @@ fn oneshot_unregistered_workload_fails_with_permission_denied() {
 
 /// Item 9: the upstream README's "Configuration example" works as written; only the agent
 /// address is changed (to this test's agent). `cert_dir = "certs"` is relative to the working
-/// directory, as in the README; `cmd`/`renew_signal` do not apply in one-shot mode. The README's
-/// 0444 modes must also survive a second run over the read-only files.
+/// directory, as in the README; `cmd`/`renew_signal` do not apply in one-shot mode. A second
+/// run must replace stale content in the README's 0444 files and keep their modes.
 #[test]
 fn readme_example_config_works_as_written() {
     let spire = Spire::start();
@@ -219,7 +219,11 @@ jwt_svid_file_mode = 0444
             Some(&certs.join("svid_key.pem")),
             &[token],
         );
+        openssl_verify(&certs.join("svid_bundle.pem"), &certs.join("svid.pem"))
+            .unwrap_or_else(|e| panic!("{attempt} run: openssl verify failed: {e}"));
+        // The second run must replace stale content in the read-only files.
+        for name in ["svid.pem", "jwt_svid.token"] {
+            std::fs::write(certs.join(name), "stale").unwrap();
+        }
     }
-    openssl_verify(&certs.join("svid_bundle.pem"), &certs.join("svid.pem"))
-        .unwrap_or_else(|e| panic!("openssl verify failed: {e}"));
 }
