@@ -2,6 +2,7 @@
 //! malformed agent response never reaches a caller (SPIFFE X509-SVID spec §4, §5).
 
 use std::collections::{BTreeMap, HashMap};
+use std::fmt;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use x509_parser::certificate::X509Certificate;
@@ -13,7 +14,9 @@ use crate::pb;
 use crate::{Error, SpiffeId, TrustDomain};
 
 /// One X.509-SVID with its key and its trust domain's bundle.
-#[derive(Clone, Debug, PartialEq, Eq)]
+///
+/// `Debug` prints a summary (ID, hint, serial, expiry, certificate counts), never key bytes.
+#[derive(Clone, PartialEq, Eq)]
 pub struct X509Svid {
     spiffe_id: SpiffeId,
     cert_chain: Vec<Vec<u8>>,
@@ -206,7 +209,9 @@ fn convert_bundles(map: HashMap<String, Vec<u8>>, what: &str) -> Result<X509Bund
 }
 
 /// What the X.509 stream delivers: the caller's SVIDs and the bundles of federated trust domains.
-#[derive(Clone, Debug, PartialEq, Eq)]
+///
+/// `PartialEq` lets callers skip identical consecutive messages (SPEC §3.3).
+#[derive(Clone, PartialEq, Eq)]
 pub struct X509Context {
     svids: Vec<X509Svid>,
     federated_bundles: X509Bundles,
@@ -260,7 +265,7 @@ impl TryFrom<pb::X509svidResponse> for X509Context {
 }
 
 /// The X.509 bundles the workload should trust, own trust domain included.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq)]
 pub struct X509BundleSet {
     bundles: X509Bundles,
 }
@@ -283,6 +288,48 @@ impl TryFrom<pb::X509BundlesResponse> for X509BundleSet {
         Ok(Self {
             bundles: convert_bundles(msg.bundles, "bundle")?,
         })
+    }
+}
+
+impl fmt::Debug for X509Svid {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("X509Svid")
+            .field("spiffe_id", &self.spiffe_id.to_string())
+            .field("hint", &self.hint)
+            .field("serial", &self.serial_hex)
+            .field("not_after", &self.not_after)
+            .field("chain_len", &self.cert_chain.len())
+            .field("bundle_len", &self.bundle.len())
+            .field("private_key", &self.private_key)
+            .finish()
+    }
+}
+
+/// Trust domain names with their certificate counts, for `Debug`.
+struct BundleSummary<'a>(&'a X509Bundles);
+
+impl fmt::Debug for BundleSummary<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_map()
+            .entries(self.0.iter().map(|(td, certs)| (td.name(), certs.len())))
+            .finish()
+    }
+}
+
+impl fmt::Debug for X509Context {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("X509Context")
+            .field("svids", &self.svids)
+            .field("federated_bundles", &BundleSummary(&self.federated_bundles))
+            .finish()
+    }
+}
+
+impl fmt::Debug for X509BundleSet {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("X509BundleSet")
+            .field("bundles", &BundleSummary(&self.bundles))
+            .finish()
     }
 }
 

@@ -156,8 +156,11 @@ async fn cut_stream_is_retried_and_the_watch_reconnects() {
     let mut stream = client.watch_x509_context().await.unwrap();
     next(&mut stream).await.unwrap();
     match tokio::time::timeout(STEP, stream.next()).await.unwrap() {
-        None => {}
-        Some(Err(e)) => assert!(e.is_retryable(), "{e:?}"),
+        None => eprintln!("cut stream: plain end of stream"),
+        Some(Err(e)) => {
+            eprintln!("cut stream: {e}");
+            assert!(e.is_retryable(), "{e:?}");
+        }
         Some(Ok(_)) => panic!("stream should have been cut"),
     }
 
@@ -485,4 +488,39 @@ async fn bundle_streams_convert_and_reconnect() {
             .unwrap()
             .is_none()
     );
+}
+
+#[tokio::test]
+async fn tcp_endpoints_work_and_report_refused_connections() {
+    let fake = FakeAgent::start().await;
+    let ca = TestCa::root("example.org");
+    let (svid, msg) = valid(&ca);
+    fake.push_x509(msg);
+    // A TCP front for the fake's Unix socket.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let socket = fake.socket_path().to_path_buf();
+    tokio::spawn(async move {
+        while let Ok((mut tcp, _)) = listener.accept().await {
+            let mut unix = tokio::net::UnixStream::connect(&socket).await.unwrap();
+            tokio::spawn(async move {
+                let _ = tokio::io::copy_bidirectional(&mut tcp, &mut unix).await;
+            });
+        }
+    });
+    let client = WorkloadApiClient::new(Endpoint::parse(&format!("tcp://{addr}")).unwrap());
+    let ctx = client.fetch_x509_context().await.unwrap();
+    assert_eq!(ctx.default_svid().cert_chain(), svid.chain.as_slice());
+
+    // Nothing listens on a port that was just released.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let client = WorkloadApiClient::new(Endpoint::Tcp(closed));
+    let err = client.fetch_x509_context().await.unwrap_err();
+    let text = err.to_string();
+    assert!(text.contains(&format!("tcp://{closed}")), "{text}");
+    assert!(text.contains("Connection refused"), "{text}");
+    assert!(err.is_retryable());
 }
