@@ -35,7 +35,8 @@ fn rss_kib(pid: i32) -> u64 {
 }
 
 /// A daemon with X.509, a JWT-SVID, the JWT bundle and the health server, with nothing to do
-/// (1 h X.509, 5 min JWT): under 1% of one core over 30 s (debug build).
+/// (1 h X.509, 5 min JWT): under 1% of one core over 30 s (debug build), and its 30 s liveness
+/// log line names the SPIFFE ID.
 #[test]
 fn idle_daemon_burns_almost_no_cpu() {
     let spire = Spire::start();
@@ -85,6 +86,15 @@ fn idle_daemon_burns_almost_no_cpu() {
     assert!(
         cpu < IDLE.as_secs_f64() / 100.0,
         "idle daemon used {cpu:.2}s CPU in {IDLE:?}"
+    );
+    // SPEC §7: a liveness line every 30 s naming the SPIFFE ID.
+    assert!(
+        wait_until(Duration::from_secs(5), || helper
+            .log()
+            .lines()
+            .any(|l| l.contains("alive") && l.contains(WORKLOAD))),
+        "no liveness line naming {WORKLOAD} after {IDLE:?}; log:\n{}",
+        helper.log_tail()
     );
     stop_cleanly(&mut helper);
     let token = std::fs::read_to_string(certs.join("jwt.token")).unwrap();

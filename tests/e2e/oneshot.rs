@@ -112,6 +112,7 @@ fn oneshot_without_agent_fails_in_time_naming_the_socket() {
         "the error does not name the socket; log:\n{}",
         run.helper.log_tail()
     );
+    assert_one_error_line(&log);
     let left: Vec<_> = std::fs::read_dir(&certs)
         .map(|d| d.filter_map(Result::ok).map(|e| e.file_name()).collect())
         .unwrap_or_default();
@@ -145,6 +146,16 @@ fn oneshot_unregistered_workload_fails_with_permission_denied() {
         run.helper.log_tail()
     );
     assert!(!certs.join("svid.pem").exists(), "an SVID file was written");
+    assert_one_error_line(&run.helper.log());
+}
+
+/// The issue asks for "one clear error line" on failure: exactly one ERROR-level line.
+fn assert_one_error_line(log: &str) {
+    let errors = log.lines().filter(|l| l.contains("ERROR")).count();
+    assert_eq!(
+        errors, 1,
+        "expected one ERROR line, got {errors}; log:\n{log}"
+    );
 }
 
 /// Item 9: the upstream README's "Configuration example" works as written; only the agent
