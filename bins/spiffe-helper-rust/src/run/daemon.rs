@@ -113,7 +113,11 @@ pub async fn run(config: Arc<Config>, shutdown: CancellationToken) -> ExitCode {
 
     let failed = if let Some(source) = &initial.x509 {
         tasks.spawn(track_connection(source.connection(), health.clone()));
-        tasks.spawn(log_liveness(source.subscribe(), shutdown.clone()));
+        tasks.spawn(log_liveness(
+            source.subscribe(),
+            config.clone(),
+            shutdown.clone(),
+        ));
         let written = initial.x509_context.clone();
         watch_x509(source, written, &config, &health, &mut notifier, &shutdown).await
     } else {
@@ -187,6 +191,12 @@ async fn apply_x509(
     health: &HealthState,
     notifier: &mut Notifier,
 ) -> bool {
+    // A hint that matches nothing is the agent's update being unusable, not a failed write:
+    // keep the files, say why, and wait for the next update (SPEC §4.2).
+    if let Err(err) = outputs::select_x509(context, config.hint.as_deref()) {
+        tracing::error!("{err:#}; keeping the previous files");
+        return true;
+    }
     let (cfg, ctx) = (config.clone(), context.clone());
     let written = tokio::task::spawn_blocking(move || outputs::write_x509(&cfg, &ctx)).await;
     match written {
@@ -226,6 +236,7 @@ async fn track_connection(
 
 async fn log_liveness(
     updates: tokio::sync::watch::Receiver<Arc<X509Context>>,
+    config: Arc<Config>,
     shutdown: CancellationToken,
 ) {
     let mut tick = tokio::time::interval(LIVENESS_LOG_EVERY);
@@ -236,7 +247,10 @@ async fn log_liveness(
             _ = tick.tick() => {}
         }
         let context = updates.borrow().clone();
-        let svid = context.default_svid();
+        let Ok(svid) = outputs::select_x509(&context, config.hint.as_deref()) else {
+            tracing::warn!("alive, but the agent offers no X.509-SVID with the configured hint");
+            continue;
+        };
         let expires_in = svid
             .not_after()
             .duration_since(SystemTime::now())
