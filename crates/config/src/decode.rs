@@ -45,7 +45,6 @@ pub(crate) struct RawHealth {
 
 /// Every top-level key, typed but not yet defaulted or cross-checked.
 #[derive(Clone, Debug, Default)]
-#[allow(clippy::struct_excessive_bools)]
 pub(crate) struct Raw {
     pub strings: HashMap<&'static str, Val<String>>,
     pub bools: HashMap<&'static str, Val<bool>>,
