@@ -49,7 +49,10 @@ pub use values::{FileMode, HealthConfig, LogFormat, LogLevel};
 
 /// The validated configuration, every default applied.
 #[derive(Clone, Debug, PartialEq)]
-#[expect(clippy::struct_excessive_bools, reason = "one field per upstream boolean key")]
+#[expect(
+    clippy::struct_excessive_bools,
+    reason = "one field per upstream boolean key"
+)]
 pub struct Config {
     /// Workload API address: the file's `agent_address`, else `SPIFFE_ENDPOINT_SOCKET`, else
     /// the deprecated `SPIRE_AGENT_ADDRESS`.

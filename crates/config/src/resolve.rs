@@ -62,7 +62,12 @@ impl Resolver<'_> {
         let agent_address = self.agent_address()?;
         let cert_dir = self.text("cert_dir").map(|v| PathBuf::from(&v.value));
         let outputs = self.outputs(cert_dir.as_deref())?;
-        let (cmd, cmd_args, renew_signal, pid_file_name) = self.notify(daemon_mode)?;
+        let Notify {
+            cmd,
+            cmd_args,
+            renew_signal,
+            pid_file_name,
+        } = self.notify(daemon_mode)?;
         let health = self.health(daemon_mode)?;
         let config = Config {
             agent_address,
@@ -248,19 +253,7 @@ impl Resolver<'_> {
         }
     }
 
-    #[allow(clippy::type_complexity)]
-    fn notify(
-        &mut self,
-        daemon_mode: bool,
-    ) -> Result<
-        (
-            Option<String>,
-            Vec<String>,
-            Option<nix::sys::signal::Signal>,
-            Option<PathBuf>,
-        ),
-        ConfigError,
-    > {
+    fn notify(&mut self, daemon_mode: bool) -> Result<Notify, ConfigError> {
         if let Some(pid) = self.text("pid_file_name") {
             if !daemon_mode {
                 return Err(self.conflict(pid.key_pos, "pid_file_name is only used in daemon mode; remove it or set daemon_mode = true".into()));
@@ -278,7 +271,7 @@ impl Resolver<'_> {
                     );
                 }
             }
-            return Ok((None, Vec::new(), None, None));
+            return Ok(Notify::default());
         }
         let cmd = self.text("cmd").map(|v| v.value.clone());
         let cmd_args = match (self.text("cmd_args").cloned(), &cmd) {
@@ -309,7 +302,12 @@ impl Resolver<'_> {
             None => None,
         };
         let pid_file_name = self.text("pid_file_name").map(|v| PathBuf::from(&v.value));
-        Ok((cmd, cmd_args, renew_signal, pid_file_name))
+        Ok(Notify {
+            cmd,
+            cmd_args,
+            renew_signal,
+            pid_file_name,
+        })
     }
 
     fn health(&mut self, daemon_mode: bool) -> Result<Option<HealthConfig>, ConfigError> {
@@ -381,6 +379,15 @@ impl Resolver<'_> {
         }
         Ok(health)
     }
+}
+
+/// The daemon-mode notification settings.
+#[derive(Default)]
+struct Notify {
+    cmd: Option<String>,
+    cmd_args: Vec<String>,
+    renew_signal: Option<nix::sys::signal::Signal>,
+    pid_file_name: Option<PathBuf>,
 }
 
 struct Outputs {
