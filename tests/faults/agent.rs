@@ -46,7 +46,7 @@ fn agent_killed_for_20s_then_restarted_helper_survives_and_rotates() {
         wait_until(Duration::from_secs(10), || agent_connection(port).as_deref()
             == Some("disconnected")),
         "health still says connected 10 s after the agent was SIGKILLed; log:\n{}",
-        helper.log_tail()
+        crate::kit::tail(&helper)
     );
     let noticed = killed.elapsed();
     // Down for 20 s in all; the helper must stay up and keep answering health probes.
@@ -59,7 +59,7 @@ fn agent_killed_for_20s_then_restarted_helper_survives_and_rotates() {
     assert!(
         log_has(&helper.log(), &["reconnect"]) || log_has(&helper.log(), &["disconnected"]),
         "nothing in the log says the agent connection was lost; log:\n{}",
-        helper.log_tail()
+        crate::kit::tail(&helper)
     );
     spire.start_agent();
     let restarted = Instant::now();
@@ -68,11 +68,11 @@ fn agent_killed_for_20s_then_restarted_helper_survives_and_rotates() {
         wait_until(Duration::from_secs(45), || agent_connection(port).as_deref()
             == Some("connected")),
         "not reconnected 45 s after the agent restart; log:\n{}",
-        helper.log_tail()
+        crate::kit::tail(&helper)
     );
     let reconnect = restarted.elapsed();
     let Some(rotated) = new_serial(&files, &before_kill) else {
-        panic!("no new SVID written after the restart; log:\n{}", helper.log_tail());
+        panic!("no new SVID written after the restart; log:\n{}", crate::kit::tail(&helper));
     };
     assert_ne!(rotated, first);
     assert!(key_matches_cert(&files.key, &files.svid), "key and cert disagree after restart");
@@ -124,7 +124,7 @@ fn entry_deleted_keeps_files_then_recreated_renews_them() {
         wait_until(Duration::from_secs(30), || log_has(&helper.log(), &["permission"])
             || log_has(&helper.log(), &["no identity issued"])),
         "entry deletion not logged within 30 s; log:\n{}",
-        helper.log_tail()
+        crate::kit::tail(&helper)
     );
     let kept = files.snapshot();
     let last = leaf(&files.svid).unwrap();
@@ -148,7 +148,7 @@ fn entry_deleted_keeps_files_then_recreated_renews_them() {
     assert!(
         renewed,
         "files not renewed / health not 200 within 60 s of re-creating the entry; log:\n{}",
-        helper.log_tail()
+        crate::kit::tail(&helper)
     );
     assert!(key_matches_cert(&files.key, &files.svid));
     assert!(leaf(&files.svid).unwrap().uris == vec![WORKLOAD.to_owned()]);

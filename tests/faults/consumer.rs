@@ -17,7 +17,7 @@ fn rotate(fake: &Fake, files: &X509Files, helper: &mut crate::support::Helper) {
         wait_until(Duration::from_secs(10), || leaf(&files.svid)
             .is_some_and(|l| l.serial == serial)),
         "update not written; log:\n{}",
-        helper.log_tail()
+        crate::kit::tail(&helper)
     );
     helper.assert_running("after an update");
 }
@@ -42,7 +42,7 @@ fn missing_cmd_is_logged_and_the_helper_keeps_running() {
         .lines()
         .filter(|l| l.contains("cannot start cmd") || (l.contains("/nonexistent/consumer") && l.contains("No such file")))
         .count();
-    assert!(attempts >= 4, "expected a logged failure per update (4), saw {attempts}; log:\n{}", helper.log_tail());
+    assert!(attempts >= 4, "expected a logged failure per update (4), saw {attempts}; log:\n{}", crate::kit::tail(&helper));
     assert_eq!(live(port), Some(200));
     assert_eq!(ready(port), Some(200));
     stop_cleanly(&mut helper);
@@ -79,7 +79,7 @@ fn cmd_exiting_at_once_is_restarted_only_at_updates() {
         assert!(
             wait_until(Duration::from_secs(5), || recorded_starts(dir.path()).len() == n),
             "cmd not restarted at update {n}; log:\n{}",
-            helper.log_tail()
+            crate::kit::tail(&helper)
         );
     }
     std::thread::sleep(Duration::from_secs(2));
@@ -113,7 +113,7 @@ fn pid_file_naming_a_dead_pid_is_logged_and_shutdown_stays_prompt() {
     assert!(
         wait_until(Duration::from_secs(5), || log_has(&helper.log(), &["pid", &dead.to_string()])),
         "the dead pid is not logged; log:\n{}",
-        helper.log_tail()
+        crate::kit::tail(&helper)
     );
     std::thread::sleep(Duration::from_secs(1)); // a few retries
     helper.assert_running("with a dead pid in the pid file");
@@ -154,7 +154,7 @@ fn pid_file_zero_or_negative_is_never_signalled() {
         wait_until(Duration::from_secs(5), || log_has(&helper.log(), &["not > 0"])
             || log_has(&helper.log(), &["process group"])),
         "pid 0 not refused in the log; log:\n{}",
-        helper.log_tail()
+        crate::kit::tail(&helper)
     );
     helper.assert_running("after pid file 0");
 
@@ -170,7 +170,7 @@ fn pid_file_zero_or_negative_is_never_signalled() {
     assert!(
         wait_until(Duration::from_secs(5), || count_signals(&bystander_dir, "HUP") == 1),
         "positive pid not signalled; log:\n{}",
-        helper.log_tail()
+        crate::kit::tail(&helper)
     );
     stop_cleanly(&mut helper);
 }

@@ -36,14 +36,14 @@ fn disk_full_during_rotation_keeps_old_files_and_recovers() {
     assert!(
         wait_until(Duration::from_secs(50), || live(port) == Some(503)),
         "liveness never went 503 with a full disk ({filled} bytes of filler); log:\n{}",
-        helper.log_tail()
+        crate::kit::tail(&helper)
     );
     let failed_at = Instant::now();
     helper.assert_running("after a failed write");
     assert!(
         log_has(&helper.log(), &["no space"]),
         "the failed write is not logged with its cause; log:\n{}",
-        helper.log_tail()
+        crate::kit::tail(&helper)
     );
     assert_eq!(files.snapshot(), kept, "previous files changed by a failed write");
     assert!(key_matches_cert(&files.key, &files.svid));
@@ -57,7 +57,7 @@ fn disk_full_during_rotation_keeps_old_files_and_recovers() {
     assert!(
         recovered,
         "no recovery within 40 s after space returned; log:\n{}",
-        helper.log_tail()
+        crate::kit::tail(&helper)
     );
     let (reads, problems) = checker.finish();
     assert!(problems.is_empty(), "invalid file content seen: {problems:#?}");
@@ -90,12 +90,12 @@ fn immutable_cert_dir_fails_cleanly_and_recovers() {
     assert!(
         wait_until(Duration::from_secs(10), || live(port) == Some(503)),
         "liveness not 503 after a write into an immutable dir; log:\n{}",
-        helper.log_tail()
+        crate::kit::tail(&helper)
     );
     assert!(
         log_has(&helper.log(), &["not permitted"]),
         "the failed write is not logged with its cause; log:\n{}",
-        helper.log_tail()
+        crate::kit::tail(&helper)
     );
     std::thread::sleep(Duration::from_secs(2)); // a few retries
     helper.assert_running("while the dir is immutable");
@@ -109,7 +109,7 @@ fn immutable_cert_dir_fails_cleanly_and_recovers() {
             live(port) == Some(200) && leaf(&files.svid).is_some_and(|l| l.serial == second)
         }),
         "the pending update was not written after the dir became writable; log:\n{}",
-        helper.log_tail()
+        crate::kit::tail(&helper)
     );
     eprintln!("immutable dir: recovered {:?} after clearing", cleared.elapsed());
     assert!(key_matches_cert(&files.key, &files.svid));

@@ -49,7 +49,7 @@ fn rejects(what: &str, bad: pb::X509svidResponse, words: &[&str]) {
     assert!(
         wait_until(Duration::from_secs(15), || log_has(&r.helper.log(), words)),
         "{what}: no log line with {words:?}; log:\n{}",
-        r.helper.log_tail()
+        crate::kit::tail(&r.helper)
     );
     std::thread::sleep(Duration::from_millis(500));
     r.helper.assert_running(what);
@@ -61,7 +61,7 @@ fn rejects(what: &str, bad: pb::X509svidResponse, words: &[&str]) {
         wait_until(Duration::from_secs(40), || leaf(&r.files.svid)
             .is_some_and(|l| l.serial == good)),
         "{what}: the next good update was not written; log:\n{}",
-        r.helper.log_tail()
+        crate::kit::tail(&r.helper)
     );
     stop_cleanly(&mut r.helper);
     assert_no_secrets(what, &r.helper.log(), Some(&r.files.key), &[]);
@@ -149,7 +149,7 @@ fn thousand_svids_write_the_first() {
         wait_until(Duration::from_secs(20), || leaf(&r.files.svid)
             .is_some_and(|l| l.serial == first)),
         "the first of 1000 SVIDs was not written; log:\n{}",
-        r.helper.log_tail()
+        crate::kit::tail(&r.helper)
     );
     let written = leaf(&r.files.svid).unwrap();
     assert_eq!(written.uris, vec!["spiffe://example.org/w0000".to_owned()]);
@@ -185,14 +185,17 @@ fn jwt_response(token: &str) -> pb::JwtsvidResponse {
 fn jwt_without_exp_is_refused_and_previous_token_kept() {
     let fake = Fake::start();
     fake.push_fresh();
-    let soon = SystemTime::now() + Duration::from_secs(4);
+    let soon = SystemTime::now() + Duration::from_secs(8);
     let good = certs::jwt_token(WORKLOAD, &["db"], soon);
     fake.agent().set_jwt_svids(jwt_response(&good));
     let dir = scratch();
     let certs_dir = dir.path().join("certs");
     let files = X509Files::in_dir(&certs_dir);
     let port = free_port();
-    let extra = "jwt_svids = [{ jwt_audience = \"db\", jwt_svid_file_name = \"db.jwt\" }]\n";
+    // Naming the X.509 files keeps X.509 output on next to the JWT-SVID (SPEC §2.1).
+    let extra = "svid_file_name = \"svid.pem\"\nsvid_key_file_name = \"svid_key.pem\"\n\
+                 svid_bundle_file_name = \"svid_bundle.pem\"\n\
+                 jwt_svids = [{ jwt_audience = \"db\", jwt_svid_file_name = \"db.jwt\" }]\n";
     let config = write_file(
         dir.path(),
         "helper.conf",
@@ -208,7 +211,7 @@ fn jwt_without_exp_is_refused_and_previous_token_kept() {
     assert!(
         wait_until(Duration::from_secs(15), || log_has(&helper.log(), &["exp"])),
         "JWT without exp not logged; log:\n{}",
-        helper.log_tail()
+        crate::kit::tail(&helper)
     );
     helper.assert_running("after a JWT without exp");
     assert_eq!(std::fs::read_to_string(&token_file).unwrap(), good, "token file changed");
@@ -219,7 +222,7 @@ fn jwt_without_exp_is_refused_and_previous_token_kept() {
         wait_until(Duration::from_secs(30), || std::fs::read_to_string(&token_file)
             .is_ok_and(|t| t == fresh)),
         "good JWT not written after the bad one; log:\n{}",
-        helper.log_tail()
+        crate::kit::tail(&helper)
     );
     stop_cleanly(&mut helper);
     assert_no_secrets(

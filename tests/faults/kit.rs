@@ -76,7 +76,7 @@ pub fn wait_ready(helper: &mut Helper, svid: &Path, port: u16) -> String {
     let ok = wait_until(Duration::from_secs(30), || {
         leaf(svid).is_some() && ready(port) == Some(200)
     });
-    assert!(ok, "helper not ready within 30 s; log:\n{}", helper.log_tail());
+    assert!(ok, "helper not ready within 30 s; log:\n{}", crate::kit::tail(&helper));
     helper.assert_running("after the first write");
     leaf(svid).unwrap().serial
 }
@@ -458,6 +458,27 @@ pub fn log_has(log: &str, words: &[&str]) -> bool {
         let line = line.to_ascii_lowercase();
         words.iter().all(|w| line.contains(&w.to_ascii_lowercase()))
     })
+}
+
+/// The last 30 info/warn/error lines of the helper's log (the debug log is mostly h2 frames),
+/// with lines that look like key material or tokens redacted, for failure messages.
+pub fn tail(helper: &Helper) -> String {
+    let log = helper.log();
+    let lines: Vec<&str> = log
+        .lines()
+        .filter(|l| !l.contains(" DEBUG ") && !l.contains(" TRACE "))
+        .collect();
+    lines[lines.len().saturating_sub(30)..]
+        .iter()
+        .map(|l| {
+            if l.contains("PRIVATE KEY") || l.contains("BEGIN") || l.contains("eyJ") {
+                "[line redacted: looks like key material or a token]"
+            } else {
+                l
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
 }
 
 /// Seconds until `t` (negative when past).

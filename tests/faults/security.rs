@@ -51,7 +51,7 @@ fn key_file_never_exceeds_its_mode_across_rotations() {
             wait_until(Duration::from_secs(10), || leaf(&files.svid)
                 .is_some_and(|l| l.serial == serial)),
             "rotation {n} not written; log:\n{}",
-            helper.log_tail()
+            crate::kit::tail(&helper)
         );
         std::thread::sleep(Duration::from_millis(50));
     }
@@ -77,7 +77,9 @@ fn full_run_leaks_no_secret_in_logs_or_health_bodies() {
     let certs = dir.path().join("certs");
     let files = X509Files::in_dir(&certs);
     let port = free_port();
-    let extra = "jwt_svids = [{ jwt_audience = \"db\", jwt_svid_file_name = \"db.jwt\" }]\n\
+    let extra = "svid_file_name = \"svid.pem\"\nsvid_key_file_name = \"svid_key.pem\"\n\
+                 svid_bundle_file_name = \"svid_bundle.pem\"\n\
+                 jwt_svids = [{ jwt_audience = \"db\", jwt_svid_file_name = \"db.jwt\" }]\n\
                  jwt_bundle_file_name = \"jwt_bundle.json\"\n";
     let mut helper = start_daemon(dir.path(), &daemon_config(&spire.endpoint(), &certs, port, extra));
     let first = wait_ready(&mut helper, &files.svid, port);
@@ -86,7 +88,7 @@ fn full_run_leaks_no_secret_in_logs_or_health_bodies() {
     assert!(
         wait_for_rotation(&files.svid, &first, ROTATION).is_some(),
         "no rotation; log:\n{}",
-        helper.log_tail()
+        crate::kit::tail(&helper)
     );
     // The JWT (60 s) is refreshed at about half its lifetime; collect what was written.
     std::thread::sleep(Duration::from_secs(2));

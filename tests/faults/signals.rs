@@ -51,7 +51,7 @@ fn sigterm_during_oneshot_startup_exits_promptly_without_success() {
     helper.sigterm();
     let status = helper.wait_exit(Duration::from_secs(2));
     let Some(status) = status else {
-        panic!("one-shot still running 2 s after SIGTERM; log:\n{}", helper.log_tail());
+        panic!("one-shot still running 2 s after SIGTERM; log:\n{}", crate::kit::tail(&helper));
     };
     eprintln!("one-shot SIGTERM during start-up: {status} after {:?}", start.elapsed());
     assert_eq!(status.code(), Some(1), "one-shot interrupted before writing must not exit 0");
