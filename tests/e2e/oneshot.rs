@@ -156,6 +156,9 @@ fn assert_one_error_line(log: &str) {
         errors, 1,
         "expected one ERROR line, got {errors}; log:\n{log}"
     );
+    if let Some(line) = log.lines().find(|l| l.contains("ERROR")) {
+        eprintln!("one-shot failure line: {line}");
+    }
 }
 
 /// Item 9: the upstream README's "Configuration example" works as written; only the agent
