@@ -20,11 +20,12 @@ fn spire_with_entry() -> (Spire, String) {
     (spire, id)
 }
 
-/// Agent SIGKILLed, down 20 s, restarted: the helper keeps running, the files stay valid PEM
+/// Agent SIGKILLed and its socket deleted, down 20 s, restarted (socket recreated): the helper
+/// keeps running, the files stay valid PEM
 /// the whole time, health reports the agent disconnected meanwhile, and after the restart a
 /// rotation reaches the files.
 #[test]
-fn agent_killed_for_20s_then_restarted_helper_survives_and_rotates() {
+fn agent_killed_and_socket_deleted_for_20s_then_restarted_helper_survives_and_rotates() {
     let (mut spire, _) = spire_with_entry();
     let dir = scratch();
     let certs = dir.path().join("certs");
@@ -42,6 +43,9 @@ fn agent_killed_for_20s_then_restarted_helper_survives_and_rotates() {
     let before_kill = leaf(&files.svid).unwrap().serial;
     spire.kill_agent();
     let killed = Instant::now();
+    // The socket disappears too (an agent pod being replaced): reconnects see ENOENT, not
+    // ECONNREFUSED, until the restarted agent recreates it.
+    let _ = std::fs::remove_file(spire.socket_path());
     assert!(
         wait_until(Duration::from_secs(10), || agent_connection(port).as_deref()
             == Some("disconnected")),
@@ -154,4 +158,65 @@ fn entry_deleted_keeps_files_then_recreated_renews_them() {
     assert!(leaf(&files.svid).unwrap().uris == vec![WORKLOAD.to_owned()]);
     stop_cleanly(&mut helper);
     assert_no_secrets("entry deleted", &helper.log(), Some(&files.key), &[]);
+}
+
+/// SPIRE server down for 30 s with the agent up: the X.509 stream stays connected and the files
+/// valid; JWT-SVID refreshes fail once the agent's cached token is past half-life, are logged
+/// and retried; when the server returns a new token is written.
+#[test]
+fn server_down_keeps_x509_serving_and_jwt_refresh_recovers() {
+    let mut spire = Spire::start();
+    spire.create_entry(&Entry::new(WORKLOAD).x509_ttl(600).jwt_ttl(20));
+    spire.wait_for_svid(PROPAGATION);
+    let dir = scratch();
+    let certs = dir.path().join("certs");
+    let files = X509Files::in_dir(&certs);
+    let token_file = certs.join("db.jwt");
+    let port = free_port();
+    let extra = "svid_file_name = \"svid.pem\"\nsvid_key_file_name = \"svid_key.pem\"\n\
+                 svid_bundle_file_name = \"svid_bundle.pem\"\n\
+                 jwt_svids = [{ jwt_audience = \"db\", jwt_svid_file_name = \"db.jwt\" }]\n";
+    let mut helper =
+        start_daemon(dir.path(), &daemon_config(&spire.endpoint(), &certs, port, extra));
+    crate::kit::wait_ready(&mut helper, &files.svid, port);
+    let x509 = files.snapshot();
+    let checker = FileChecker::start(&files);
+
+    spire.stop_server();
+    let stopped = Instant::now();
+    let mut tokens = vec![std::fs::read_to_string(&token_file).unwrap()];
+    while stopped.elapsed() < Duration::from_secs(30) {
+        helper.assert_running("while the server is down");
+        assert_eq!(agent_connection(port).as_deref(), Some("connected"));
+        assert_eq!(ready(port), Some(200), "readiness dropped with a valid X.509-SVID");
+        let token = std::fs::read_to_string(&token_file).unwrap();
+        if !tokens.contains(&token) {
+            tokens.push(token);
+        }
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    assert!(
+        log_has(&helper.log(), &["refreshing jwt"]),
+        "no failed JWT refresh logged with the server down 30 s (JWT TTL 20 s); log:\n{}",
+        crate::kit::tail(&helper)
+    );
+    assert_eq!(files.snapshot(), x509, "X.509 files changed with the server down");
+    let before = std::fs::read_to_string(&token_file).unwrap();
+    spire.start_server();
+    let restarted = Instant::now();
+    assert!(
+        wait_until(Duration::from_secs(60), || std::fs::read_to_string(&token_file)
+            .is_ok_and(|t| t != before)),
+        "no new JWT-SVID within 60 s of the server's return; log:\n{}",
+        crate::kit::tail(&helper)
+    );
+    tokens.push(std::fs::read_to_string(&token_file).unwrap());
+    let (reads, problems) = checker.finish();
+    assert!(problems.is_empty(), "invalid file content seen: {problems:#?}");
+    eprintln!(
+        "server down: JWT recovered {:?} after the server returned, {reads} clean read rounds",
+        restarted.elapsed()
+    );
+    stop_cleanly(&mut helper);
+    assert_no_secrets("server down", &helper.log(), Some(&files.key), &tokens);
 }
