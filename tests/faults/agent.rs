@@ -1,16 +1,19 @@
-//! Agent-side faults with a real SPIRE: the agent SIGKILLed and restarted, the workload's entry
+//! Agent-side faults with a real SPIRE: the agent killed (`SIGKILL`) and restarted, the workload's entry
 //! deleted and re-created.
 
 use std::time::{Duration, Instant};
 
 use spiffe_helper_testkit::spire::{Entry, Spire};
 
+use crate::inspect::{key_matches_cert, leaf};
 use crate::kit::{
     FileChecker, X509Files, agent_connection, daemon_config, live, log_has, ready, secs_until,
     start_daemon,
 };
-use crate::support::{PROPAGATION, ROTATION, WORKLOAD, assert_no_secrets, free_port, scratch, stop_cleanly, wait_until};
-use crate::inspect::{key_matches_cert, leaf};
+use crate::support::{
+    PROPAGATION, ROTATION, WORKLOAD, assert_no_secrets, free_port, scratch, stop_cleanly,
+    wait_until,
+};
 
 /// SPIRE with a 30 s X.509-SVID entry for [`WORKLOAD`]; returns it and the entry id.
 fn spire_with_entry() -> (Spire, String) {
@@ -20,7 +23,7 @@ fn spire_with_entry() -> (Spire, String) {
     (spire, id)
 }
 
-/// Agent SIGKILLed and its socket deleted, down 20 s, restarted (socket recreated): the helper
+/// Agent killed (`SIGKILL`) and its socket deleted, down 20 s, restarted (socket recreated): the helper
 /// keeps running, the files stay valid PEM
 /// the whole time, health reports the agent disconnected meanwhile, and after the restart a
 /// rotation reaches the files.
@@ -31,10 +34,14 @@ fn agent_killed_and_socket_deleted_for_20s_then_restarted_helper_survives_and_ro
     let certs = dir.path().join("certs");
     let files = X509Files::in_dir(&certs);
     let port = free_port();
-    let mut helper = start_daemon(dir.path(), &daemon_config(&spire.endpoint(), &certs, port, ""));
+    let mut helper = start_daemon(
+        dir.path(),
+        &daemon_config(&spire.endpoint(), &certs, port, ""),
+    );
     let first = crate::kit::wait_ready(&mut helper, &files.svid, port);
     assert!(
-        wait_until(Duration::from_secs(10), || agent_connection(port).as_deref()
+        wait_until(Duration::from_secs(10), || agent_connection(port)
+            .as_deref()
             == Some("connected")),
         "health never said the agent is connected"
     );
@@ -47,7 +54,8 @@ fn agent_killed_and_socket_deleted_for_20s_then_restarted_helper_survives_and_ro
     // ECONNREFUSED, until the restarted agent recreates it.
     let _ = std::fs::remove_file(spire.socket_path());
     assert!(
-        wait_until(Duration::from_secs(10), || agent_connection(port).as_deref()
+        wait_until(Duration::from_secs(10), || agent_connection(port)
+            .as_deref()
             == Some("disconnected")),
         "health still says connected 10 s after the agent was SIGKILLed; log:\n{}",
         crate::kit::tail(&helper)
@@ -69,23 +77,34 @@ fn agent_killed_and_socket_deleted_for_20s_then_restarted_helper_survives_and_ro
     let restarted = Instant::now();
     // Back-off cap is about 30 s; allow for it plus the agent's own start.
     assert!(
-        wait_until(Duration::from_secs(45), || agent_connection(port).as_deref()
+        wait_until(Duration::from_secs(45), || agent_connection(port)
+            .as_deref()
             == Some("connected")),
         "not reconnected 45 s after the agent restart; log:\n{}",
         crate::kit::tail(&helper)
     );
     let reconnect = restarted.elapsed();
     let Some(rotated) = new_serial(&files, &before_kill) else {
-        panic!("no new SVID written after the restart; log:\n{}", crate::kit::tail(&helper));
+        panic!(
+            "no new SVID written after the restart; log:\n{}",
+            crate::kit::tail(&helper)
+        );
     };
     assert_ne!(rotated, first);
-    assert!(key_matches_cert(&files.key, &files.svid), "key and cert disagree after restart");
     assert!(
-        wait_until(Duration::from_secs(5), || ready(port) == Some(200) && live(port) == Some(200)),
+        key_matches_cert(&files.key, &files.svid),
+        "key and cert disagree after restart"
+    );
+    assert!(
+        wait_until(Duration::from_secs(5), || ready(port) == Some(200)
+            && live(port) == Some(200)),
         "health not back to 200 after the restart"
     );
     let (reads, problems) = checker.finish();
-    assert!(problems.is_empty(), "files were not valid at some instant: {problems:#?}");
+    assert!(
+        problems.is_empty(),
+        "files were not valid at some instant: {problems:#?}"
+    );
     assert!(reads > 1000, "the reader made only {reads} rounds");
     eprintln!(
         "agent kill: noticed in {noticed:?}, reconnected {reconnect:?} after restart, {reads} clean read rounds"
@@ -120,13 +139,21 @@ fn entry_deleted_keeps_files_then_recreated_renews_them() {
     let certs = dir.path().join("certs");
     let files = X509Files::in_dir(&certs);
     let port = free_port();
-    let mut helper = start_daemon(dir.path(), &daemon_config(&spire.endpoint(), &certs, port, ""));
+    let mut helper = start_daemon(
+        dir.path(),
+        &daemon_config(&spire.endpoint(), &certs, port, ""),
+    );
     crate::kit::wait_ready(&mut helper, &files.svid, port);
 
     spire.delete_entry(&entry);
     assert!(
-        wait_until(Duration::from_secs(30), || log_has(&helper.log(), &["permission"])
-            || log_has(&helper.log(), &["no identity issued"])),
+        wait_until(Duration::from_secs(30), || log_has(
+            &helper.log(),
+            &["permission"]
+        ) || log_has(
+            &helper.log(),
+            &["no identity issued"]
+        )),
         "entry deletion not logged within 30 s; log:\n{}",
         crate::kit::tail(&helper)
     );
@@ -138,9 +165,21 @@ fn entry_deleted_keeps_files_then_recreated_renews_them() {
     // Wait until the last SVID written has expired: both probes must report it.
     let left = secs_until(last.not_after).max(0.0);
     std::thread::sleep(Duration::from_secs_f64(left + 1.5));
-    assert_eq!(files.snapshot(), kept, "files changed while no identity was issued");
-    assert_eq!(ready(port), Some(503), "readiness still 200 with an expired SVID");
-    assert_eq!(live(port), Some(503), "liveness still 200 with an expired SVID");
+    assert_eq!(
+        files.snapshot(),
+        kept,
+        "files changed while no identity was issued"
+    );
+    assert_eq!(
+        ready(port),
+        Some(503),
+        "readiness still 200 with an expired SVID"
+    );
+    assert_eq!(
+        live(port),
+        Some(503),
+        "liveness still 200 with an expired SVID"
+    );
     helper.assert_running("with an expired SVID");
 
     spire.create_entry(&Entry::new(WORKLOAD).x509_ttl(30));
@@ -176,8 +215,10 @@ fn server_down_keeps_x509_serving_and_jwt_refresh_recovers() {
     let extra = "svid_file_name = \"svid.pem\"\nsvid_key_file_name = \"svid_key.pem\"\n\
                  svid_bundle_file_name = \"svid_bundle.pem\"\n\
                  jwt_svids = [{ jwt_audience = \"db\", jwt_svid_file_name = \"db.jwt\" }]\n";
-    let mut helper =
-        start_daemon(dir.path(), &daemon_config(&spire.endpoint(), &certs, port, extra));
+    let mut helper = start_daemon(
+        dir.path(),
+        &daemon_config(&spire.endpoint(), &certs, port, extra),
+    );
     crate::kit::wait_ready(&mut helper, &files.svid, port);
     let x509 = files.snapshot();
     let checker = FileChecker::start(&files);
@@ -188,7 +229,11 @@ fn server_down_keeps_x509_serving_and_jwt_refresh_recovers() {
     while stopped.elapsed() < Duration::from_secs(30) {
         helper.assert_running("while the server is down");
         assert_eq!(agent_connection(port).as_deref(), Some("connected"));
-        assert_eq!(ready(port), Some(200), "readiness dropped with a valid X.509-SVID");
+        assert_eq!(
+            ready(port),
+            Some(200),
+            "readiness dropped with a valid X.509-SVID"
+        );
         let token = std::fs::read_to_string(&token_file).unwrap();
         if !tokens.contains(&token) {
             tokens.push(token);
@@ -200,19 +245,28 @@ fn server_down_keeps_x509_serving_and_jwt_refresh_recovers() {
         "no failed JWT refresh logged with the server down 30 s (JWT TTL 20 s); log:\n{}",
         crate::kit::tail(&helper)
     );
-    assert_eq!(files.snapshot(), x509, "X.509 files changed with the server down");
+    assert_eq!(
+        files.snapshot(),
+        x509,
+        "X.509 files changed with the server down"
+    );
     let before = std::fs::read_to_string(&token_file).unwrap();
     spire.start_server();
     let restarted = Instant::now();
     assert!(
-        wait_until(Duration::from_secs(60), || std::fs::read_to_string(&token_file)
-            .is_ok_and(|t| t != before)),
+        wait_until(Duration::from_secs(60), || std::fs::read_to_string(
+            &token_file
+        )
+        .is_ok_and(|t| t != before)),
         "no new JWT-SVID within 60 s of the server's return; log:\n{}",
         crate::kit::tail(&helper)
     );
     tokens.push(std::fs::read_to_string(&token_file).unwrap());
     let (reads, problems) = checker.finish();
-    assert!(problems.is_empty(), "invalid file content seen: {problems:#?}");
+    assert!(
+        problems.is_empty(),
+        "invalid file content seen: {problems:#?}"
+    );
     eprintln!(
         "server down: JWT recovered {:?} after the server returned, {reads} clean read rounds",
         restarted.elapsed()

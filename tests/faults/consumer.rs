@@ -6,9 +6,12 @@ use std::os::unix::fs::PermissionsExt;
 use std::process::Command;
 use std::time::Duration;
 
+use crate::inspect::leaf;
 use crate::kit::{Fake, X509Files, daemon_config, live, log_has, ready, start_daemon, wait_ready};
-use crate::support::{Proc, assert_no_secrets, count_signals, free_port, recorded_starts, scratch, signal_recorder, stop_cleanly, wait_until, write_file};
-use crate::inspect::{leaf};
+use crate::support::{
+    Proc, assert_no_secrets, count_signals, free_port, recorded_starts, scratch, signal_recorder,
+    stop_cleanly, wait_until, write_file,
+};
 
 /// Pushes a fresh SVID and waits until the helper has written it.
 fn rotate(fake: &Fake, files: &X509Files, helper: &mut crate::support::Helper) {
@@ -17,7 +20,7 @@ fn rotate(fake: &Fake, files: &X509Files, helper: &mut crate::support::Helper) {
         wait_until(Duration::from_secs(10), || leaf(&files.svid)
             .is_some_and(|l| l.serial == serial)),
         "update not written; log:\n{}",
-        crate::kit::tail(&helper)
+        crate::kit::tail(helper)
     );
     helper.assert_running("after an update");
 }
@@ -32,7 +35,10 @@ fn missing_cmd_is_logged_and_the_helper_keeps_running() {
     let files = X509Files::in_dir(&certs);
     let port = free_port();
     let extra = "cmd = \"/nonexistent/consumer\"\ncmd_args = \"-x\"\nrenew_signal = \"SIGHUP\"\n";
-    let mut helper = start_daemon(dir.path(), &daemon_config(&fake.endpoint(), &certs, port, extra));
+    let mut helper = start_daemon(
+        dir.path(),
+        &daemon_config(&fake.endpoint(), &certs, port, extra),
+    );
     wait_ready(&mut helper, &files.svid, port);
     for _ in 0..3 {
         rotate(&fake, &files, &mut helper);
@@ -40,9 +46,16 @@ fn missing_cmd_is_logged_and_the_helper_keeps_running() {
     let log = helper.log();
     let attempts = log
         .lines()
-        .filter(|l| l.contains("cannot start cmd") || (l.contains("/nonexistent/consumer") && l.contains("No such file")))
+        .filter(|l| {
+            l.contains("cannot start cmd")
+                || (l.contains("/nonexistent/consumer") && l.contains("No such file"))
+        })
         .count();
-    assert!(attempts >= 4, "expected a logged failure per update (4), saw {attempts}; log:\n{}", crate::kit::tail(&helper));
+    assert!(
+        attempts >= 4,
+        "expected a logged failure per update (4), saw {attempts}; log:\n{}",
+        crate::kit::tail(&helper)
+    );
     assert_eq!(live(port), Some(200));
     assert_eq!(ready(port), Some(200));
     stop_cleanly(&mut helper);
@@ -70,20 +83,32 @@ fn cmd_exiting_at_once_is_restarted_only_at_updates() {
         script.display(),
         dir.path().display()
     );
-    let mut helper = start_daemon(dir.path(), &daemon_config(&fake.endpoint(), &certs, port, &extra));
+    let mut helper = start_daemon(
+        dir.path(),
+        &daemon_config(&fake.endpoint(), &certs, port, &extra),
+    );
     wait_ready(&mut helper, &files.svid, port);
-    assert!(wait_until(Duration::from_secs(5), || recorded_starts(dir.path()).len() == 1));
+    assert!(wait_until(Duration::from_secs(5), || recorded_starts(
+        dir.path()
+    )
+    .len()
+        == 1));
     for n in 2..=4 {
         std::thread::sleep(Duration::from_millis(500)); // let the child exit and be reaped
         rotate(&fake, &files, &mut helper);
         assert!(
-            wait_until(Duration::from_secs(5), || recorded_starts(dir.path()).len() == n),
+            wait_until(Duration::from_secs(5), || recorded_starts(dir.path()).len()
+                == n),
             "cmd not restarted at update {n}; log:\n{}",
             crate::kit::tail(&helper)
         );
     }
     std::thread::sleep(Duration::from_secs(2));
-    assert_eq!(recorded_starts(dir.path()).len(), 4, "cmd restarted without an update");
+    assert_eq!(
+        recorded_starts(dir.path()).len(),
+        4,
+        "cmd restarted without an update"
+    );
     assert!(log_has(&helper.log(), &["exit"]), "child exit not logged");
     assert_eq!(live(port), Some(200));
     stop_cleanly(&mut helper);
@@ -107,11 +132,17 @@ fn pid_file_naming_a_dead_pid_is_logged_and_shutdown_stays_prompt() {
         "pid_file_name = \"{}\"\nrenew_signal = \"SIGHUP\"\n",
         pid_file.display()
     );
-    let mut helper = start_daemon(dir.path(), &daemon_config(&fake.endpoint(), &certs, port, &extra));
+    let mut helper = start_daemon(
+        dir.path(),
+        &daemon_config(&fake.endpoint(), &certs, port, &extra),
+    );
     wait_ready(&mut helper, &files.svid, port);
     rotate(&fake, &files, &mut helper);
     assert!(
-        wait_until(Duration::from_secs(5), || log_has(&helper.log(), &["pid", &dead.to_string()])),
+        wait_until(Duration::from_secs(5), || log_has(
+            &helper.log(),
+            &["pid", &dead.to_string()]
+        )),
         "the dead pid is not logged; log:\n{}",
         crate::kit::tail(&helper)
     );
@@ -138,7 +169,10 @@ fn pid_file_zero_or_negative_is_never_signalled() {
     let mut cmd = Command::new(&recorder);
     cmd.arg(&bystander_dir);
     let bystander = Proc::spawn(cmd);
-    assert!(wait_until(Duration::from_secs(5), || !recorded_starts(&bystander_dir).is_empty()));
+    assert!(wait_until(Duration::from_secs(5), || !recorded_starts(
+        &bystander_dir
+    )
+    .is_empty()));
 
     let pid_file = write_file(dir.path(), "app.pid", "0\n");
     let port = free_port();
@@ -148,11 +182,19 @@ fn pid_file_zero_or_negative_is_never_signalled() {
     );
     // The helper runs in its own process group (support::Helper): signalling "0" would SIGHUP
     // the helper itself, whose default action is to terminate.
-    let mut helper = start_daemon(dir.path(), &daemon_config(&fake.endpoint(), &certs, port, &extra));
+    let mut helper = start_daemon(
+        dir.path(),
+        &daemon_config(&fake.endpoint(), &certs, port, &extra),
+    );
     wait_ready(&mut helper, &files.svid, port);
     assert!(
-        wait_until(Duration::from_secs(5), || log_has(&helper.log(), &["not > 0"])
-            || log_has(&helper.log(), &["process group"])),
+        wait_until(Duration::from_secs(5), || log_has(
+            &helper.log(),
+            &["not > 0"]
+        ) || log_has(
+            &helper.log(),
+            &["process group"]
+        )),
         "pid 0 not refused in the log; log:\n{}",
         crate::kit::tail(&helper)
     );
@@ -161,14 +203,21 @@ fn pid_file_zero_or_negative_is_never_signalled() {
     write_file(dir.path(), "app.pid", &format!("-{}\n", bystander.pid()));
     rotate(&fake, &files, &mut helper);
     std::thread::sleep(Duration::from_millis(800));
-    assert_eq!(count_signals(&bystander_dir, "HUP"), 0, "a negative pid reached a process group");
+    assert_eq!(
+        count_signals(&bystander_dir, "HUP"),
+        0,
+        "a negative pid reached a process group"
+    );
     helper.assert_running("after pid file -pgid");
 
     // Control: the same process by its positive pid does get the signal.
     write_file(dir.path(), "app.pid", &format!("{}\n", bystander.pid()));
     rotate(&fake, &files, &mut helper);
     assert!(
-        wait_until(Duration::from_secs(5), || count_signals(&bystander_dir, "HUP") == 1),
+        wait_until(Duration::from_secs(5), || count_signals(
+            &bystander_dir,
+            "HUP"
+        ) == 1),
         "positive pid not signalled; log:\n{}",
         crate::kit::tail(&helper)
     );

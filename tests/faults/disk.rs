@@ -6,12 +6,14 @@ use std::time::{Duration, Instant};
 
 use spiffe_helper_testkit::spire::{Entry, Spire};
 
+use crate::inspect::{key_matches_cert, leaf};
 use crate::kit::{
     Fake, FileChecker, Immutable, Tmpfs, X509Files, daemon_config, live, log_has, ready,
     start_daemon, stray_temps, wait_ready,
 };
-use crate::support::{PROPAGATION, WORKLOAD, assert_no_secrets, free_port, scratch, stop_cleanly, wait_until};
-use crate::inspect::{key_matches_cert, leaf};
+use crate::support::{
+    PROPAGATION, WORKLOAD, assert_no_secrets, free_port, scratch, stop_cleanly, wait_until,
+};
 
 /// Disk full during a real SPIRE rotation: liveness 503, old files intact and consistent, no
 /// temp files left; space returns: the pending rotation is written, liveness 200.
@@ -25,7 +27,10 @@ fn disk_full_during_rotation_keeps_old_files_and_recovers() {
     let tmpfs = Tmpfs::mount(&certs, "64k");
     let files = X509Files::in_dir(&certs);
     let port = free_port();
-    let mut helper = start_daemon(dir.path(), &daemon_config(&spire.endpoint(), &certs, port, ""));
+    let mut helper = start_daemon(
+        dir.path(),
+        &daemon_config(&spire.endpoint(), &certs, port, ""),
+    );
     wait_ready(&mut helper, &files.svid, port);
 
     let filled = tmpfs.fill();
@@ -45,10 +50,22 @@ fn disk_full_during_rotation_keeps_old_files_and_recovers() {
         "the failed write is not logged with its cause; log:\n{}",
         crate::kit::tail(&helper)
     );
-    assert_eq!(files.snapshot(), kept, "previous files changed by a failed write");
+    assert_eq!(
+        files.snapshot(),
+        kept,
+        "previous files changed by a failed write"
+    );
     assert!(key_matches_cert(&files.key, &files.svid));
-    assert_eq!(stray_temps(&certs), Vec::<String>::new(), "temp files left by a failed write");
-    assert_eq!(ready(port), Some(200), "readiness dropped although the old SVID is valid");
+    assert_eq!(
+        stray_temps(&certs),
+        Vec::<String>::new(),
+        "temp files left by a failed write"
+    );
+    assert_eq!(
+        ready(port),
+        Some(200),
+        "readiness dropped although the old SVID is valid"
+    );
 
     tmpfs.drain();
     let recovered = wait_until(Duration::from_secs(40), || {
@@ -60,7 +77,10 @@ fn disk_full_during_rotation_keeps_old_files_and_recovers() {
         crate::kit::tail(&helper)
     );
     let (reads, problems) = checker.finish();
-    assert!(problems.is_empty(), "invalid file content seen: {problems:#?}");
+    assert!(
+        problems.is_empty(),
+        "invalid file content seen: {problems:#?}"
+    );
     assert!(key_matches_cert(&files.key, &files.svid));
     assert_eq!(stray_temps(&certs), Vec::<String>::new());
     eprintln!(
@@ -81,7 +101,10 @@ fn immutable_cert_dir_fails_cleanly_and_recovers() {
     let certs = dir.path().join("certs");
     let files = X509Files::in_dir(&certs);
     let port = free_port();
-    let mut helper = start_daemon(dir.path(), &daemon_config(&fake.endpoint(), &certs, port, ""));
+    let mut helper = start_daemon(
+        dir.path(),
+        &daemon_config(&fake.endpoint(), &certs, port, ""),
+    );
     assert_eq!(wait_ready(&mut helper, &files.svid, port), first);
     let kept = files.snapshot();
 
@@ -99,7 +122,11 @@ fn immutable_cert_dir_fails_cleanly_and_recovers() {
     );
     std::thread::sleep(Duration::from_secs(2)); // a few retries
     helper.assert_running("while the dir is immutable");
-    assert_eq!(files.snapshot(), kept, "previous files changed by a failed write");
+    assert_eq!(
+        files.snapshot(),
+        kept,
+        "previous files changed by a failed write"
+    );
     assert_eq!(ready(port), Some(200));
 
     immutable.clear();
@@ -111,7 +138,10 @@ fn immutable_cert_dir_fails_cleanly_and_recovers() {
         "the pending update was not written after the dir became writable; log:\n{}",
         crate::kit::tail(&helper)
     );
-    eprintln!("immutable dir: recovered {:?} after clearing", cleared.elapsed());
+    eprintln!(
+        "immutable dir: recovered {:?} after clearing",
+        cleared.elapsed()
+    );
     assert!(key_matches_cert(&files.key, &files.svid));
     assert_eq!(stray_temps(&certs), Vec::<String>::new());
     stop_cleanly(&mut helper);

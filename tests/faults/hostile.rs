@@ -9,9 +9,11 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use spiffe_helper_testkit::certs::{self, TestCa};
 use spiffe_helper_testkit::pb;
 
-use crate::kit::{Fake, X509Files, daemon_config, live, log_has, ready, start_daemon, wait_ready};
-use crate::support::{Helper, WORKLOAD, assert_no_secrets, free_port, scratch, stop_cleanly, wait_until, write_file};
 use crate::inspect::{cert_info, leaf};
+use crate::kit::{Fake, X509Files, daemon_config, live, log_has, ready, start_daemon, wait_ready};
+use crate::support::{
+    Helper, WORKLOAD, assert_no_secrets, free_port, scratch, stop_cleanly, wait_until, write_file,
+};
 
 /// A daemon on a fake agent that has written one good SVID.
 struct Running {
@@ -29,7 +31,10 @@ fn running() -> Running {
     let certs = dir.path().join("certs");
     let files = X509Files::in_dir(&certs);
     let port = free_port();
-    let mut helper = start_daemon(dir.path(), &daemon_config(&fake.endpoint(), &certs, port, ""));
+    let mut helper = start_daemon(
+        dir.path(),
+        &daemon_config(&fake.endpoint(), &certs, port, ""),
+    );
     wait_ready(&mut helper, &files.svid, port);
     Running {
         fake,
@@ -146,7 +151,12 @@ fn thousand_svids_write_the_first() {
     let mut r = running();
     let ca = &r.fake.ca;
     let svids: Vec<_> = (0..1000)
-        .map(|i| ca.issue(&format!("spiffe://example.org/w{i:04}"), Duration::from_secs(3600)))
+        .map(|i| {
+            ca.issue(
+                &format!("spiffe://example.org/w{i:04}"),
+                Duration::from_secs(3600),
+            )
+        })
         .collect();
     let pairs: Vec<_> = svids.iter().map(|s| (s, "")).collect();
     let response = certs::x509_response(&pairs, &[ca.der()], &[]);
@@ -221,13 +231,23 @@ fn jwt_without_exp_is_refused_and_previous_token_kept() {
         crate::kit::tail(&helper)
     );
     helper.assert_running("after a JWT without exp");
-    assert_eq!(std::fs::read_to_string(&token_file).unwrap(), good, "token file changed");
+    assert_eq!(
+        std::fs::read_to_string(&token_file).unwrap(),
+        good,
+        "token file changed"
+    );
 
-    let fresh = certs::jwt_token(WORKLOAD, &["db"], SystemTime::now() + Duration::from_secs(3600));
+    let fresh = certs::jwt_token(
+        WORKLOAD,
+        &["db"],
+        SystemTime::now() + Duration::from_secs(3600),
+    );
     fake.agent().set_jwt_svids(jwt_response(&fresh));
     assert!(
-        wait_until(Duration::from_secs(30), || std::fs::read_to_string(&token_file)
-            .is_ok_and(|t| t == fresh)),
+        wait_until(Duration::from_secs(30), || std::fs::read_to_string(
+            &token_file
+        )
+        .is_ok_and(|t| t == fresh)),
         "good JWT not written after the bad one; log:\n{}",
         crate::kit::tail(&helper)
     );

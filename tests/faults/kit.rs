@@ -17,14 +17,18 @@ use spiffe_helper_testkit::certs::{self, TestCa, TestSvid};
 use spiffe_helper_testkit::fake::FakeAgent;
 use spiffe_helper_testkit::pb;
 
-use crate::support::{Helper, WORKLOAD, base_config, wait_until, write_file};
 use crate::inspect::{leaf, pem_blocks};
+use crate::support::{Helper, WORKLOAD, base_config, wait_until, write_file};
 
 /// `GET path` on 127.0.0.1:port: (status, body), or None if nothing answered.
 pub fn http_get(port: u16, path: &str) -> Option<(u16, String)> {
     let mut conn = TcpStream::connect(("127.0.0.1", port)).ok()?;
     conn.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
-    write!(conn, "GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n").ok()?;
+    write!(
+        conn,
+        "GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
+    )
+    .ok()?;
     let mut response = String::new();
     let _ = conn.read_to_string(&mut response);
     let status = response.split_whitespace().nth(1)?.parse().ok()?;
@@ -76,7 +80,7 @@ pub fn wait_ready(helper: &mut Helper, svid: &Path, port: u16) -> String {
     let ok = wait_until(Duration::from_secs(30), || {
         leaf(svid).is_some() && ready(port) == Some(200)
     });
-    assert!(ok, "helper not ready within 30 s; log:\n{}", crate::kit::tail(&helper));
+    assert!(ok, "helper not ready within 30 s; log:\n{}", tail(helper));
     helper.assert_running("after the first write");
     leaf(svid).unwrap().serial
 }
@@ -146,9 +150,9 @@ impl FileChecker {
         let stop = Arc::new(AtomicBool::new(false));
         let reads = Arc::new(AtomicUsize::new(0));
         let problems = Arc::new(Mutex::new(Vec::new()));
-        let (s, r, p, f) = (stop.clone(), reads.clone(), problems.clone(), files.clone());
+        let (halt, count, seen, f) = (stop.clone(), reads.clone(), problems.clone(), files.clone());
         let thread = std::thread::spawn(move || {
-            while !s.load(Ordering::Relaxed) {
+            while !halt.load(Ordering::Relaxed) {
                 for (path, label, one) in [
                     (&f.svid, "CERTIFICATE", false),
                     (&f.key, "PRIVATE KEY", true),
@@ -156,16 +160,16 @@ impl FileChecker {
                 ] {
                     let problem = match fs::read(path) {
                         Ok(bytes) => pem_problem(&bytes, label, one),
-                        Err(e) => Some(format!("cannot read: {e}")),
+                        Err(err) => Some(format!("cannot read: {err}")),
                     };
                     if let Some(problem) = problem {
-                        let mut all = p.lock().unwrap();
+                        let mut all = seen.lock().unwrap();
                         if all.len() < 20 {
                             all.push(format!("{}: {problem}", path.display()));
                         }
                     }
                 }
-                r.fetch_add(1, Ordering::Relaxed);
+                count.fetch_add(1, Ordering::Relaxed);
                 std::thread::sleep(Duration::from_millis(2));
             }
         });
@@ -210,7 +214,12 @@ impl ModeWatcher {
         let stats = Arc::new(AtomicUsize::new(0));
         let temps_seen = Arc::new(AtomicUsize::new(0));
         let problems = Arc::new(Mutex::new(Vec::new()));
-        let (s, n, t, p) = (stop.clone(), stats.clone(), temps_seen.clone(), problems.clone());
+        let (s, n, t, p) = (
+            stop.clone(),
+            stats.clone(),
+            temps_seen.clone(),
+            problems.clone(),
+        );
         let dir = dir.to_path_buf();
         let temp_prefix = format!(".{key_name}.tmp-");
         let key_name = key_name.to_owned();
@@ -236,11 +245,16 @@ impl ModeWatcher {
                     if mode & !allowed != 0 || !meta.file_type().is_file() {
                         let mut all = p.lock().unwrap();
                         if all.len() < 20 {
-                            all.push(format!("{name}: mode {mode:o}, type {:?}", meta.file_type()));
+                            all.push(format!(
+                                "{name}: mode {mode:o}, type {:?}",
+                                meta.file_type()
+                            ));
                         }
                     }
                     if meta.uid() != nix::unistd::getuid().as_raw() {
-                        p.lock().unwrap().push(format!("{name}: owner uid {}", meta.uid()));
+                        p.lock()
+                            .unwrap()
+                            .push(format!("{name}: owner uid {}", meta.uid()));
                     }
                 }
             }
@@ -352,7 +366,13 @@ impl Tmpfs {
     pub fn mount(dir: &Path, size: &str) -> Self {
         fs::create_dir_all(dir).unwrap();
         let out = Command::new("mount")
-            .args(["-t", "tmpfs", "-o", &format!("size={size},mode=0755"), "tmpfs"])
+            .args([
+                "-t",
+                "tmpfs",
+                "-o",
+                &format!("size={size},mode=0755"),
+                "tmpfs",
+            ])
             .arg(dir)
             .output()
             .unwrap();
@@ -410,7 +430,11 @@ impl Immutable {
             .status()
             .unwrap()
             .success();
-        assert!(ok, "chattr +i {} failed (needs root and ext4/tmpfs)", dir.display());
+        assert!(
+            ok,
+            "chattr +i {} failed (needs root and ext4/tmpfs)",
+            dir.display()
+        );
         Self {
             dir: dir.to_path_buf(),
             set: true,

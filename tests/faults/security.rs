@@ -10,24 +10,40 @@ use std::time::Duration;
 
 use spiffe_helper_testkit::spire::{Entry, Spire};
 
-use crate::kit::{
-    Fake, ModeWatcher, X509Files, daemon_config, http_get, start_daemon, wait_ready,
-};
-use crate::support::{PROPAGATION, ROTATION, WORKLOAD, assert_no_secrets, free_port, scratch, stop_cleanly, wait_until};
 use crate::inspect::{key_matches_cert, leaf, wait_for_rotation};
+use crate::kit::{Fake, ModeWatcher, X509Files, daemon_config, http_get, start_daemon, wait_ready};
+use crate::support::{
+    PROPAGATION, ROTATION, WORKLOAD, assert_no_secrets, free_port, scratch, stop_cleanly,
+    wait_until,
+};
 
 /// Panics if an HTTP body holds PEM, key base64 or a token.
 fn assert_body_clean(what: &str, body: &str, key: &Path, tokens: &[String]) {
     assert!(!body.contains("BEGIN"), "{what}: body holds PEM");
-    assert!(!body.contains("PRIVATE"), "{what}: body mentions a private key");
+    assert!(
+        !body.contains("PRIVATE"),
+        "{what}: body mentions a private key"
+    );
     let pem = fs::read_to_string(key).unwrap();
-    for line in pem.lines().filter(|l| !l.starts_with("-----") && l.len() >= 32) {
-        assert!(!body.contains(line), "{what}: body holds the private key's base64");
+    for line in pem
+        .lines()
+        .filter(|l| !l.starts_with("-----") && l.len() >= 32)
+    {
+        assert!(
+            !body.contains(line),
+            "{what}: body holds the private key's base64"
+        );
     }
     for token in tokens {
         let signature = token.rsplit('.').next().unwrap();
-        assert!(!body.contains(token.as_str()), "{what}: body holds a JWT-SVID");
-        assert!(!body.contains(signature), "{what}: body holds a JWT signature");
+        assert!(
+            !body.contains(token.as_str()),
+            "{what}: body holds a JWT-SVID"
+        );
+        assert!(
+            !body.contains(signature),
+            "{what}: body holds a JWT signature"
+        );
     }
 }
 
@@ -42,7 +58,10 @@ fn key_file_never_exceeds_its_mode_across_rotations() {
     let files = X509Files::in_dir(&certs);
     let port = free_port();
     let extra = "key_file_mode = 0400\n";
-    let mut helper = start_daemon(dir.path(), &daemon_config(&fake.endpoint(), &certs, port, extra));
+    let mut helper = start_daemon(
+        dir.path(),
+        &daemon_config(&fake.endpoint(), &certs, port, extra),
+    );
     wait_ready(&mut helper, &files.svid, port);
     let watcher = ModeWatcher::start(&certs, "svid_key.pem", 0o400);
     for n in 0..30 {
@@ -56,11 +75,19 @@ fn key_file_never_exceeds_its_mode_across_rotations() {
         std::thread::sleep(Duration::from_millis(50));
     }
     let (stats, temps, problems) = watcher.finish();
-    assert!(problems.is_empty(), "key file exposed at some instant: {problems:#?}");
+    assert!(
+        problems.is_empty(),
+        "key file exposed at some instant: {problems:#?}"
+    );
     assert!(stats > 1000, "watcher made only {stats} stats");
-    assert_eq!(fs::metadata(&files.key).unwrap().permissions().mode() & 0o777, 0o400);
+    assert_eq!(
+        fs::metadata(&files.key).unwrap().permissions().mode() & 0o777,
+        0o400
+    );
     assert!(key_matches_cert(&files.key, &files.svid));
-    eprintln!("key mode watcher: {stats} stats, {temps} temp-file sightings, 30 rotations, no exposure");
+    eprintln!(
+        "key mode watcher: {stats} stats, {temps} temp-file sightings, 30 rotations, no exposure"
+    );
     stop_cleanly(&mut helper);
     assert_no_secrets("key mode", &helper.log(), Some(&files.key), &[]);
 }
@@ -81,7 +108,10 @@ fn full_run_leaks_no_secret_in_logs_or_health_bodies() {
                  svid_bundle_file_name = \"svid_bundle.pem\"\n\
                  jwt_svids = [{ jwt_audience = \"db\", jwt_svid_file_name = \"db.jwt\" }]\n\
                  jwt_bundle_file_name = \"jwt_bundle.json\"\n";
-    let mut helper = start_daemon(dir.path(), &daemon_config(&spire.endpoint(), &certs, port, extra));
+    let mut helper = start_daemon(
+        dir.path(),
+        &daemon_config(&spire.endpoint(), &certs, port, extra),
+    );
     let first = wait_ready(&mut helper, &files.svid, port);
     let watcher = ModeWatcher::start(&certs, "svid_key.pem", 0o600);
     let mut tokens = vec![fs::read_to_string(certs.join("db.jwt")).unwrap()];
@@ -106,9 +136,15 @@ fn full_run_leaks_no_secret_in_logs_or_health_bodies() {
     assert!(stats > 100);
     stop_cleanly(&mut helper);
     let log = helper.log();
-    assert!(log.lines().count() > 5, "suspiciously short debug log:\n{log}");
+    assert!(
+        log.lines().count() > 5,
+        "suspiciously short debug log:\n{log}"
+    );
     assert_no_secrets("full run", &log, Some(&files.key), &tokens);
-    assert!(!log.contains("eyJ"), "log holds something that looks like a JWT");
+    assert!(
+        !log.contains("eyJ"),
+        "log holds something that looks like a JWT"
+    );
 }
 
 /// Symlinks planted at the key and cert paths, pointing at files elsewhere: the helper replaces
@@ -130,14 +166,24 @@ fn symlinked_outputs_are_replaced_not_followed() {
     std::os::unix::fs::symlink(&victim_key, &files.key).unwrap();
     std::os::unix::fs::symlink(&victim_cert, &files.svid).unwrap();
     let port = free_port();
-    let mut helper = start_daemon(dir.path(), &daemon_config(&fake.endpoint(), &certs, port, ""));
+    let mut helper = start_daemon(
+        dir.path(),
+        &daemon_config(&fake.endpoint(), &certs, port, ""),
+    );
     wait_ready(&mut helper, &files.svid, port);
     for path in [&files.key, &files.svid] {
         let meta = fs::symlink_metadata(path).unwrap();
-        assert!(meta.file_type().is_file(), "{} is still a symlink", path.display());
+        assert!(
+            meta.file_type().is_file(),
+            "{} is still a symlink",
+            path.display()
+        );
     }
     assert_eq!(fs::read_to_string(&victim_key).unwrap(), "untouched\n");
     assert_eq!(fs::read_to_string(&victim_cert).unwrap(), "untouched\n");
-    assert_eq!(fs::metadata(&files.key).unwrap().permissions().mode() & 0o777, 0o600);
+    assert_eq!(
+        fs::metadata(&files.key).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
     stop_cleanly(&mut helper);
 }

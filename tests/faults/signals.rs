@@ -3,12 +3,12 @@
 
 use std::time::{Duration, Instant};
 
+use crate::inspect::{key_matches_cert, leaf};
 use crate::kit::{
     Fake, FileChecker, X509Files, daemon_config, http_get, pem_problem, start_daemon, stray_temps,
     wait_ready,
 };
 use crate::support::{Helper, free_port, scratch, stop_cleanly, write_file};
-use crate::inspect::{key_matches_cert, leaf};
 
 /// No agent at all: the daemon is retrying the first fetch (deadline 30 s) when SIGTERM comes;
 /// it exits 0 at once.
@@ -25,7 +25,10 @@ fn sigterm_during_startup_retries_exits_0_promptly() {
     helper.assert_running("while retrying the first fetch");
     let took = stop_cleanly(&mut helper);
     eprintln!("SIGTERM during start-up retries: exit 0 after {took:?}");
-    assert!(!certs.join("svid.pem").exists(), "a file was written without an agent");
+    assert!(
+        !certs.join("svid.pem").exists(),
+        "a file was written without an agent"
+    );
 }
 
 /// One-shot mode, no agent, SIGTERM during the retries: prompt exit, non-zero (the files were
@@ -51,10 +54,20 @@ fn sigterm_during_oneshot_startup_exits_promptly_without_success() {
     helper.sigterm();
     let status = helper.wait_exit(Duration::from_secs(2));
     let Some(status) = status else {
-        panic!("one-shot still running 2 s after SIGTERM; log:\n{}", crate::kit::tail(&helper));
+        panic!(
+            "one-shot still running 2 s after SIGTERM; log:\n{}",
+            crate::kit::tail(&helper)
+        );
     };
-    eprintln!("one-shot SIGTERM during start-up: {status} after {:?}", start.elapsed());
-    assert_eq!(status.code(), Some(1), "one-shot interrupted before writing must not exit 0");
+    eprintln!(
+        "one-shot SIGTERM during start-up: {status} after {:?}",
+        start.elapsed()
+    );
+    assert_eq!(
+        status.code(),
+        Some(1),
+        "one-shot interrupted before writing must not exit 0"
+    );
     assert!(!certs.join("svid.pem").exists());
 }
 
@@ -67,11 +80,17 @@ fn sigterm_while_running_exits_0_within_2s_and_closes_health() {
     let certs = dir.path().join("certs");
     let files = X509Files::in_dir(&certs);
     let port = free_port();
-    let mut helper = start_daemon(dir.path(), &daemon_config(&fake.endpoint(), &certs, port, ""));
+    let mut helper = start_daemon(
+        dir.path(),
+        &daemon_config(&fake.endpoint(), &certs, port, ""),
+    );
     wait_ready(&mut helper, &files.svid, port);
     let took = stop_cleanly(&mut helper);
     eprintln!("SIGTERM while running: exit 0 after {took:?}");
-    assert!(http_get(port, "/health/live").is_none(), "health port still answers after exit");
+    assert!(
+        http_get(port, "/health/live").is_none(),
+        "health port still answers after exit"
+    );
 }
 
 /// SIGTERM right after an update was pushed (0-30 ms later, i.e. around the write), 12 times:
@@ -89,8 +108,10 @@ fn sigterm_during_writes_leaves_consistent_files() {
     let mut newest = 0;
     for run in 0..12 {
         let port = free_port();
-        let mut helper =
-            start_daemon(dir.path(), &daemon_config(&fake.endpoint(), &certs, port, ""));
+        let mut helper = start_daemon(
+            dir.path(),
+            &daemon_config(&fake.endpoint(), &certs, port, ""),
+        );
         wait_ready(&mut helper, &files.svid, port);
         let checker = FileChecker::start(&files);
         rng ^= rng << 13;
@@ -101,17 +122,32 @@ fn sigterm_during_writes_leaves_consistent_files() {
         std::thread::sleep(delay);
         exits.push(stop_cleanly(&mut helper));
         let (_, problems) = checker.finish();
-        assert!(problems.is_empty(), "run {run}: invalid content seen: {problems:#?}");
+        assert!(
+            problems.is_empty(),
+            "run {run}: invalid content seen: {problems:#?}"
+        );
         for (path, label, one) in [
             (&files.svid, "CERTIFICATE", false),
             (&files.key, "PRIVATE KEY", true),
             (&files.bundle, "CERTIFICATE", false),
         ] {
             let bytes = std::fs::read(path).unwrap();
-            assert_eq!(pem_problem(&bytes, label, one), None, "run {run}: {}", path.display());
+            assert_eq!(
+                pem_problem(&bytes, label, one),
+                None,
+                "run {run}: {}",
+                path.display()
+            );
         }
-        assert!(key_matches_cert(&files.key, &files.svid), "run {run}: key/cert mismatch");
-        assert_eq!(stray_temps(&certs), Vec::<String>::new(), "run {run}: temp files left");
+        assert!(
+            key_matches_cert(&files.key, &files.svid),
+            "run {run}: key/cert mismatch"
+        );
+        assert_eq!(
+            stray_temps(&certs),
+            Vec::<String>::new(),
+            "run {run}: temp files left"
+        );
         if leaf(&files.svid).is_some_and(|l| l.serial == pushed) {
             newest += 1;
         }

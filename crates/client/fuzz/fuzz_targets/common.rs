@@ -22,7 +22,11 @@ pub fn peer() -> &'static Peer {
             .expect("fuzz: runtime");
         let fake = rt.block_on(FakeAgent::start());
         let endpoint = Endpoint::parse(&fake.endpoint()).expect("fuzz: fake endpoint");
-        Peer { rt, fake, client: WorkloadApiClient::new(endpoint) }
+        Peer {
+            rt,
+            fake,
+            client: WorkloadApiClient::new(endpoint),
+        }
     })
 }
 

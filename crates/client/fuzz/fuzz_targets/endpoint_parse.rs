@@ -6,10 +6,16 @@ use libfuzzer_sys::fuzz_target;
 use spiffe_workload_client::Endpoint;
 
 fuzz_target!(|data: &[u8]| {
-    let Ok(text) = std::str::from_utf8(data) else { return };
+    let Ok(text) = std::str::from_utf8(data) else {
+        return;
+    };
     if let Ok(endpoint) = Endpoint::parse(text) {
         let shown = endpoint.to_string();
-        assert_eq!(Endpoint::parse(&shown).ok().as_ref(), Some(&endpoint), "{text:?} -> {shown:?}");
+        assert_eq!(
+            Endpoint::parse(&shown).ok().as_ref(),
+            Some(&endpoint),
+            "{text:?} -> {shown:?}"
+        );
         if let Some(path) = endpoint.unix_path_ref() {
             assert!(path.is_absolute(), "{text:?}: relative path accepted");
         }

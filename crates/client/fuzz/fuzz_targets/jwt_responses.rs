@@ -11,21 +11,28 @@ use spiffe_helper_testkit::pb::{JwtBundlesResponse, JwtsvidResponse};
 mod common;
 
 fuzz_target!(|data: &[u8]| {
-    let Some((&which, rest)) = data.split_first() else { return };
+    let Some((&which, rest)) = data.split_first() else {
+        return;
+    };
     let peer = common::peer();
     if which % 2 == 0 {
-        let Ok(response) = JwtsvidResponse::decode(rest) else { return };
+        let Ok(response) = JwtsvidResponse::decode(rest) else {
+            return;
+        };
         let served: Vec<String> = response.svids.iter().map(|s| s.svid.clone()).collect();
         peer.fake.set_jwt_svids(response);
         let audiences = vec!["fuzz".to_owned()];
-        if let Ok(svids) = common::bounded(&peer.rt, peer.client.fetch_jwt_svids(&audiences, None)) {
+        if let Ok(svids) = common::bounded(&peer.rt, peer.client.fetch_jwt_svids(&audiences, None))
+        {
             for svid in &svids {
                 assert!(!svid.audience().is_empty());
                 assert!(served.iter().any(|t| t == svid.token().as_str()));
             }
         }
     } else {
-        let Ok(response) = JwtBundlesResponse::decode(rest) else { return };
+        let Ok(response) = JwtBundlesResponse::decode(rest) else {
+            return;
+        };
         peer.fake.push_jwt_bundles(response);
         let _ = common::bounded(&peer.rt, peer.client.fetch_jwt_bundles());
     }

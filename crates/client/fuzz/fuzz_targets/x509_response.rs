@@ -11,7 +11,9 @@ use spiffe_helper_testkit::pb::X509svidResponse;
 mod common;
 
 fuzz_target!(|data: &[u8]| {
-    let Ok(response) = X509svidResponse::decode(data) else { return };
+    let Ok(response) = X509svidResponse::decode(data) else {
+        return;
+    };
     let peer = common::peer();
     peer.fake.push_x509(response);
     if let Ok(context) = common::bounded(&peer.rt, peer.client.fetch_x509_context()) {
