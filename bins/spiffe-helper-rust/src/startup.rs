@@ -3,7 +3,6 @@
 
 use std::future::Future;
 use std::sync::Arc;
-use std::time::Duration;
 
 use anyhow::{Context as _, anyhow, bail};
 use spiffe_helper_config::{Config, JwtSvidOutput};
@@ -77,7 +76,8 @@ async fn start_x509(
     config: &Config,
     deadline: Instant,
 ) -> anyhow::Result<(X509Source, Arc<X509Context>)> {
-    let source = X509Source::start(client.clone(), remaining(deadline))
+    // X.509 is fetched first, so the whole start-up budget is still left.
+    let source = X509Source::start(client.clone(), config.startup_timeout)
         .await
         .map_err(|err| describe(&err, config))?;
     let Some(hint) = config.hint.as_deref() else {
@@ -162,14 +162,20 @@ where
     }
 }
 
-fn remaining(deadline: Instant) -> Duration {
-    deadline.saturating_duration_since(Instant::now())
-}
-
 /// Turns the start-up error into one line that says what to check.
 fn describe(err: &ApiError, config: &Config) -> anyhow::Error {
-    let advice = if err.is_permission_denied() {
-        "; no registration entry matches this workload (PermissionDenied)"
+    // At the deadline the cause is the last error seen before it.
+    let cause = match err {
+        ApiError::Timeout {
+            last_error: Some(last),
+            ..
+        } => last.as_ref(),
+        other => other,
+    };
+    let advice = if cause.is_permission_denied() {
+        "; no registration entry matches this workload (PermissionDenied): register it with the SPIRE server"
+    } else if matches!(cause, ApiError::Transport { .. }) {
+        "; is the SPIRE agent running and is agent_address right?"
     } else {
         ""
     };

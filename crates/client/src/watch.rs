@@ -41,6 +41,8 @@ struct Retrying<T> {
     stream: Option<Watch<T>>,
     sleep_before_next: Option<Duration>,
     done: bool,
+    /// Whether any message has arrived yet (decides how loudly a failure is logged).
+    delivered: bool,
 }
 
 type Item<T> = Result<WatchEvent<T>, Error>;
@@ -79,6 +81,7 @@ impl<T: Send + 'static> Retrying<T> {
         match next {
             Some(Ok(value)) => {
                 self.backoff.reset();
+                self.delivered = true;
                 self.stream = Some(stream);
                 Some((Ok(WatchEvent::Update(value)), self))
             }
@@ -99,7 +102,13 @@ impl<T: Send + 'static> Retrying<T> {
             return (Err(error), self);
         }
         let retry_in = self.backoff.next_delay();
-        tracing::warn!(%error, retry_in_ms = retry_in.as_millis(), "workload API watch disconnected");
+        if self.delivered {
+            tracing::warn!(%error, retry_in_ms = retry_in.as_millis(), "workload API watch disconnected; reconnecting");
+        } else {
+            // Until the first message the caller is still starting up and reports the final
+            // error itself (for example at its start-up deadline): one clear line, not many.
+            tracing::debug!(%error, retry_in_ms = retry_in.as_millis(), "workload API not answering yet; retrying");
+        }
         self.sleep_before_next = Some(retry_in);
         (Ok(WatchEvent::Disconnected { error, retry_in }), self)
     }
@@ -119,6 +128,7 @@ fn retrying<T: Send + 'static>(
         stream: None,
         sleep_before_next: None,
         done: false,
+        delivered: false,
     };
     Unfold {
         state: Some(state),
