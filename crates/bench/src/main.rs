@@ -53,14 +53,19 @@ const SECTIONS: [&str; 7] = [
 pub(crate) struct Ctx {
     /// The binaries under test.
     pub(crate) bins: Bins,
-    /// Upstream built with `-ldflags "-s -w"`, for the size comparison.
+    /// Upstream built with `-ldflags "-s -w"` (as its release Makefile does); when given, it
+    /// is also the upstream binary every runtime figure runs.
     pub(crate) upstream_stripped: Option<PathBuf>,
+    /// Upstream as a plain `go build` leaves it (symbols + DWARF), for the size comparison.
+    pub(crate) upstream_plain: PathBuf,
     /// Scratch directory (configs, outputs, logs).
     pub(crate) scratch: PathBuf,
     /// This executable (the rotation `cmd`).
     pub(crate) self_exe: PathBuf,
     /// Runs per figure (and daemons per helper in the idle test).
     pub(crate) runs: usize,
+    /// Runs of each one-shot figure (cheap, and the noisiest figure).
+    pub(crate) oneshot_runs: usize,
     /// Idle window of item 2.
     pub(crate) idle_secs: u64,
     /// Daemons per helper in item 4.
@@ -102,7 +107,7 @@ fn main() -> ExitCode {
 
 const USAGE: &str = "usage: spiffe-helper-bench (all|size|oneshot|daemon-idle|health-load|rotation|scale|rotation-real) \
 --ours PATH --upstream PATH [--upstream-stripped PATH] [--runs N] [--idle-secs S] [--scale N] \
-[--scale-rounds N] [--load-conns N] [--load-secs S] [--real-secs S] [--out FILE]\n       \
+[--scale-rounds N] [--oneshot-runs N] [--load-conns N] [--load-secs S] [--real-secs S] [--out FILE]\n       \
 spiffe-helper-bench child-recorder FILE";
 
 fn real_main(args: &[String]) -> Result<()> {
@@ -114,7 +119,10 @@ fn real_main(args: &[String]) -> Result<()> {
             } else {
                 vec![s]
             };
-            let (ctx, out, _scratch) = parse(&args[1..])?;
+            let (ctx, out, scratch) = parse(&args[1..])?;
+            if std::env::var_os("BENCH_KEEP").is_some() {
+                progress(&format!("keeping {}", scratch.keep().display()));
+            }
             let table = run(&ctx, &only)?;
             std::io::stdout().lock().write_all(table.as_bytes())?;
             if let Some(out) = out {
@@ -132,7 +140,7 @@ fn real_main(args: &[String]) -> Result<()> {
 
 fn parse(args: &[String]) -> Result<(Ctx, Option<PathBuf>, tempfile::TempDir)> {
     let (mut ours, mut upstream, mut stripped, mut out) = (None, None, None, None);
-    let mut num = [10u64, 60, 100, 2, 200, 10, 45];
+    let mut num = [10u64, 60, 100, 2, 200, 10, 45, 30];
     let mut it = args.iter();
     while let Some(flag) = it.next() {
         let val = it
@@ -162,6 +170,7 @@ fn parse(args: &[String]) -> Result<(Ctx, Option<PathBuf>, tempfile::TempDir)> {
             "--load-conns" => 4,
             "--load-secs" => 5,
             "--real-secs" => 6,
+            "--oneshot-runs" => 7,
             _ => bail!("unknown flag {flag}\n{USAGE}"),
         };
         num[slot] = val
@@ -173,12 +182,14 @@ fn parse(args: &[String]) -> Result<(Ctx, Option<PathBuf>, tempfile::TempDir)> {
         .tempdir_in("/tmp")
         .context("creating the scratch dir")?;
     let u = |v: u64| usize::try_from(v).unwrap_or(usize::MAX);
+    let upstream: PathBuf = upstream.context("--upstream is required")?;
     let ctx = Ctx {
         bins: Bins {
             ours: ours.context("--ours is required")?,
-            upstream: upstream.context("--upstream is required")?,
+            upstream: stripped.clone().unwrap_or_else(|| upstream.clone()),
         },
         upstream_stripped: stripped,
+        upstream_plain: upstream,
         scratch: scratch.path().to_path_buf(),
         self_exe: std::env::current_exe().context("locating this executable")?,
         runs: u(num[0]).max(1),
@@ -188,11 +199,18 @@ fn parse(args: &[String]) -> Result<(Ctx, Option<PathBuf>, tempfile::TempDir)> {
         load_conns: u(num[4]).max(1),
         load_secs: num[5],
         real_secs: num[6],
+        oneshot_runs: u(num[7]).max(1),
     };
     Ok((ctx, out, scratch))
 }
 
 fn run(ctx: &Ctx, only: &[&str]) -> Result<String> {
+    let load_before = loadavg();
+    note(format!(
+        "binaries run: ours `{}`, upstream `{}`",
+        ctx.bins.ours.display(),
+        ctx.bins.upstream.display()
+    ));
     let mut rows: Vec<Row> = Vec::new();
     if only.contains(&"size") {
         rows.extend(size::bench(ctx)?);
@@ -245,7 +263,22 @@ fn run(ctx: &Ctx, only: &[&str]) -> Result<String> {
     }
     rows.sort_by(|a, b| a.id.cmp(&b.id));
     let notes = NOTES.lock().map(|n| n.clone()).unwrap_or_default();
-    Ok(format!("{}\n{}", machine(), report::render(&rows, &notes)))
+    Ok(format!(
+        "{}Load average (1/5/15 min) at start: {load_before}; at end: {}\n\n{}",
+        machine(),
+        loadavg(),
+        report::render(&rows, &notes)
+    ))
+}
+
+/// `/proc/loadavg`'s first three fields: how busy the machine was besides the benchmark.
+fn loadavg() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .unwrap_or_default()
+        .split_whitespace()
+        .take(3)
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 /// X.509 TTL of the real-agent rotation entry: SPIRE rotates at about half of it.
@@ -282,7 +315,7 @@ fn machine() -> String {
     #[allow(clippy::cast_precision_loss)]
     let gib = mem_kib as f64 / (1024.0 * 1024.0);
     format!(
-        "Machine: {cores} cores ({model}), {gib:.1} GiB RAM, Linux {}\n",
+        "Machine: {cores} cores ({model}), {gib:.1} GiB RAM, Linux {}  \n",
         kernel.trim()
     )
 }

@@ -24,10 +24,13 @@ pub(crate) fn bench(ctx: &Ctx, socket: &Path, jwt: usize) -> Result<Row> {
     } else {
         format!("one-shot exec → exit 0, X.509 + {jwt} JWT audiences")
     };
-    crate::progress(&format!("{label}: {} runs each, alternating", ctx.runs));
+    crate::progress(&format!(
+        "{label}: {} runs each, alternating",
+        ctx.oneshot_runs
+    ));
     let mut times = [Vec::new(), Vec::new()];
     // Run 0 warms the page cache for both binaries and is not counted.
-    for run in 0..=ctx.runs {
+    for run in 0..=ctx.oneshot_runs {
         for (i, which) in Impl::BOTH.into_iter().enumerate() {
             let d = once(ctx, socket, jwt, which, run)?;
             if run > 0 {

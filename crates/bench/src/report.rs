@@ -160,6 +160,14 @@ impl Row {
                     format!("≤ {t}×: **missed** ({:.1}× the target)", r / t)
                 }
             }
+            // Upstream used nothing measurable: met only if ours did not either.
+            (Some(Target::RatioAtMost(t)), Some(o), None) => {
+                if o.abs() < f64::EPSILON {
+                    format!("≤ {t}×: **met** (both 0)")
+                } else {
+                    format!("≤ {t}×: **missed** (upstream 0)")
+                }
+            }
             (Some(Target::OursBelow(t)), Some(o), _) => {
                 let limit = self.unit.fmt(t);
                 if o < t {

@@ -42,7 +42,7 @@ pub(crate) fn bench(ctx: &Ctx) -> Result<Vec<Row>> {
         "binary size vs upstream plain `go build` (symbols + DWARF)",
         Unit::MiB,
         vec![ours],
-        vec![mib(&ctx.bins.upstream)?],
+        vec![mib(&ctx.upstream_plain)?],
     ));
     Ok(rows)
 }
