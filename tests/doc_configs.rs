@@ -1,4 +1,4 @@
-//! Every configuration shown to users must be one the binary accepts: each ```hcl block in
+//! Every configuration shown to users must be one the binary accepts: each `hcl` code block in
 //! README.md, docs/*.md and deploy/**/*.md is written to a file and checked with `--validate`.
 
 #![allow(clippy::unwrap_used, reason = "test")]
@@ -28,7 +28,7 @@ fn markdown_files() -> Vec<PathBuf> {
     files
 }
 
-/// (file, first line of the block, block text) for every ```hcl fence.
+/// (first line of the block, block text) for every `hcl` code fence.
 fn hcl_blocks(file: &Path) -> Vec<(usize, String)> {
     let text = std::fs::read_to_string(file).unwrap();
     let mut blocks = Vec::new();
@@ -36,7 +36,7 @@ fn hcl_blocks(file: &Path) -> Vec<(usize, String)> {
     for (index, line) in text.lines().enumerate() {
         match &mut current {
             None if line.trim_start().starts_with("```hcl") => {
-                current = Some((index + 2, String::new()))
+                current = Some((index + 2, String::new()));
             }
             Some(_) if line.trim_start().starts_with("```") => blocks.extend(current.take()),
             Some((_, body)) => {
