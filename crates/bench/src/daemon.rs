@@ -88,7 +88,7 @@ pub(crate) fn idle(ctx: &Ctx, socket: &Path) -> Result<(Vec<Row>, Vec<Daemon>)> 
         .map(|d| Ok((cpu_secs(d.proc.pid())?, sched_secs(d.proc.pid())?)))
         .collect::<Result<_>>()?;
     std::thread::sleep(Duration::from_secs(ctx.idle_secs));
-    let mut cols: [[Vec<f64>; 2]; 5] = Default::default();
+    let mut cols: [[Vec<f64>; 2]; 6] = Default::default();
     for (d, (cpu0, sch0)) in daemons.iter().zip(&before) {
         let pid = d.proc.pid();
         let side = usize::from(d.which == Impl::Upstream);
@@ -99,14 +99,16 @@ pub(crate) fn idle(ctx: &Ctx, socket: &Path) -> Result<(Vec<Row>, Vec<Daemon>)> 
         cols[2][side].push(mib(pss_kib(pid)?));
         cols[3][side].push((cpu_secs(pid)? - cpu0) * 1e3);
         cols[4][side].push((sched_secs(pid)? - sch0) * 1e3);
+        cols[5][side].push(mib(status_kib(pid, "RssAnon")?));
     }
     let secs = ctx.idle_secs;
-    let [hwm, rss, pss, cpu, sched] = cols;
+    let [hwm, rss, pss, cpu, sched, anon] = cols;
     let [hwm_o, hwm_u] = hwm;
     let [rss_o, rss_u] = rss;
     let [pss_o, pss_u] = pss;
     let [cpu_o, cpu_u] = cpu;
     let [sch_o, sch_u] = sched;
+    let [anon_o, anon_u] = anon;
     let rows = vec![
         Row::new(
             "2a",
@@ -125,13 +127,20 @@ pub(crate) fn idle(ctx: &Ctx, socket: &Path) -> Result<(Vec<Row>, Vec<Daemon>)> 
         .target(Target::RatioAtMost(0.25)),
         Row::new(
             "2c",
+            &format!("daemon private memory (RssAnon) after {secs} s idle"),
+            Unit::MiB,
+            anon_o,
+            anon_u,
+        ),
+        Row::new(
+            "2d",
             &format!("daemon PSS after {secs} s idle"),
             Unit::MiB,
             pss_o,
             pss_u,
         ),
         Row::new(
-            "2d",
+            "2e",
             &format!("CPU over {secs} s idle (utime+stime, 10 ms ticks)"),
             Unit::Ms,
             cpu_o,
@@ -139,7 +148,7 @@ pub(crate) fn idle(ctx: &Ctx, socket: &Path) -> Result<(Vec<Row>, Vec<Daemon>)> 
         )
         .target(Target::RatioAtMost(1.0)),
         Row::new(
-            "2e",
+            "2f",
             &format!("CPU over {secs} s idle (schedstat, ns clock)"),
             Unit::Ms,
             sch_o,

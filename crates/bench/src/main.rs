@@ -220,8 +220,8 @@ fn run(ctx: &Ctx, only: &[&str]) -> Result<String> {
     let socket = spire.as_ref().map(|s| s.socket_path().to_path_buf());
     let sock = || socket.as_deref().context("SPIRE not started");
     if only.contains(&"oneshot") {
-        rows.push(oneshot::bench(ctx, sock()?, 0)?);
-        rows.push(oneshot::bench(ctx, sock()?, 3)?);
+        rows.extend(oneshot::bench(ctx, sock()?, 0)?);
+        rows.extend(oneshot::bench(ctx, sock()?, 3)?);
     }
     let mut kept = Vec::new();
     if only.contains(&"daemon-idle") {
