@@ -15,6 +15,12 @@ pub struct Peer {
 pub fn peer() -> &'static Peer {
     static PEER: OnceLock<Peer> = OnceLock::new();
     PEER.get_or_init(|| {
+        // libFuzzer's C `main` skips the Rust runtime's start-up, which ignores SIGPIPE; without
+        // this, the fake agent writing to a connection the client just dropped kills the run.
+        // SAFETY: setting a signal disposition to SIG_IGN before any other thread exists.
+        unsafe {
+            libc::signal(libc::SIGPIPE, libc::SIG_IGN);
+        }
         let rt = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(1)
             .enable_all()
