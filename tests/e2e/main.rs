@@ -20,6 +20,7 @@
 
 mod consumers;
 mod daemon;
+mod health;
 mod idle;
 mod inspect;
 mod jwt;

@@ -193,9 +193,22 @@ async fn apply_x509(
 ) -> bool {
     // A hint that matches nothing is the agent's update being unusable, not a failed write:
     // keep the files, say why, and wait for the next update (SPEC §4.2).
-    if let Err(err) = outputs::select_x509(context, config.hint.as_deref()) {
-        tracing::error!("{err:#}; keeping the previous files");
-        return true;
+    match outputs::select_x509(context, config.hint.as_deref()) {
+        Err(err) => {
+            tracing::error!("{err:#}; keeping the previous files");
+            return true;
+        }
+        // An already expired SVID would hand the workload a certificate every peer rejects;
+        // the one on disk is at least as good. Wait for the next update.
+        Ok(svid) if svid.not_after() <= SystemTime::now() => {
+            tracing::error!(
+                spiffe_id = %svid.spiffe_id(),
+                serial = %svid.serial_hex(),
+                "the agent sent an X.509-SVID that has already expired; keeping the previous files"
+            );
+            return true;
+        }
+        Ok(_) => {}
     }
     let (cfg, ctx) = (config.clone(), context.clone());
     let written = tokio::task::spawn_blocking(move || outputs::write_x509(&cfg, &ctx)).await;
