@@ -82,7 +82,7 @@ fn readiness_turns_200_only_after_the_first_write() {
     helper.assert_running("after becoming ready");
 }
 
-/// `/metrics` is Prometheus text whose X.509 expiry equals the NotAfter of the certificate on
+/// `/metrics` is Prometheus text whose X.509 expiry equals the `NotAfter` of the certificate on
 /// disk.
 #[test]
 fn metrics_report_the_written_certificates_expiry() {
