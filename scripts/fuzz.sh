@@ -52,7 +52,11 @@ for pair in "${all[@]}"; do
     continue
   fi
   echo "fuzz: $t ($crate_dir) for ${seconds}s" >&2
-  (cd "$crate_dir" && cargo +nightly fuzz run "$t" -- -max_total_time="$seconds")
+  # The committed seeds start the corpus; new inputs go to the (ignored) corpus dir.
+  corpora=("fuzz/corpus/$t")
+  [ -d "$crate_dir/fuzz/seeds/$t" ] && corpora+=("fuzz/seeds/$t")
+  mkdir -p "$crate_dir/fuzz/corpus/$t"
+  (cd "$crate_dir" && cargo +nightly fuzz run "$t" "${corpora[@]}" -- -max_total_time="$seconds")
   ran=$((ran + 1))
 done
 

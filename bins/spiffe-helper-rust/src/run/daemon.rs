@@ -352,9 +352,13 @@ async fn refresh_once(
     let written =
         tokio::task::spawn_blocking(move || outputs::write_jwt_svid(&cfg, &path, &svid)).await?;
     match written {
-        Ok(_) => {
+        Ok(written) => {
             health.jwt_svid_written(&entry.path, expiry);
-            tracing::info!(path = %entry.path.display(), "wrote JWT-SVID");
+            if written.is_changed() {
+                tracing::info!(path = %entry.path.display(), "wrote JWT-SVID");
+            } else {
+                tracing::debug!(path = %entry.path.display(), "JWT-SVID unchanged");
+            }
             Ok(expiry)
         }
         Err(err) => {
