@@ -9,6 +9,7 @@ use spiffe_helper_config::{Config, JwtSvidOutput};
 use spiffe_workload_client::{
     Backoff, Error as ApiError, JwtBundleSet, JwtSvid, WorkloadApiClient, X509Context, X509Source,
 };
+use tokio::task::JoinSet;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
@@ -39,36 +40,64 @@ pub async fn fetch_initial(
     }
 }
 
+/// The three kinds of output are fetched concurrently (each JWT-SVID too): start-up takes as
+/// long as the slowest fetch, not the sum. The first failure cancels the rest.
 async fn fetch_all(
     client: &WorkloadApiClient,
     config: &Config,
     deadline: Instant,
 ) -> anyhow::Result<Initial> {
-    let (x509, x509_context) = if config.x509.is_some() {
-        let (source, context) = start_x509(client, config, deadline).await?;
-        (Some(source), Some(context))
-    } else {
-        (None, None)
+    let x509 = async {
+        if config.x509.is_some() {
+            start_x509(client, config, deadline).await.map(Some)
+        } else {
+            Ok(None)
+        }
     };
-    let jwt_bundles = if config.jwt_bundle.is_some() {
-        let bundles = retry_until(deadline, "fetching JWT bundles", || {
-            client.fetch_jwt_bundles()
-        })
-        .await?;
-        Some(bundles)
-    } else {
-        None
+    let jwt_bundles = async {
+        if config.jwt_bundle.is_some() {
+            retry_until(deadline, "fetching JWT bundles", || {
+                client.fetch_jwt_bundles()
+            })
+            .await
+            .map(Some)
+        } else {
+            Ok(None)
+        }
     };
-    let mut jwt_svids = Vec::with_capacity(config.jwt_svids.len());
-    for entry in &config.jwt_svids {
-        jwt_svids.push(fetch_jwt_until(client, entry, config.hint.as_deref(), deadline).await?);
-    }
+    let (x509, jwt_bundles, jwt_svids) =
+        tokio::try_join!(x509, jwt_bundles, fetch_jwts(client, config, deadline))?;
+    let (x509, x509_context) = x509.unzip();
     Ok(Initial {
         x509,
         x509_context,
         jwt_bundles,
         jwt_svids,
     })
+}
+
+/// One JWT-SVID per `jwt_svids` entry, fetched concurrently, returned in config order.
+async fn fetch_jwts(
+    client: &WorkloadApiClient,
+    config: &Config,
+    deadline: Instant,
+) -> anyhow::Result<Vec<JwtSvid>> {
+    let mut pending = JoinSet::new();
+    for (index, entry) in config.jwt_svids.iter().cloned().enumerate() {
+        let (client, hint) = (client.clone(), config.hint.clone());
+        pending.spawn(async move {
+            let svid = fetch_jwt_until(&client, &entry, hint.as_deref(), deadline).await;
+            (index, svid)
+        });
+    }
+    let mut svids: Vec<Option<JwtSvid>> = std::iter::repeat_with(|| None)
+        .take(config.jwt_svids.len())
+        .collect();
+    while let Some(joined) = pending.join_next().await {
+        let (index, svid) = joined?;
+        svids[index] = Some(svid?);
+    }
+    Ok(svids.into_iter().flatten().collect())
 }
 
 async fn start_x509(
