@@ -7,7 +7,7 @@
 # target/bench/results.md. Extra arguments go to the driver, e.g.
 #   scripts/bench.sh --runs 5 --idle-secs 20        # quicker, rougher
 #   BENCH_SECTIONS=oneshot scripts/bench.sh          # one section
-# Takes about 8-10 minutes on 2 cores once everything is built.
+# About 3 minutes of measurement on 2 cores, plus the first-time builds (up to ~10 minutes).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
