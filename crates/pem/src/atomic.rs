@@ -81,17 +81,88 @@ pub(crate) fn write_atomic_with(
     mode: u32,
     rng: &mut fastrand::Rng,
 ) -> Result<Written, PemError> {
-    let mode = mode & 0o7777;
-    let (dir, name) = split(path)?;
-    let written = if is_current(path, contents, mode) {
+    write_all_with(&[(path, contents, mode)], rng)
+}
+
+/// Writes several files as one update, in the order given: every changed file is first staged
+/// (temp file created with its mode, written, fsynced), then the temp files are renamed over
+/// their targets in order, then each directory is fsynced once. Same guarantees per file as
+/// [`write_atomic`]; the batch saves one directory fsync per extra file, which is most of the
+/// cost of an update on a slow disk.
+///
+/// # Errors
+/// As [`write_atomic`]. A failure while staging leaves every target untouched; a failed
+/// rename leaves the files before it (in the given order) replaced and the rest untouched.
+/// No temp file is left behind either way.
+pub fn write_atomic_all(files: &[(&Path, &[u8], u32)]) -> Result<Written, PemError> {
+    write_all_with(files, &mut fastrand::Rng::new())
+}
+
+/// A filled and fsynced temp file waiting to be renamed over `target`.
+struct Staged<'a> {
+    tmp: PathBuf,
+    target: &'a Path,
+    dir: &'a Path,
+    mode: u32,
+}
+
+fn write_all_with(
+    files: &[(&Path, &[u8], u32)],
+    rng: &mut fastrand::Rng,
+) -> Result<Written, PemError> {
+    let mut staged: Vec<Staged<'_>> = Vec::with_capacity(files.len());
+    for &(path, contents, mode) in files {
+        let mode = mode & 0o7777;
+        let (dir, name) = split(path)?;
+        if is_current(path, contents, mode) {
+            continue;
+        }
+        match stage(dir, name, path, contents, mode, rng) {
+            Ok(tmp) => staged.push(Staged {
+                tmp,
+                target: path,
+                dir,
+                mode,
+            }),
+            Err(e) => {
+                discard(&staged);
+                return Err(e);
+            }
+        }
+    }
+    for (index, file) in staged.iter().enumerate() {
+        if let Err(e) = fs::rename(&file.tmp, file.target) {
+            discard(&staged[index..]);
+            return Err(PemError::io(IoOp::Rename, file.target, e));
+        }
+    }
+    let mut synced: Vec<&Path> = Vec::new();
+    for file in &staged {
+        if !synced.contains(&file.dir) {
+            fsync_dir(file.dir, file.target)?;
+            synced.push(file.dir);
+        }
+        let mode = file.mode;
+        tracing::debug!(path = %file.target.display(), mode = format_args!("{mode:o}"), "file written");
+    }
+    for &(path, _, _) in files {
+        let (dir, name) = split(path)?;
+        remove_stray_temps(dir, name);
+    }
+    Ok(if staged.is_empty() {
         Written::Unchanged
     } else {
-        replace(dir, name, path, contents, mode, rng)?;
-        tracing::debug!(path = %path.display(), mode = format_args!("{mode:o}"), "file written");
         Written::Changed
-    };
-    remove_stray_temps(dir, name);
-    Ok(written)
+    })
+}
+
+/// Removes the temp files of a batch that will not be renamed.
+fn discard(staged: &[Staged<'_>]) {
+    for file in staged {
+        if let Err(rm) = fs::remove_file(&file.tmp) {
+            tracing::warn!(path = %file.tmp.display(), error = %rm, "cannot remove temporary file");
+        }
+    }
 }
 
 /// Creates `dir` and its missing parents with mode `0755` (minus the umask, like Go's
@@ -172,24 +243,23 @@ fn is_temp_of(entry: &OsStr, prefix: &[u8]) -> bool {
     })
 }
 
-fn replace(
+/// Creates, fills and fsyncs a temp file for `path`; removes it again on failure.
+fn stage(
     dir: &Path,
     name: &OsStr,
     path: &Path,
     contents: &[u8],
     mode: u32,
     rng: &mut fastrand::Rng,
-) -> Result<(), PemError> {
+) -> Result<PathBuf, PemError> {
     let (tmp, file) = create_temp(dir, name, path, rng)?;
-    let filled = fill(file, contents, mode, path)
-        .and_then(|()| fs::rename(&tmp, path).map_err(|e| PemError::io(IoOp::Rename, path, e)));
-    if let Err(e) = filled {
+    if let Err(e) = fill(file, contents, mode, path) {
         if let Err(rm) = fs::remove_file(&tmp) {
             tracing::warn!(path = %tmp.display(), error = %rm, "cannot remove temporary file");
         }
         return Err(e);
     }
-    fsync_dir(dir, path)
+    Ok(tmp)
 }
 
 fn create_temp(

@@ -6,7 +6,7 @@ use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
 
-use crate::atomic::{Written, ensure_dir, write_atomic};
+use crate::atomic::{Written, ensure_dir, write_atomic, write_atomic_all};
 use crate::error::{CertSource, IoOp, PemError};
 use crate::render::render_certificates;
 
@@ -31,7 +31,8 @@ pub struct X509Modes {
     pub key: u32,
 }
 
-/// Writes key, then cert, then bundle, each with [`write_atomic`]; stops at the first error.
+/// Writes key, then cert, then bundle as one batch ([`write_atomic_all`]): all three are staged
+/// and fsynced first, then renamed in that order, then the directory is fsynced once.
 ///
 /// The key goes first because consumers reload when the certificate changes (they watch the
 /// cert file, or are signalled after the update): when the new cert becomes visible, the
@@ -41,16 +42,18 @@ pub struct X509Modes {
 /// a new cert with the old key.)
 ///
 /// # Errors
-/// The first [`PemError::Io`]; the files before it in the order above are already written.
+/// The first [`PemError::Io`]. A failure before the renames leaves all three files as they
+/// were; a failed rename leaves the files before it in the order above already replaced.
 pub fn write_x509(
     paths: &X509Paths,
     files: &crate::RenderedX509,
     modes: X509Modes,
 ) -> Result<Written, PemError> {
-    let key = write_atomic(&paths.key, files.key.as_bytes(), modes.key)?;
-    let cert = write_atomic(&paths.cert, &files.cert, modes.cert)?;
-    let bundle = write_atomic(&paths.bundle, &files.bundle, modes.cert)?;
-    Ok(key.or(cert).or(bundle))
+    write_atomic_all(&[
+        (&paths.key, files.key.as_bytes(), modes.key),
+        (&paths.cert, &files.cert, modes.cert),
+        (&paths.bundle, &files.bundle, modes.cert),
+    ])
 }
 
 /// Name of the ownership record kept in a federated bundle directory.

@@ -10,7 +10,10 @@
 //!   pure functions, DER in, file bytes out.
 //! - [`write_atomic`]: one file, temp + `fchmod` + `fsync` + `rename` + directory `fsync`;
 //!   returns [`Written::Unchanged`] without touching anything when content and mode match.
-//! - [`write_x509`]: the three X.509 files in the order **key, cert, bundle**. Consumers
+//! - [`write_atomic_all`]: several files as one update: all staged and fsynced, then renamed
+//!   in order, then one directory `fsync`.
+//! - [`write_x509`]: the three X.509 files as one batch, renamed in the order **key, cert,
+//!   bundle**. Consumers
 //!   reload when the certificate changes; writing the key first means a new certificate is
 //!   never visible next to the old key.
 //! - [`write_federated_bundles`]: opt-in per-trust-domain bundle files.
@@ -48,7 +51,7 @@ mod files;
 mod render;
 mod secret;
 
-pub use atomic::{Written, ensure_dir, write_atomic};
+pub use atomic::{Written, ensure_dir, write_atomic, write_atomic_all};
 pub use error::{CertSource, IoOp, PemError};
 pub use files::{FEDERATED_MANIFEST, X509Modes, X509Paths, write_federated_bundles, write_x509};
 pub use render::{
