@@ -92,6 +92,11 @@ pub async fn run(config: Arc<Config>, shutdown: CancellationToken) -> ExitCode {
         notifier.x509_updated();
     }
 
+    if initial.x509.is_none() {
+        // JWT-only: the start-up fetch just succeeded; the JWT bundle watch (if any) keeps the
+        // connection state from here on.
+        health.agent_connected(true);
+    }
     if initial.jwt_bundles.is_some() {
         tasks.spawn(watch_jwt_bundles(
             client.clone(),
@@ -278,9 +283,16 @@ async fn watch_jwt_bundles(
     health: HealthState,
     shutdown: CancellationToken,
 ) {
+    // With X.509 on, the X.509 source reports the agent connection; otherwise this watch does.
+    let reports_connection = config.x509.is_none();
     let stream = client.watch_jwt_bundles_retrying(Backoff::default(), shutdown.clone());
     tokio::pin!(stream);
     while let Some(event) = stream.next().await {
+        if reports_connection
+            && let Ok(WatchEvent::Update(_) | WatchEvent::Disconnected { .. }) = &event
+        {
+            health.agent_connected(matches!(event, Ok(WatchEvent::Update(_))));
+        }
         match event {
             Ok(WatchEvent::Update(bundles)) => {
                 let cfg = config.clone();
