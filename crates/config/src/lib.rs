@@ -38,6 +38,9 @@ mod resolve;
 mod tree;
 mod values;
 
+#[cfg(test)]
+mod docs_tests;
+
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
