@@ -11,6 +11,7 @@ use nix::unistd::Pid;
 use spiffe_helper_testkit::spire::{Entry, Spire};
 
 use crate::inspect::{cert_info, leaf, pem_blocks, read_certs, since_minted, wait_for_rotation};
+use crate::support::spire_with;
 use crate::support::{
     Helper, PROPAGATION, Proc, ROTATION, WORKLOAD, assert_no_secrets, base_config, epoch,
     free_port, run_oneshot, scratch, stop_cleanly, wait_until, write_file,
@@ -104,9 +105,7 @@ fn served_serial(port: u16) -> Option<String> {
 /// `renew_signal = "SIGHUP"`; after a rotation nginx serves the new certificate.
 #[test]
 fn nginx_serves_the_rotated_svid_after_the_pid_file_signal() {
-    let spire = Spire::start();
-    spire.create_entry(&Entry::new(WORKLOAD).x509_ttl(30));
-    spire.wait_for_svid(PROPAGATION);
+    let spire = spire_with(&Entry::new(WORKLOAD).x509_ttl(30));
     let dir = scratch();
     let certs = dir.path().join("certs");
     let config = write_file(

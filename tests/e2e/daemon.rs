@@ -13,18 +13,16 @@ use crate::inspect::{
     http_status, key_matches_cert, leaf, minted, openssl_verify, pem_blocks, since_minted,
     wait_for_rotation,
 };
+use crate::support::spire_with;
 use crate::support::{
-    HELPER, Helper, PROPAGATION, Proc, ROTATION, WORKLOAD, assert_no_secrets, base_config,
-    count_signals, free_port, recorded_signals, recorded_starts, scratch, signal_recorder,
-    stop_cleanly, wait_until, write_file,
+    HELPER, Helper, Proc, ROTATION, WORKLOAD, assert_no_secrets, base_config, count_signals,
+    free_port, recorded_signals, recorded_starts, scratch, signal_recorder, stop_cleanly,
+    wait_until, write_file,
 };
 
 /// A SPIRE whose entry for [`WORKLOAD`] has a 30 s X.509-SVID (rotates every ~15-20 s).
 fn rotating_spire() -> Spire {
-    let spire = Spire::start();
-    spire.create_entry(&Entry::new(WORKLOAD).x509_ttl(30));
-    spire.wait_for_svid(PROPAGATION);
-    spire
+    spire_with(&Entry::new(WORKLOAD).x509_ttl(30))
 }
 
 /// Waits for the helper's first write; returns the leaf serial.
@@ -251,9 +249,7 @@ fn pid_file_process_gets_one_signal_per_rotation_and_bad_pids_none() {
 /// the health server answered before and is gone after.
 #[test]
 fn sigterm_and_sigint_stop_the_daemon_cleanly_and_terminate_the_child() {
-    let spire = Spire::start();
-    spire.create_entry(&Entry::new(WORKLOAD));
-    spire.wait_for_svid(PROPAGATION);
+    let spire = spire_with(&Entry::new(WORKLOAD));
     let dir = scratch();
     let script = signal_recorder(dir.path());
     for (name, sig) in [("term", Signal::SIGTERM), ("int", Signal::SIGINT)] {

@@ -9,6 +9,7 @@ use std::time::{Duration, UNIX_EPOCH};
 use spiffe_helper_testkit::spire::{Entry, Spire};
 
 use crate::inspect::{http_status, leaf};
+use crate::support::spire_with;
 use crate::support::{
     Helper, PROPAGATION, WORKLOAD, base_config, free_port, scratch, wait_until, write_file,
 };
@@ -86,9 +87,7 @@ fn readiness_turns_200_only_after_the_first_write() {
 /// disk.
 #[test]
 fn metrics_report_the_written_certificates_expiry() {
-    let spire = Spire::start();
-    spire.create_entry(&Entry::new(WORKLOAD));
-    spire.wait_for_svid(PROPAGATION);
+    let spire = spire_with(&Entry::new(WORKLOAD));
     let dir = scratch();
     let certs = dir.path().join("certs");
     let port = free_port();

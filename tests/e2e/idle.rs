@@ -3,12 +3,13 @@
 
 use std::time::Duration;
 
-use spiffe_helper_testkit::spire::{Entry, Spire};
+use spiffe_helper_testkit::spire::Entry;
 
 use crate::inspect::{http_status, leaf};
+use crate::support::spire_with;
 use crate::support::{
-    Helper, PROPAGATION, WORKLOAD, assert_no_secrets, base_config, free_port, scratch,
-    stop_cleanly, wait_until, write_file,
+    Helper, WORKLOAD, assert_no_secrets, base_config, free_port, scratch, stop_cleanly, wait_until,
+    write_file,
 };
 
 /// How long the idle daemon is watched.
@@ -41,9 +42,7 @@ fn rss_kib(pid: i32) -> u64 {
 /// 30 s liveness log line names the SPIFFE ID.
 #[test]
 fn idle_daemon_does_not_poll() {
-    let spire = Spire::start();
-    spire.create_entry(&Entry::new(WORKLOAD));
-    spire.wait_for_svid(PROPAGATION);
+    let spire = spire_with(&Entry::new(WORKLOAD));
     let dir = scratch();
     let certs = dir.path().join("certs");
     let port = free_port();

@@ -3,12 +3,13 @@
 use std::time::{Duration, SystemTime};
 
 use base64::Engine as _;
-use spiffe_helper_testkit::spire::{Entry, Spire};
+use spiffe_helper_testkit::spire::Entry;
 
 use crate::inspect::{audiences, expiry, jwt_parts};
+use crate::support::spire_with;
 use crate::support::{
-    Helper, PROPAGATION, WORKLOAD, assert_no_secrets, base_config, epoch, mode, scratch,
-    stop_cleanly, wait_until, write_file,
+    Helper, WORKLOAD, assert_no_secrets, base_config, epoch, mode, scratch, stop_cleanly,
+    wait_until, write_file,
 };
 
 /// The token file holds the raw JWT with `jwt_audience` + the extra audiences; with a 30 s JWT
@@ -17,9 +18,7 @@ use crate::support::{
 /// X.509 files appear.
 #[test]
 fn jwt_svid_has_every_audience_and_is_refreshed_before_it_expires() {
-    let spire = Spire::start();
-    spire.create_entry(&Entry::new(WORKLOAD).jwt_ttl(30));
-    spire.wait_for_svid(PROPAGATION);
+    let spire = spire_with(&Entry::new(WORKLOAD).jwt_ttl(30));
     let dir = scratch();
     let certs = dir.path().join("certs");
     let config = write_file(

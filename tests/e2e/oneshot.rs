@@ -5,6 +5,7 @@ use std::time::{Duration, Instant};
 use spiffe_helper_testkit::spire::{Entry, Spire};
 
 use crate::inspect::{audiences, jwt_parts, key_matches_cert, leaf, openssl_verify, read_certs};
+use crate::support::spire_with;
 use crate::support::{
     PROPAGATION, WORKLOAD, assert_no_secrets, base_config, mode, run_oneshot, scratch, write_file,
 };
@@ -14,9 +15,7 @@ use crate::support::{
 /// returns. Also measures the one-shot wall time against a warm agent.
 #[test]
 fn oneshot_writes_a_verifiable_svid_into_a_new_cert_dir() {
-    let spire = Spire::start();
-    spire.create_entry(&Entry::new(WORKLOAD));
-    spire.wait_for_svid(PROPAGATION);
+    let spire = spire_with(&Entry::new(WORKLOAD));
     let dir = scratch();
     let certs = dir.path().join("not/yet/certs");
     let config = write_file(

@@ -239,6 +239,16 @@ pub fn run_oneshot(config: &Path, timeout: Duration) -> Run {
     }
 }
 
+/// A SPIRE whose `entry` has propagated to the agent (the usual first three lines of a test).
+pub fn spire_with(
+    entry: &spiffe_helper_testkit::spire::Entry,
+) -> spiffe_helper_testkit::spire::Spire {
+    let spire = spiffe_helper_testkit::spire::Spire::start();
+    spire.create_entry(entry);
+    spire.wait_for_svid(PROPAGATION);
+    spire
+}
+
 /// The usual config head: agent address, cert dir, debug logs (so the secret checks see as much
 /// logging as possible).
 pub fn base_config(endpoint: &str, cert_dir: &Path) -> String {
