@@ -7,7 +7,9 @@ use std::process::Command;
 use std::time::Duration;
 
 use crate::inspect::leaf;
-use crate::kit::{Fake, X509Files, daemon_config, live, log_has, ready, start_daemon, wait_ready};
+use crate::kit::{
+    Fake, Running, X509Files, daemon_config, live, log_has, ready, start_daemon, wait_ready,
+};
 use crate::support::{
     Proc, assert_no_secrets, count_signals, free_port, recorded_starts, scratch, signal_recorder,
     stop_cleanly, wait_until, write_file,
@@ -28,18 +30,14 @@ fn rotate(fake: &Fake, files: &X509Files, helper: &mut crate::support::Helper) {
 /// `cmd` does not exist: logged at every update, the helper keeps writing and stays healthy.
 #[test]
 fn missing_cmd_is_logged_and_the_helper_keeps_running() {
-    let fake = Fake::start();
-    fake.push_fresh();
-    let dir = scratch();
-    let certs = dir.path().join("certs");
-    let files = X509Files::in_dir(&certs);
-    let port = free_port();
     let extra = "cmd = \"/nonexistent/consumer\"\ncmd_args = \"-x\"\nrenew_signal = \"SIGHUP\"\n";
-    let mut helper = start_daemon(
-        dir.path(),
-        &daemon_config(&fake.endpoint(), &certs, port, extra),
-    );
-    wait_ready(&mut helper, &files.svid, port);
+    let Running {
+        fake,
+        mut helper,
+        files,
+        port,
+        dir: _dir,
+    } = Running::start(extra);
     for _ in 0..3 {
         rotate(&fake, &files, &mut helper);
     }

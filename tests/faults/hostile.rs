@@ -10,40 +10,10 @@ use spiffe_helper_testkit::certs::{self, TestCa};
 use spiffe_helper_testkit::pb;
 
 use crate::inspect::{cert_info, leaf};
-use crate::kit::{Fake, X509Files, daemon_config, live, log_has, ready, start_daemon, wait_ready};
+use crate::kit::{Fake, Running, X509Files, daemon_config, live, log_has, ready, wait_ready};
 use crate::support::{
     Helper, WORKLOAD, assert_no_secrets, free_port, scratch, stop_cleanly, wait_until, write_file,
 };
-
-/// A daemon on a fake agent that has written one good SVID.
-struct Running {
-    fake: Fake,
-    helper: Helper,
-    files: X509Files,
-    port: u16,
-    _dir: tempfile::TempDir,
-}
-
-fn running() -> Running {
-    let fake = Fake::start();
-    fake.push_fresh();
-    let dir = scratch();
-    let certs = dir.path().join("certs");
-    let files = X509Files::in_dir(&certs);
-    let port = free_port();
-    let mut helper = start_daemon(
-        dir.path(),
-        &daemon_config(&fake.endpoint(), &certs, port, ""),
-    );
-    wait_ready(&mut helper, &files.svid, port);
-    Running {
-        fake,
-        helper,
-        files,
-        port,
-        _dir: dir,
-    }
-}
 
 /// Pushes `bad`; expects a log line with all of `words`, unchanged files, a running and healthy
 /// helper; then a good update is written.
@@ -53,7 +23,7 @@ fn rejects(what: &str, bad: pb::X509svidResponse, words: &[&str]) {
 
 /// [`rejects`]; `healthy` = both probes must stay 200 (a skipped message is not a failed write).
 fn rejects_with(what: &str, bad: pb::X509svidResponse, words: &[&str], healthy: bool) {
-    let mut r = running();
+    let mut r = Running::start("");
     let kept = r.files.snapshot();
     r.fake.push(bad);
     assert!(
@@ -148,7 +118,7 @@ fn ten_megabyte_bundle_does_not_crash() {
 /// 1000 SVIDs in one response: the first one is written (SPEC §4.2), nothing else happens.
 #[test]
 fn thousand_svids_write_the_first() {
-    let mut r = running();
+    let mut r = Running::start("");
     let ca = &r.fake.ca;
     let svids: Vec<_> = (0..1000)
         .map(|i| {

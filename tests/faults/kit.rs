@@ -85,6 +85,39 @@ pub fn wait_ready(helper: &mut Helper, svid: &Path, port: u16) -> String {
     leaf(svid).unwrap().serial
 }
 
+/// A daemon on a fake agent (health on) that has written one good SVID and is ready.
+pub struct Running {
+    pub fake: Fake,
+    pub helper: Helper,
+    pub files: X509Files,
+    pub port: u16,
+    pub dir: tempfile::TempDir,
+}
+
+impl Running {
+    /// Starts the fake agent with one fresh SVID and a daemon whose config ends with `extra`.
+    pub fn start(extra: &str) -> Self {
+        let fake = Fake::start();
+        fake.push_fresh();
+        let dir = crate::support::scratch();
+        let certs = dir.path().join("certs");
+        let files = X509Files::in_dir(&certs);
+        let port = crate::support::free_port();
+        let mut helper = start_daemon(
+            dir.path(),
+            &daemon_config(&fake.endpoint(), &certs, port, extra),
+        );
+        wait_ready(&mut helper, &files.svid, port);
+        Running {
+            fake,
+            helper,
+            files,
+            port,
+            dir,
+        }
+    }
+}
+
 /// The three X.509 files of a cert dir with default names.
 #[derive(Clone, Debug)]
 pub struct X509Files {

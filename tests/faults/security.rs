@@ -11,7 +11,9 @@ use std::time::Duration;
 use spiffe_helper_testkit::spire::{Entry, Spire};
 
 use crate::inspect::{key_matches_cert, leaf, wait_for_rotation};
-use crate::kit::{Fake, ModeWatcher, X509Files, daemon_config, http_get, start_daemon, wait_ready};
+use crate::kit::{
+    Fake, ModeWatcher, Running, X509Files, daemon_config, http_get, start_daemon, wait_ready,
+};
 use crate::support::{
     PROPAGATION, ROTATION, WORKLOAD, assert_no_secrets, free_port, scratch, stop_cleanly,
     wait_until,
@@ -51,18 +53,14 @@ fn assert_body_clean(what: &str, body: &str, key: &Path, tokens: &[String]) {
 /// the key file and its temp files are never group/other-accessible, never a symlink.
 #[test]
 fn key_file_never_exceeds_its_mode_across_rotations() {
-    let fake = Fake::start();
-    fake.push_fresh();
-    let dir = scratch();
+    let Running {
+        fake,
+        mut helper,
+        files,
+        dir,
+        ..
+    } = Running::start("key_file_mode = 0400\n");
     let certs = dir.path().join("certs");
-    let files = X509Files::in_dir(&certs);
-    let port = free_port();
-    let extra = "key_file_mode = 0400\n";
-    let mut helper = start_daemon(
-        dir.path(),
-        &daemon_config(&fake.endpoint(), &certs, port, extra),
-    );
-    wait_ready(&mut helper, &files.svid, port);
     let watcher = ModeWatcher::start(&certs, "svid_key.pem", 0o400);
     for n in 0..30 {
         let serial = fake.push_fresh();

@@ -5,8 +5,8 @@ use std::time::{Duration, Instant};
 
 use crate::inspect::{key_matches_cert, leaf};
 use crate::kit::{
-    Fake, FileChecker, X509Files, daemon_config, http_get, pem_problem, start_daemon, stray_temps,
-    wait_ready,
+    Fake, FileChecker, Running, X509Files, daemon_config, http_get, pem_problem, start_daemon,
+    stray_temps, wait_ready,
 };
 use crate::support::{Helper, free_port, scratch, stop_cleanly, write_file};
 
@@ -74,17 +74,13 @@ fn sigterm_during_oneshot_startup_exits_promptly_without_success() {
 /// SIGTERM while running: exit 0 within 2 s, the health port is closed afterwards.
 #[test]
 fn sigterm_while_running_exits_0_within_2s_and_closes_health() {
-    let fake = Fake::start();
-    fake.push_fresh();
-    let dir = scratch();
-    let certs = dir.path().join("certs");
-    let files = X509Files::in_dir(&certs);
-    let port = free_port();
-    let mut helper = start_daemon(
-        dir.path(),
-        &daemon_config(&fake.endpoint(), &certs, port, ""),
-    );
-    wait_ready(&mut helper, &files.svid, port);
+    let Running {
+        mut helper,
+        port,
+        fake: _fake,
+        dir: _dir,
+        ..
+    } = Running::start("");
     let took = stop_cleanly(&mut helper);
     eprintln!("SIGTERM while running: exit 0 after {took:?}");
     assert!(
