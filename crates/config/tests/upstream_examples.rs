@@ -11,21 +11,8 @@ use spiffe_helper_config::{Endpoint, FileMode, HealthConfig, Signal};
 /// The "Configuration example" of upstream's README (ghostunnel).
 #[test]
 fn readme_ghostunnel_example() {
-    let text = r#"agent_address = "/tmp/spire-agent/public/api.sock"
-cmd = "ghostunnel"
-cmd_args = "server --listen localhost:8002 --target localhost:8001 --keystore certs/svid_key.pem --cacert certs/svid_bundle.pem --allow-uri-san spiffe://example.org/Database"
-cert_dir = "certs"
-renew_signal = "SIGUSR1"
-svid_file_name = "svid.pem"
-svid_key_file_name = "svid_key.pem"
-svid_bundle_file_name = "svid_bundle.pem"
-jwt_svids = [{jwt_audience="your-audience",jwt_extra_audiences=["your-extra-audience-1", "your-extra-audience-2"], jwt_svid_file_name="jwt_svid.token"}]
-jwt_bundle_file_name = "bundle.json"
-cert_file_mode = 0444
-key_file_mode = 0444
-jwt_bundle_file_mode = 0444
-jwt_svid_file_mode = 0444
-"#;
+    // The same file drives the end-to-end test that runs it against a real SPIRE.
+    let text = include_str!("../../../tests/fixtures/upstream-readme-helper.conf");
     let c = parse(text);
     assert_eq!(
         c.agent_address,
