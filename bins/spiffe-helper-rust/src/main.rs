@@ -1,27 +1,35 @@
 //! `spiffe-helper-rust`: fetches a workload's SPIFFE identity from the SPIRE agent's Workload
 //! API, writes it to disk, keeps it fresh and tells the application to reload.
 //!
-//! This file is the start-up and shutdown contract; the wiring lives in [`run`].
-//! Exit codes (SPEC §7): 0 success or clean shutdown, 1 config/fetch/write failure, 2 usage.
+//! This file is the start-up and shutdown contract (docs/behaviour.md, "Exit codes"):
+//! logging, config, runtime; then one-shot, or the daemon's start → wait → drain.
+//! Exit 0 on success or a clean shutdown, 1 on a config, fetch or write failure, 2 on a
+//! usage error.
 
 mod cli;
+mod daemon;
 mod logging;
 mod notify;
+mod oneshot;
 mod outputs;
-mod run;
 mod startup;
+mod writer;
 
 use std::process::ExitCode;
-use std::sync::Arc;
 
 use spiffe_helper_config::{Config, Overrides};
+use spiffe_workload_client::WorkloadApiClient;
+use tokio::signal::unix::{SignalKind, signal};
+use tokio_util::sync::CancellationToken;
+
+use crate::daemon::{Daemon, Started};
+use crate::outputs::Outputs;
 
 fn main() -> ExitCode {
     let cli = match cli::parse_args(std::env::args_os()) {
         Ok(cli) => cli,
         Err(exit) => return exit.report(),
     };
-
     let overrides = Overrides {
         daemon_mode: cli.daemon_mode,
     };
@@ -32,24 +40,74 @@ fn main() -> ExitCode {
     if cli.validate {
         return print_effective(&config, &warnings);
     }
-
     logging::init(&config);
     for warning in &warnings {
         tracing::warn!("{warning}");
     }
-
-    // One worker thread is plenty for a sidecar that mostly sleeps, and keeps RSS low.
-    let runtime = match tokio::runtime::Builder::new_current_thread()
+    // One thread is plenty for a sidecar that mostly sleeps, and keeps RSS low; file writes
+    // go to the blocking pool.
+    match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
     {
-        Ok(runtime) => runtime,
+        Ok(runtime) => runtime.block_on(run(config)),
         Err(err) => {
             tracing::error!(error = %err, "cannot start the async runtime");
-            return ExitCode::FAILURE;
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(config: Config) -> ExitCode {
+    // SIGTERM and SIGINT mean "stop cleanly", in every phase.
+    let shutdown = CancellationToken::new();
+    if let Err(err) = cancel_on_signal(shutdown.clone()) {
+        tracing::error!(error = %err, "cannot install signal handlers");
+        return ExitCode::FAILURE;
+    }
+    if let Some(dir) = &config.cert_dir
+        && let Err(err) = spiffe_helper_pem::ensure_dir(dir)
+    {
+        tracing::error!("{err}");
+        return ExitCode::FAILURE;
+    }
+    if !config.daemon_mode {
+        let client = WorkloadApiClient::new(config.agent_address.clone());
+        let (outputs, timeout) = (Outputs::from_config(&config), config.startup_timeout);
+        return oneshot::run(client, outputs, timeout, &shutdown).await;
+    }
+
+    let mut daemon = Daemon::new(config, shutdown.clone());
+    let code = match daemon.start().await {
+        Ok(Started::Running) => tokio::select! {
+            () = shutdown.cancelled() => ExitCode::SUCCESS,
+            fatal = daemon.failed() => {
+                tracing::error!("{:#}", fatal.reason);
+                fatal.code
+            }
+        },
+        Ok(Started::Interrupted) => ExitCode::SUCCESS,
+        Err(err) => {
+            tracing::error!("{err:#}");
+            ExitCode::FAILURE
         }
     };
-    runtime.block_on(run::run(Arc::new(config)))
+    // The one cleanup path, whatever ended the run: bounded.
+    daemon.drain().await;
+    code
+}
+
+fn cancel_on_signal(shutdown: CancellationToken) -> std::io::Result<()> {
+    let mut term = signal(SignalKind::terminate())?;
+    let mut int = signal(SignalKind::interrupt())?;
+    tokio::spawn(async move {
+        tokio::select! {
+            _ = term.recv() => tracing::info!("SIGTERM received; shutting down"),
+            _ = int.recv() => tracing::info!("SIGINT received; shutting down"),
+        }
+        shutdown.cancel();
+    });
+    Ok(())
 }
 
 #[expect(

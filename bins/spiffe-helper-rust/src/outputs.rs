@@ -1,16 +1,43 @@
-//! Maps what the agent sent onto the files the config names (SPEC §4). The rendering and the
-//! atomic writes live in `spiffe-helper-pem`; this module only chooses what goes where.
+//! What goes where: the settings of every output file, taken from the config once, and the
+//! mapping of what the agent sent onto those files (docs/behaviour.md, "Output files").
+//! Rendering and the atomic writes live in `spiffe-helper-pem`; this module only chooses.
 
 use std::collections::BTreeMap;
-use std::path::Path;
+use std::path::PathBuf;
 use std::time::SystemTime;
 
-use anyhow::Context as _;
-use spiffe_helper_config::Config;
+use spiffe_helper_config::{Config, JwtSvidOutput};
 use spiffe_helper_pem::{self as files, Written, X509Material, X509Modes, X509Options, X509Paths};
-use spiffe_workload_client::{Error as ApiError, JwtBundleSet, JwtSvid, X509Context, X509Svid};
+use spiffe_workload_client::{JwtBundleSet, JwtSvid, X509Context, X509Svid};
+
+/// The settings of every output, without the rest of the config.
+#[derive(Debug, Clone)]
+pub struct Outputs {
+    /// X.509 files; `None` for a JWT-only config.
+    pub x509: Option<X509Files>,
+    /// The JWT bundle file and its mode.
+    pub jwt_bundle: Option<(PathBuf, u32)>,
+    /// One entry per `jwt_svids` element, in config order.
+    pub jwt_svids: Vec<JwtSvidOutput>,
+    /// Mode of the JWT-SVID files.
+    pub jwt_svid_mode: u32,
+    /// The SVID selection hint.
+    pub hint: Option<String>,
+}
+
+/// The X.509 files and how to compose them.
+#[derive(Debug, Clone)]
+pub struct X509Files {
+    paths: X509Paths,
+    modes: X509Modes,
+    add_intermediates_to_bundle: bool,
+    include_federated_domains: bool,
+    omit_expired: bool,
+    federated_dir: Option<PathBuf>,
+}
 
 /// What one X.509 write did.
+#[derive(Debug)]
 pub struct X509Outcome {
     /// Whether any file's content changed.
     pub changed: bool,
@@ -22,7 +49,39 @@ pub struct X509Outcome {
     pub not_after: SystemTime,
 }
 
-/// The SVID chosen by the hint rule of SPEC §4.2.
+impl Outputs {
+    /// Takes the output settings out of a validated config.
+    pub fn from_config(config: &Config) -> Self {
+        let x509 = config.x509.as_ref().map(|paths| X509Files {
+            paths: X509Paths {
+                cert: paths.svid.clone(),
+                key: paths.key.clone(),
+                bundle: paths.bundle.clone(),
+            },
+            modes: X509Modes {
+                cert: config.cert_file_mode.bits(),
+                key: config.key_file_mode.bits(),
+            },
+            add_intermediates_to_bundle: config.add_intermediates_to_bundle,
+            include_federated_domains: config.include_federated_domains,
+            omit_expired: config.omit_expired,
+            federated_dir: config.federated_bundle_dir.clone(),
+        });
+        Self {
+            x509,
+            jwt_bundle: config
+                .jwt_bundle
+                .clone()
+                .map(|path| (path, config.jwt_bundle_file_mode.bits())),
+            jwt_svids: config.jwt_svids.clone(),
+            jwt_svid_mode: config.jwt_svid_file_mode.bits(),
+            hint: config.hint.clone(),
+        }
+    }
+}
+
+/// The SVID the hint rule picks (docs/behaviour.md, "Which SVID"): the first one without a
+/// hint, else the one whose hint matches exactly.
 ///
 /// # Errors
 /// When a hint is set and no SVID carries it.
@@ -32,39 +91,22 @@ pub fn select_x509<'a>(
 ) -> anyhow::Result<&'a X509Svid> {
     match hint {
         None => Ok(context.default_svid()),
-        Some(hint) => context
-            .svid_with_hint(hint)
-            .with_context(|| format!("no X.509-SVID with hint {hint:?} in the agent's update")),
+        Some(hint) => context.svid_with_hint(hint).ok_or_else(|| {
+            anyhow::anyhow!("no X.509-SVID with hint {hint:?} in the agent's update")
+        }),
     }
 }
 
-/// The JWT-SVID chosen by the hint rule of SPEC §4.2.
-///
-/// # Errors
-/// When the list is empty or no SVID carries the hint.
-pub fn select_jwt(svids: Vec<JwtSvid>, hint: Option<&str>) -> Result<JwtSvid, ApiError> {
-    let mut svids = svids.into_iter();
-    let chosen = match hint {
-        None => svids.next(),
-        Some(hint) => svids.find(|svid| svid.hint() == hint),
-    };
-    chosen.ok_or_else(|| ApiError::InvalidResponse {
-        reason: match hint {
-            None => "the agent returned no JWT-SVID".to_owned(),
-            Some(hint) => format!("no JWT-SVID with hint {hint:?}"),
-        },
-    })
-}
-
-/// Renders and writes cert, key and bundle (and per-domain bundles when configured).
+/// Renders and writes cert, key and bundle (and the per-domain bundles when configured).
 ///
 /// # Errors
 /// Hint mismatch, a certificate that cannot be rendered, or a failed write.
-pub fn write_x509(config: &Config, context: &X509Context) -> anyhow::Result<X509Outcome> {
-    let Some(paths) = &config.x509 else {
-        anyhow::bail!("X.509 output is not configured");
-    };
-    let svid = select_x509(context, config.hint.as_deref())?;
+pub fn write_x509(
+    files_cfg: &X509Files,
+    hint: Option<&str>,
+    context: &X509Context,
+) -> anyhow::Result<X509Outcome> {
+    let svid = select_x509(context, hint)?;
     let own = svid.spiffe_id().trust_domain();
     let federated: BTreeMap<String, Vec<Vec<u8>>> = context
         .federated_bundles()
@@ -79,29 +121,16 @@ pub fn write_x509(config: &Config, context: &X509Context) -> anyhow::Result<X509
         federated: &federated,
     };
     let options = X509Options {
-        add_intermediates_to_bundle: config.add_intermediates_to_bundle,
-        include_federated_domains: config.include_federated_domains,
-        omit_expired: config.omit_expired,
+        add_intermediates_to_bundle: files_cfg.add_intermediates_to_bundle,
+        include_federated_domains: files_cfg.include_federated_domains,
+        omit_expired: files_cfg.omit_expired,
         now: SystemTime::now(),
     };
     let rendered = files::render_x509(&material, &options)?;
-    let target = X509Paths {
-        cert: paths.svid.clone(),
-        key: paths.key.clone(),
-        bundle: paths.bundle.clone(),
-    };
-    let modes = X509Modes {
-        cert: config.cert_file_mode.bits(),
-        key: config.key_file_mode.bits(),
-    };
-    let mut changed = matches!(
-        files::write_x509(&target, &rendered, modes)?,
-        Written::Changed
-    );
-    if let Some(dir) = &config.federated_bundle_dir {
-        let written =
-            files::write_federated_bundles(dir, &federated, config.cert_file_mode.bits())?;
-        changed |= matches!(written, Written::Changed);
+    let mut changed = files::write_x509(&files_cfg.paths, &rendered, files_cfg.modes)?.is_changed();
+    if let Some(dir) = &files_cfg.federated_dir {
+        changed |=
+            files::write_federated_bundles(dir, &federated, files_cfg.modes.cert)?.is_changed();
     }
     Ok(X509Outcome {
         changed,
@@ -111,36 +140,40 @@ pub fn write_x509(config: &Config, context: &X509Context) -> anyhow::Result<X509
     })
 }
 
-/// Writes the JWT bundle file (SPEC §4.4).
+/// Writes the JWT bundle file: every domain's JWKS in one JSON object (docs/behaviour.md,
+/// "JWT bundle").
 ///
 /// # Errors
 /// A failed write.
-pub fn write_jwt_bundle(config: &Config, bundles: &JwtBundleSet) -> anyhow::Result<Written> {
-    let Some(path) = &config.jwt_bundle else {
-        anyhow::bail!("JWT bundle output is not configured");
-    };
+pub fn write_jwt_bundle(
+    (path, mode): &(PathBuf, u32),
+    bundles: &JwtBundleSet,
+) -> anyhow::Result<Written> {
     let by_name: BTreeMap<String, Vec<u8>> = bundles
         .bundles()
         .iter()
         .map(|(domain, jwks)| (domain.name().to_owned(), jwks.clone()))
         .collect();
-    let contents = files::render_jwt_bundle(&by_name);
     Ok(files::write_atomic(
         path,
-        &contents,
-        config.jwt_bundle_file_mode.bits(),
+        &files::render_jwt_bundle(&by_name),
+        *mode,
     )?)
 }
 
-/// Writes one JWT-SVID token file: the raw token, no newline (SPEC §4.3).
+/// Writes one JWT-SVID token file: the raw token, no newline (docs/behaviour.md,
+/// "JWT-SVIDs").
 ///
 /// # Errors
 /// A failed write.
-pub fn write_jwt_svid(config: &Config, path: &Path, svid: &JwtSvid) -> anyhow::Result<Written> {
-    let token = svid.token().as_str().as_bytes();
+pub fn write_jwt_svid(
+    path: &std::path::Path,
+    mode: u32,
+    svid: &JwtSvid,
+) -> anyhow::Result<Written> {
     Ok(files::write_atomic(
         path,
-        token,
-        config.jwt_svid_file_mode.bits(),
+        svid.token().as_str().as_bytes(),
+        mode,
     )?)
 }

@@ -1,17 +1,23 @@
-//! The start-up fetch shared by both modes (SPEC §3.4): everything the config asks for, fetched
-//! before any file is written, retrying transient errors until one deadline.
+//! The start-up fetch shared by both modes (docs/behaviour.md, "Start-up"): everything the
+//! config asks for, fetched before any file is written, retrying transient errors until one
+//! deadline, then written in one go.
 
 use std::future::Future;
 use std::sync::Arc;
 
+use std::time::Duration;
+
 use anyhow::{Context as _, anyhow, bail};
-use spiffe_helper_config::{Config, JwtSvidOutput};
+use spiffe_helper_config::JwtSvidOutput;
 use spiffe_workload_client::{
     Backoff, Error as ApiError, JwtBundleSet, JwtSvid, WorkloadApiClient, X509Context, X509Source,
 };
 use tokio::task::JoinSet;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
+
+use crate::outputs::Outputs;
+use crate::writer::Writer;
 
 /// What the first fetch brought back.
 pub struct Initial {
@@ -25,18 +31,52 @@ pub struct Initial {
     pub jwt_svids: Vec<JwtSvid>,
 }
 
-/// Fetches everything, or fails with the last error once `startup_timeout` has passed.
+impl Initial {
+    /// Writes everything fetched. The X.509 set, the JWT bundle and each JWT-SVID are
+    /// independent files, so their writes (and fsyncs) overlap; the first failure is returned.
+    ///
+    /// # Errors
+    /// The first failed write, naming what was being written.
+    pub async fn write(&self, writer: &Writer) -> anyhow::Result<()> {
+        let mut pending = JoinSet::new();
+        if let Some(context) = self.x509_context.clone() {
+            let writer = writer.clone();
+            pending.spawn(async move { writer.x509(context).await.map(drop) });
+        }
+        if let Some(bundles) = self.jwt_bundles.clone() {
+            let writer = writer.clone();
+            pending.spawn(async move { writer.jwt_bundle(bundles).await });
+        }
+        for (index, svid) in self.jwt_svids.iter().cloned().enumerate() {
+            let writer = writer.clone();
+            pending.spawn(async move { writer.jwt_svid(index, svid).await });
+        }
+        let mut result = Ok(());
+        while let Some(joined) = pending.join_next().await {
+            let outcome = joined
+                .context("a write task failed")
+                .and_then(|written| written);
+            if result.is_ok() {
+                result = outcome;
+            }
+        }
+        result
+    }
+}
+
+/// Fetches everything, or fails with the last error once `timeout` has passed.
 ///
 /// Returns `Ok(None)` when `shutdown` fires first.
 pub async fn fetch_initial(
     client: &WorkloadApiClient,
-    config: &Config,
+    outputs: &Outputs,
+    timeout: Duration,
     shutdown: &CancellationToken,
 ) -> anyhow::Result<Option<Initial>> {
-    let deadline = Instant::now() + config.startup_timeout;
+    let deadline = Instant::now() + timeout;
     tokio::select! {
         () = shutdown.cancelled() => Ok(None),
-        initial = fetch_all(client, config, deadline) => initial.map(Some),
+        initial = fetch_all(client, outputs, deadline) => initial.map(Some),
     }
 }
 
@@ -44,18 +84,20 @@ pub async fn fetch_initial(
 /// long as the slowest fetch, not the sum. The first failure cancels the rest.
 async fn fetch_all(
     client: &WorkloadApiClient,
-    config: &Config,
+    outputs: &Outputs,
     deadline: Instant,
 ) -> anyhow::Result<Initial> {
     let x509 = async {
-        if config.x509.is_some() {
-            start_x509(client, config, deadline).await.map(Some)
+        if outputs.x509.is_some() {
+            start_x509(client, outputs.hint.as_deref(), deadline)
+                .await
+                .map(Some)
         } else {
             Ok(None)
         }
     };
     let jwt_bundles = async {
-        if config.jwt_bundle.is_some() {
+        if outputs.jwt_bundle.is_some() {
             retry_until(deadline, "fetching JWT bundles", || {
                 client.fetch_jwt_bundles()
             })
@@ -66,7 +108,7 @@ async fn fetch_all(
         }
     };
     let (x509, jwt_bundles, jwt_svids) =
-        tokio::try_join!(x509, jwt_bundles, fetch_jwts(client, config, deadline))?;
+        tokio::try_join!(x509, jwt_bundles, fetch_jwts(client, outputs, deadline))?;
     let (x509, x509_context) = x509.unzip();
     Ok(Initial {
         x509,
@@ -79,19 +121,19 @@ async fn fetch_all(
 /// One JWT-SVID per `jwt_svids` entry, fetched concurrently, returned in config order.
 async fn fetch_jwts(
     client: &WorkloadApiClient,
-    config: &Config,
+    outputs: &Outputs,
     deadline: Instant,
 ) -> anyhow::Result<Vec<JwtSvid>> {
     let mut pending = JoinSet::new();
-    for (index, entry) in config.jwt_svids.iter().cloned().enumerate() {
-        let (client, hint) = (client.clone(), config.hint.clone());
+    for (index, entry) in outputs.jwt_svids.iter().cloned().enumerate() {
+        let (client, hint) = (client.clone(), outputs.hint.clone());
         pending.spawn(async move {
             let svid = fetch_jwt_until(&client, &entry, hint.as_deref(), deadline).await;
             (index, svid)
         });
     }
     let mut svids: Vec<Option<JwtSvid>> = std::iter::repeat_with(|| None)
-        .take(config.jwt_svids.len())
+        .take(outputs.jwt_svids.len())
         .collect();
     while let Some(joined) = pending.join_next().await {
         let (index, svid) = joined?;
@@ -102,14 +144,14 @@ async fn fetch_jwts(
 
 async fn start_x509(
     client: &WorkloadApiClient,
-    config: &Config,
+    hint: Option<&str>,
     deadline: Instant,
 ) -> anyhow::Result<(X509Source, Arc<X509Context>)> {
-    // X.509 is fetched first, so the whole start-up budget is still left.
-    let source = X509Source::start(client.clone(), config.startup_timeout)
+    let budget = deadline.saturating_duration_since(Instant::now());
+    let source = X509Source::start(client.clone(), budget)
         .await
-        .map_err(|err| describe(&err, config))?;
-    let Some(hint) = config.hint.as_deref() else {
+        .map_err(|err| describe(&err, client))?;
+    let Some(hint) = hint else {
         let context = source.current();
         return Ok((source, context));
     };
@@ -124,8 +166,7 @@ async fn start_x509(
         if !matches!(wait, Ok(Ok(()))) {
             source.shutdown().await;
             bail!(
-                "no X.509-SVID with hint {hint:?} within {:?} (the agent offers hints: {})",
-                config.startup_timeout,
+                "no X.509-SVID with hint {hint:?} within {budget:?} (the agent offers hints: {})",
                 hints(&context)
             );
         }
@@ -151,7 +192,8 @@ async fn fetch_jwt_until(
     retry_until(deadline, &what, || fetch_jwt(client, entry, hint)).await
 }
 
-/// One `FetchJWTSVID` call for a `jwt_svids` entry, with the hint rule of SPEC §4.2.
+/// One `FetchJWTSVID` call for a `jwt_svids` entry, with the hint rule of
+/// docs/behaviour.md, "Which SVID".
 pub async fn fetch_jwt(
     client: &WorkloadApiClient,
     entry: &JwtSvidOutput,
@@ -161,7 +203,22 @@ pub async fn fetch_jwt(
     audiences.push(entry.audience.clone());
     audiences.extend(entry.extra_audiences.iter().cloned());
     let svids = client.fetch_jwt_svids(&audiences, None).await?;
-    crate::outputs::select_jwt(svids, hint)
+    select_jwt(svids, hint)
+}
+
+/// The JWT-SVID the hint rule picks: the first, or the one whose hint matches exactly.
+fn select_jwt(svids: Vec<JwtSvid>, hint: Option<&str>) -> Result<JwtSvid, ApiError> {
+    let mut svids = svids.into_iter();
+    let chosen = match hint {
+        None => svids.next(),
+        Some(hint) => svids.find(|svid| svid.hint() == hint),
+    };
+    chosen.ok_or_else(|| ApiError::InvalidResponse {
+        reason: match hint {
+            None => "the agent returned no JWT-SVID".to_owned(),
+            Some(hint) => format!("no JWT-SVID with hint {hint:?}"),
+        },
+    })
 }
 
 /// Retries `call` with backoff on retryable errors until `deadline`; fails at once otherwise.
@@ -192,7 +249,7 @@ where
 }
 
 /// Turns the start-up error into one line that says what to check.
-fn describe(err: &ApiError, config: &Config) -> anyhow::Error {
+fn describe(err: &ApiError, client: &WorkloadApiClient) -> anyhow::Error {
     // At the deadline the cause is the last error seen before it.
     let cause = match err {
         ApiError::Timeout {
@@ -210,6 +267,6 @@ fn describe(err: &ApiError, config: &Config) -> anyhow::Error {
     };
     anyhow!(
         "fetching the X.509-SVID from {}: {err}{advice}",
-        config.agent_address
+        client.endpoint()
     )
 }

@@ -1,0 +1,167 @@
+//! The X.509 tasks: follow the source, write each usable update and tell the notifier;
+//! report the agent connection to health; log that the helper is alive every 30 s.
+
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use spiffe_helper_health::HealthState;
+use spiffe_workload_client::{Backoff, ConnectionState, X509Context, X509Source};
+use tokio::sync::{mpsc, watch};
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+
+use super::Fatal;
+use crate::outputs::select_x509;
+use crate::writer::Writer;
+
+/// How often the daemon logs that it is alive (docs/behaviour.md, "Logs").
+const LIVENESS_LOG_EVERY: Duration = Duration::from_secs(30);
+
+/// What the X.509 watch needs.
+pub struct Watch {
+    /// Writes the files and reports to health.
+    pub writer: Writer,
+    /// Tells the notifier task that the files changed.
+    pub notify: mpsc::UnboundedSender<()>,
+    /// Connection state goes here.
+    pub health: HealthState,
+    /// Stops the tasks.
+    pub shutdown: CancellationToken,
+}
+
+impl Watch {
+    /// Spawns the watch, the connection tracker and the liveness log. `written` is the
+    /// context the start-up already wrote.
+    pub fn spawn(
+        self,
+        tasks: &mut JoinSet<Result<(), Fatal>>,
+        source: &X509Source,
+        written: Option<Arc<X509Context>>,
+    ) {
+        tasks.spawn(track_connection(source.connection(), self.health.clone()));
+        tasks.spawn(log_liveness(
+            source.subscribe(),
+            self.writer.outputs().hint.clone(),
+            self.shutdown.clone(),
+        ));
+        tasks.spawn(self.run(source.subscribe(), written));
+    }
+
+    /// Follows the source until shutdown; fails when the source stops for good.
+    async fn run(
+        self,
+        mut updates: watch::Receiver<Arc<X509Context>>,
+        written: Option<Arc<X509Context>>,
+    ) -> Result<(), Fatal> {
+        let mut retry = Backoff::new(Duration::from_secs(1), Duration::from_secs(30));
+        // A rotation may have arrived between the start-up write and this subscription.
+        let latest = updates.borrow_and_update().clone();
+        let mut pending = match written {
+            Some(written) if Arc::ptr_eq(&written, &latest) => None,
+            _ => Some(latest),
+        };
+        loop {
+            if let Some(context) = pending.take() {
+                if self.apply(&context).await {
+                    retry.reset();
+                } else {
+                    pending = Some(context);
+                }
+            }
+            let wait = pending
+                .as_ref()
+                .map_or(Duration::MAX, |_| retry.next_delay());
+            tokio::select! {
+                () = self.shutdown.cancelled() => return Ok(()),
+                changed = updates.changed() => {
+                    if changed.is_err() {
+                        return Err(Fatal::failure(anyhow::anyhow!(
+                            "the X.509 watch stopped for good; exiting"
+                        )));
+                    }
+                    pending = Some(updates.borrow_and_update().clone());
+                }
+                () = tokio::time::sleep(wait), if pending.is_some() => {}
+            }
+        }
+    }
+
+    /// Writes one update and notifies. Returns false when the write should be retried.
+    async fn apply(&self, context: &Arc<X509Context>) -> bool {
+        if !self.usable(context) {
+            return true;
+        }
+        match self.writer.x509(context.clone()).await {
+            Ok(outcome) => {
+                if outcome.changed {
+                    let _ = self.notify.send(());
+                }
+                true
+            }
+            Err(err) => {
+                tracing::error!("{err:#}; keeping the previous files");
+                false
+            }
+        }
+    }
+
+    /// An update the files should not take: no SVID with the hint (the agent's update is
+    /// unusable, not a failed write), or an SVID already expired (every peer would reject
+    /// it; the one on disk is at least as good). Either way wait for the next update
+    /// (docs/behaviour.md, "Which SVID").
+    fn usable(&self, context: &X509Context) -> bool {
+        match select_x509(context, self.writer.outputs().hint.as_deref()) {
+            Err(err) => {
+                tracing::error!("{err:#}; keeping the previous files");
+                false
+            }
+            Ok(svid) if svid.not_after() <= SystemTime::now() => {
+                tracing::error!(
+                    spiffe_id = %svid.spiffe_id(),
+                    serial = %svid.serial_hex(),
+                    "the agent sent an X.509-SVID that has already expired; keeping the previous files"
+                );
+                false
+            }
+            Ok(_) => true,
+        }
+    }
+}
+
+async fn track_connection(
+    mut state: watch::Receiver<ConnectionState>,
+    health: HealthState,
+) -> Result<(), Fatal> {
+    loop {
+        let connected = matches!(*state.borrow_and_update(), ConnectionState::Connected);
+        health.agent_connected(connected);
+        if state.changed().await.is_err() {
+            return Ok(());
+        }
+    }
+}
+
+async fn log_liveness(
+    updates: watch::Receiver<Arc<X509Context>>,
+    hint: Option<String>,
+    shutdown: CancellationToken,
+) -> Result<(), Fatal> {
+    let mut tick = tokio::time::interval(LIVENESS_LOG_EVERY);
+    tick.tick().await;
+    loop {
+        tokio::select! {
+            () = shutdown.cancelled() => return Ok(()),
+            _ = tick.tick() => {}
+        }
+        let context = updates.borrow().clone();
+        let Ok(svid) = select_x509(&context, hint.as_deref()) else {
+            tracing::warn!("alive, but the agent offers no X.509-SVID with the configured hint");
+            continue;
+        };
+        let expires_in = svid
+            .not_after()
+            .duration_since(SystemTime::now())
+            .map_or(0, |left| left.as_secs());
+        tracing::info!(spiffe_id = %svid.spiffe_id(), expires_in, "alive");
+    }
+}

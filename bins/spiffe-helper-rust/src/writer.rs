@@ -1,0 +1,150 @@
+//! The one write path: render and write off the runtime thread, report the result to the
+//! health state (daemon mode), log it. Every file the helper writes goes through [`Writer`].
+
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use anyhow::Context as _;
+use spiffe_helper_health::HealthState;
+use spiffe_helper_pem::Written;
+use spiffe_workload_client::{JwtBundleSet, JwtSvid, X509Context};
+
+use crate::outputs::{self, Outputs, X509Outcome};
+
+/// Writes the outputs one config names; cheap to clone (one per task).
+#[derive(Clone)]
+pub struct Writer {
+    outputs: Arc<Outputs>,
+    /// `None` in one-shot mode, where nobody asks.
+    health: Option<HealthState>,
+}
+
+impl Writer {
+    /// A writer for `outputs`, reporting to `health` when there is a health state.
+    pub fn new(outputs: Outputs, health: Option<HealthState>) -> Self {
+        Self {
+            outputs: Arc::new(outputs),
+            health,
+        }
+    }
+
+    /// The settings this writer writes.
+    pub fn outputs(&self) -> &Outputs {
+        &self.outputs
+    }
+
+    /// Writes the X.509 files for `context`.
+    ///
+    /// # Errors
+    /// No SVID with the hint, a certificate that cannot be rendered, or a failed write; the
+    /// previous files stay as they were.
+    pub async fn x509(&self, context: Arc<X509Context>) -> anyhow::Result<X509Outcome> {
+        let outputs = self.outputs.clone();
+        let result = blocking(move || {
+            let Some(files) = &outputs.x509 else {
+                anyhow::bail!("X.509 output is not configured");
+            };
+            outputs::write_x509(files, outputs.hint.as_deref(), &context)
+        })
+        .await
+        .context("writing the X.509 files");
+        match &result {
+            Ok(outcome) => {
+                self.report(|h| h.x509_written(&outcome.spiffe_id, outcome.not_after));
+                log_x509(outcome);
+            }
+            Err(_) => self.report(HealthState::x509_write_failed),
+        }
+        result
+    }
+
+    /// Writes the JWT bundle file.
+    ///
+    /// # Errors
+    /// A failed write; the previous file stays as it was.
+    pub async fn jwt_bundle(&self, bundles: JwtBundleSet) -> anyhow::Result<()> {
+        let outputs = self.outputs.clone();
+        let result = blocking(move || {
+            let Some(target) = &outputs.jwt_bundle else {
+                anyhow::bail!("JWT bundle output is not configured");
+            };
+            outputs::write_jwt_bundle(target, &bundles)
+        })
+        .await
+        .context("writing the JWT bundle");
+        match result {
+            Ok(_) => {
+                self.report(HealthState::jwt_bundle_written);
+                Ok(())
+            }
+            Err(err) => {
+                self.report(HealthState::jwt_bundle_write_failed);
+                Err(err)
+            }
+        }
+    }
+
+    /// Writes the token of `jwt_svids[index]`.
+    ///
+    /// # Errors
+    /// A failed write; the previous file stays as it was.
+    pub async fn jwt_svid(&self, index: usize, svid: JwtSvid) -> anyhow::Result<()> {
+        let Some(entry) = self.outputs.jwt_svids.get(index) else {
+            anyhow::bail!("no jwt_svids entry {index}");
+        };
+        let (path, mode, expiry) = (
+            entry.path.clone(),
+            self.outputs.jwt_svid_mode,
+            svid.expiry(),
+        );
+        let spiffe_id = svid.spiffe_id().to_string();
+        let target = path.clone();
+        let result = blocking(move || outputs::write_jwt_svid(&target, mode, &svid))
+            .await
+            .with_context(|| format!("writing {}", path.display()));
+        match result {
+            Ok(written) => {
+                self.report(|h| h.jwt_svid_written(&path, expiry));
+                if written == Written::Changed {
+                    tracing::info!(path = %path.display(), %spiffe_id, "wrote JWT-SVID");
+                } else {
+                    tracing::debug!(path = %path.display(), "JWT-SVID unchanged");
+                }
+                Ok(())
+            }
+            Err(err) => {
+                self.report(|h| h.jwt_svid_write_failed(&path));
+                Err(err)
+            }
+        }
+    }
+
+    fn report(&self, update: impl FnOnce(&HealthState)) {
+        if let Some(health) = &self.health {
+            update(health);
+        }
+    }
+}
+
+/// File I/O (and its fsyncs) runs on the blocking pool, never on the runtime's one thread.
+async fn blocking<T: Send + 'static>(
+    work: impl FnOnce() -> anyhow::Result<T> + Send + 'static,
+) -> anyhow::Result<T> {
+    tokio::task::spawn_blocking(work)
+        .await
+        .context("the write task failed")?
+}
+
+fn log_x509(outcome: &X509Outcome) {
+    let expires_in = outcome
+        .not_after
+        .duration_since(SystemTime::now())
+        .map_or(0, |left| left.as_secs());
+    tracing::info!(
+        spiffe_id = %outcome.spiffe_id,
+        serial = %outcome.serial,
+        expires_in,
+        changed = outcome.changed,
+        "wrote X.509-SVID"
+    );
+}
