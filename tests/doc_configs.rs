@@ -1,8 +1,6 @@
 //! Every configuration shown to users must be one the binary accepts: each `hcl` code block in
 //! README.md, docs/*.md and deploy/**/*.md is written to a file and checked with `--validate`.
 
-#![allow(clippy::unwrap_used, reason = "test")]
-
 use std::path::{Path, PathBuf};
 use std::process::Command;
 

@@ -208,8 +208,8 @@ pub fn expiry(claims: &serde_json::Value) -> SystemTime {
     UNIX_EPOCH + Duration::from_secs(claims["exp"].as_u64().unwrap())
 }
 
-/// `GET path` on 127.0.0.1:port; the status code, or None if nothing answered.
-pub fn http_status(port: u16, path: &str) -> Option<u16> {
+/// `GET path` on 127.0.0.1:port: (status, body), or None if nothing answered.
+pub fn http_get(port: u16, path: &str) -> Option<(u16, String)> {
     let mut conn = TcpStream::connect(("127.0.0.1", port)).ok()?;
     conn.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
     write!(
@@ -219,5 +219,15 @@ pub fn http_status(port: u16, path: &str) -> Option<u16> {
     .ok()?;
     let mut response = String::new();
     let _ = conn.read_to_string(&mut response);
-    response.split_whitespace().nth(1)?.parse().ok()
+    let status = response.split_whitespace().nth(1)?.parse().ok()?;
+    let body = response
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_owned())
+        .unwrap_or_default();
+    Some((status, body))
+}
+
+/// The status code of `GET path`, or None if nothing answered.
+pub fn http_status(port: u16, path: &str) -> Option<u16> {
+    http_get(port, path).map(|(status, _)| status)
 }

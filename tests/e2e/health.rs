@@ -1,14 +1,13 @@
-//! The health server wired into the daemon (issue 6), against a real SPIRE: readiness follows
+//! The health server wired into the daemon (docs/behaviour.md#health-endpoints), against a real SPIRE: readiness follows
 //! the first write, `/metrics` reports the certificate actually on disk, and a taken port is a
 //! start-up error rather than a silently missing probe.
 
-use std::io::{Read as _, Write as _};
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpListener;
 use std::time::{Duration, UNIX_EPOCH};
 
 use spiffe_helper_testkit::spire::{Entry, Spire};
 
-use crate::inspect::{http_status, leaf};
+use crate::inspect::{http_get, http_status, leaf};
 use crate::support::spire_with;
 use crate::support::{
     Helper, PROPAGATION, WORKLOAD, base_config, free_port, scratch, wait_until, write_file,
@@ -20,19 +19,7 @@ fn health_block(port: u16) -> String {
 
 /// `GET path` on 127.0.0.1:port; the response body.
 fn http_body(port: u16, path: &str) -> String {
-    let mut conn = TcpStream::connect(("127.0.0.1", port)).unwrap();
-    conn.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
-    write!(
-        conn,
-        "GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
-    )
-    .unwrap();
-    let mut response = String::new();
-    conn.read_to_string(&mut response).unwrap();
-    response
-        .split_once("\r\n\r\n")
-        .map(|(_, body)| body.to_owned())
-        .unwrap_or_default()
+    http_get(port, path).expect("the health server answers").1
 }
 
 /// Readiness is 503 while the workload has no identity yet and 200 once the files are written;

@@ -5,11 +5,11 @@ use std::time::{Duration, Instant};
 
 use spiffe_helper_testkit::spire::{Entry, Spire};
 
-use crate::inspect::{key_matches_cert, leaf};
-use crate::kit::{
+use crate::faults::kit::{
     FileChecker, X509Files, agent_connection, daemon_config, live, log_has, ready, secs_until,
     start_daemon,
 };
+use crate::inspect::{key_matches_cert, leaf};
 use crate::support::{
     PROPAGATION, ROTATION, WORKLOAD, assert_no_secrets, free_port, scratch, stop_cleanly,
     wait_until,
@@ -38,7 +38,7 @@ fn agent_killed_and_socket_deleted_for_20s_then_restarted_helper_survives_and_ro
         dir.path(),
         &daemon_config(&spire.endpoint(), &certs, port, ""),
     );
-    let first = crate::kit::wait_ready(&mut helper, &files.svid, port);
+    let first = crate::faults::kit::wait_ready(&mut helper, &files.svid, port);
     assert!(
         wait_until(Duration::from_secs(10), || agent_connection(port)
             .as_deref()
@@ -58,7 +58,7 @@ fn agent_killed_and_socket_deleted_for_20s_then_restarted_helper_survives_and_ro
             .as_deref()
             == Some("disconnected")),
         "health still says connected 10 s after the agent was SIGKILLed; log:\n{}",
-        crate::kit::tail(&helper)
+        crate::faults::kit::tail(&helper)
     );
     let noticed = killed.elapsed();
     // Down for 20 s in all; the helper must stay up and keep answering health probes.
@@ -71,7 +71,7 @@ fn agent_killed_and_socket_deleted_for_20s_then_restarted_helper_survives_and_ro
     assert!(
         log_has(&helper.log(), &["reconnect"]) || log_has(&helper.log(), &["disconnected"]),
         "nothing in the log says the agent connection was lost; log:\n{}",
-        crate::kit::tail(&helper)
+        crate::faults::kit::tail(&helper)
     );
     spire.start_agent();
     let restarted = Instant::now();
@@ -81,13 +81,13 @@ fn agent_killed_and_socket_deleted_for_20s_then_restarted_helper_survives_and_ro
             .as_deref()
             == Some("connected")),
         "not reconnected 45 s after the agent restart; log:\n{}",
-        crate::kit::tail(&helper)
+        crate::faults::kit::tail(&helper)
     );
     let reconnect = restarted.elapsed();
     let Some(rotated) = new_serial(&files, &before_kill) else {
         panic!(
             "no new SVID written after the restart; log:\n{}",
-            crate::kit::tail(&helper)
+            crate::faults::kit::tail(&helper)
         );
     };
     assert_ne!(rotated, first);
@@ -143,7 +143,7 @@ fn entry_deleted_keeps_files_then_recreated_renews_them() {
         dir.path(),
         &daemon_config(&spire.endpoint(), &certs, port, ""),
     );
-    crate::kit::wait_ready(&mut helper, &files.svid, port);
+    crate::faults::kit::wait_ready(&mut helper, &files.svid, port);
 
     spire.delete_entry(&entry);
     assert!(
@@ -155,7 +155,7 @@ fn entry_deleted_keeps_files_then_recreated_renews_them() {
             &["no identity issued"]
         )),
         "entry deletion not logged within 30 s; log:\n{}",
-        crate::kit::tail(&helper)
+        crate::faults::kit::tail(&helper)
     );
     let kept = files.snapshot();
     let last = leaf(&files.svid).unwrap();
@@ -191,7 +191,7 @@ fn entry_deleted_keeps_files_then_recreated_renews_them() {
     assert!(
         renewed,
         "files not renewed / health not 200 within 60 s of re-creating the entry; log:\n{}",
-        crate::kit::tail(&helper)
+        crate::faults::kit::tail(&helper)
     );
     assert!(key_matches_cert(&files.key, &files.svid));
     assert!(leaf(&files.svid).unwrap().uris == vec![WORKLOAD.to_owned()]);
@@ -219,7 +219,7 @@ fn server_down_keeps_x509_serving_and_jwt_refresh_recovers() {
         dir.path(),
         &daemon_config(&spire.endpoint(), &certs, port, extra),
     );
-    crate::kit::wait_ready(&mut helper, &files.svid, port);
+    crate::faults::kit::wait_ready(&mut helper, &files.svid, port);
     let x509 = files.snapshot();
     let checker = FileChecker::start(&files);
 
@@ -243,7 +243,7 @@ fn server_down_keeps_x509_serving_and_jwt_refresh_recovers() {
     assert!(
         log_has(&helper.log(), &["refreshing jwt"]),
         "no failed JWT refresh logged with the server down 30 s (JWT TTL 20 s); log:\n{}",
-        crate::kit::tail(&helper)
+        crate::faults::kit::tail(&helper)
     );
     assert_eq!(
         files.snapshot(),
@@ -259,7 +259,7 @@ fn server_down_keeps_x509_serving_and_jwt_refresh_recovers() {
         )
         .is_ok_and(|t| t != before)),
         "no new JWT-SVID within 60 s of the server's return; log:\n{}",
-        crate::kit::tail(&helper)
+        crate::faults::kit::tail(&helper)
     );
     tokens.push(std::fs::read_to_string(&token_file).unwrap());
     let (reads, problems) = checker.finish();

@@ -6,10 +6,10 @@ use std::os::unix::fs::PermissionsExt;
 use std::process::Command;
 use std::time::Duration;
 
-use crate::inspect::leaf;
-use crate::kit::{
+use crate::faults::kit::{
     Fake, Running, X509Files, daemon_config, live, log_has, ready, start_daemon, wait_ready,
 };
+use crate::inspect::leaf;
 use crate::support::{
     Proc, assert_no_secrets, count_signals, free_port, recorded_starts, scratch, signal_recorder,
     stop_cleanly, wait_until, write_file,
@@ -22,7 +22,7 @@ fn rotate(fake: &Fake, files: &X509Files, helper: &mut crate::support::Helper) {
         wait_until(Duration::from_secs(10), || leaf(&files.svid)
             .is_some_and(|l| l.serial == serial)),
         "update not written; log:\n{}",
-        crate::kit::tail(helper)
+        crate::faults::kit::tail(helper)
     );
     helper.assert_running("after an update");
 }
@@ -52,7 +52,7 @@ fn missing_cmd_is_logged_and_the_helper_keeps_running() {
     assert!(
         attempts >= 4,
         "expected a logged failure per update (4), saw {attempts}; log:\n{}",
-        crate::kit::tail(&helper)
+        crate::faults::kit::tail(&helper)
     );
     assert_eq!(live(port), Some(200));
     assert_eq!(ready(port), Some(200));
@@ -98,7 +98,7 @@ fn cmd_exiting_at_once_is_restarted_only_at_updates() {
             wait_until(Duration::from_secs(5), || recorded_starts(dir.path()).len()
                 == n),
             "cmd not restarted at update {n}; log:\n{}",
-            crate::kit::tail(&helper)
+            crate::faults::kit::tail(&helper)
         );
     }
     std::thread::sleep(Duration::from_secs(2));
@@ -142,7 +142,7 @@ fn pid_file_naming_a_dead_pid_is_logged_and_shutdown_stays_prompt() {
             &["pid", &dead.to_string()]
         )),
         "the dead pid is not logged; log:\n{}",
-        crate::kit::tail(&helper)
+        crate::faults::kit::tail(&helper)
     );
     std::thread::sleep(Duration::from_secs(1)); // a few retries
     helper.assert_running("with a dead pid in the pid file");
@@ -194,7 +194,7 @@ fn pid_file_zero_or_negative_is_never_signalled() {
             &["process group"]
         )),
         "pid 0 not refused in the log; log:\n{}",
-        crate::kit::tail(&helper)
+        crate::faults::kit::tail(&helper)
     );
     helper.assert_running("after pid file 0");
 
@@ -217,7 +217,7 @@ fn pid_file_zero_or_negative_is_never_signalled() {
             "HUP"
         ) == 1),
         "positive pid not signalled; log:\n{}",
-        crate::kit::tail(&helper)
+        crate::faults::kit::tail(&helper)
     );
     stop_cleanly(&mut helper);
 }

@@ -6,11 +6,11 @@ use std::time::{Duration, Instant};
 
 use spiffe_helper_testkit::spire::{Entry, Spire};
 
-use crate::inspect::{key_matches_cert, leaf};
-use crate::kit::{
+use crate::faults::kit::{
     Fake, FileChecker, Immutable, Tmpfs, X509Files, daemon_config, live, log_has, ready,
     start_daemon, stray_temps, wait_ready,
 };
+use crate::inspect::{key_matches_cert, leaf};
 use crate::support::{
     PROPAGATION, WORKLOAD, assert_no_secrets, free_port, scratch, stop_cleanly, wait_until,
 };
@@ -41,14 +41,14 @@ fn disk_full_during_rotation_keeps_old_files_and_recovers() {
     assert!(
         wait_until(Duration::from_secs(50), || live(port) == Some(503)),
         "liveness never went 503 with a full disk ({filled} bytes of filler); log:\n{}",
-        crate::kit::tail(&helper)
+        crate::faults::kit::tail(&helper)
     );
     let failed_at = Instant::now();
     helper.assert_running("after a failed write");
     assert!(
         log_has(&helper.log(), &["no space"]),
         "the failed write is not logged with its cause; log:\n{}",
-        crate::kit::tail(&helper)
+        crate::faults::kit::tail(&helper)
     );
     assert_eq!(
         files.snapshot(),
@@ -74,7 +74,7 @@ fn disk_full_during_rotation_keeps_old_files_and_recovers() {
     assert!(
         recovered,
         "no recovery within 40 s after space returned; log:\n{}",
-        crate::kit::tail(&helper)
+        crate::faults::kit::tail(&helper)
     );
     let (reads, problems) = checker.finish();
     assert!(
@@ -113,12 +113,12 @@ fn immutable_cert_dir_fails_cleanly_and_recovers() {
     assert!(
         wait_until(Duration::from_secs(10), || live(port) == Some(503)),
         "liveness not 503 after a write into an immutable dir; log:\n{}",
-        crate::kit::tail(&helper)
+        crate::faults::kit::tail(&helper)
     );
     assert!(
         log_has(&helper.log(), &["not permitted"]),
         "the failed write is not logged with its cause; log:\n{}",
-        crate::kit::tail(&helper)
+        crate::faults::kit::tail(&helper)
     );
     std::thread::sleep(Duration::from_secs(2)); // a few retries
     helper.assert_running("while the dir is immutable");
@@ -136,7 +136,7 @@ fn immutable_cert_dir_fails_cleanly_and_recovers() {
             live(port) == Some(200) && leaf(&files.svid).is_some_and(|l| l.serial == second)
         }),
         "the pending update was not written after the dir became writable; log:\n{}",
-        crate::kit::tail(&helper)
+        crate::faults::kit::tail(&helper)
     );
     eprintln!(
         "immutable dir: recovered {:?} after clearing",

@@ -9,8 +9,10 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use spiffe_helper_testkit::certs::{self, TestCa};
 use spiffe_helper_testkit::pb;
 
+use crate::faults::kit::{
+    Fake, Running, X509Files, daemon_config, live, log_has, ready, wait_ready,
+};
 use crate::inspect::{cert_info, leaf};
-use crate::kit::{Fake, Running, X509Files, daemon_config, live, log_has, ready, wait_ready};
 use crate::support::{
     Helper, WORKLOAD, assert_no_secrets, free_port, scratch, stop_cleanly, wait_until, write_file,
 };
@@ -29,7 +31,7 @@ fn rejects_with(what: &str, bad: pb::X509svidResponse, words: &[&str], healthy: 
     assert!(
         wait_until(Duration::from_secs(15), || log_has(&r.helper.log(), words)),
         "{what}: no log line with {words:?}; log:\n{}",
-        crate::kit::tail(&r.helper)
+        crate::faults::kit::tail(&r.helper)
     );
     std::thread::sleep(Duration::from_millis(500));
     r.helper.assert_running(what);
@@ -43,7 +45,7 @@ fn rejects_with(what: &str, bad: pb::X509svidResponse, words: &[&str], healthy: 
         wait_until(Duration::from_secs(40), || leaf(&r.files.svid)
             .is_some_and(|l| l.serial == good)),
         "{what}: the next good update was not written; log:\n{}",
-        crate::kit::tail(&r.helper)
+        crate::faults::kit::tail(&r.helper)
     );
     stop_cleanly(&mut r.helper);
     assert_no_secrets(what, &r.helper.log(), Some(&r.files.key), &[]);
@@ -136,7 +138,7 @@ fn thousand_svids_write_the_first() {
         wait_until(Duration::from_secs(20), || leaf(&r.files.svid)
             .is_some_and(|l| l.serial == first)),
         "the first of 1000 SVIDs was not written; log:\n{}",
-        crate::kit::tail(&r.helper)
+        crate::faults::kit::tail(&r.helper)
     );
     let written = leaf(&r.files.svid).unwrap();
     assert_eq!(written.uris, vec!["spiffe://example.org/w0000".to_owned()]);
@@ -198,7 +200,7 @@ fn jwt_without_exp_is_refused_and_previous_token_kept() {
     assert!(
         wait_until(Duration::from_secs(15), || log_has(&helper.log(), &["exp"])),
         "JWT without exp not logged; log:\n{}",
-        crate::kit::tail(&helper)
+        crate::faults::kit::tail(&helper)
     );
     helper.assert_running("after a JWT without exp");
     assert_eq!(
@@ -219,7 +221,7 @@ fn jwt_without_exp_is_refused_and_previous_token_kept() {
         )
         .is_ok_and(|t| t == fresh)),
         "good JWT not written after the bad one; log:\n{}",
-        crate::kit::tail(&helper)
+        crate::faults::kit::tail(&helper)
     );
     stop_cleanly(&mut helper);
     assert_no_secrets(

@@ -3,8 +3,7 @@
 //! (a full tmpfs, an immutable directory).
 
 use std::fs;
-use std::io::{Read, Write};
-use std::net::TcpStream;
+use std::io::Write;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -17,27 +16,8 @@ use spiffe_helper_testkit::certs::{self, TestCa, TestSvid};
 use spiffe_helper_testkit::fake::FakeAgent;
 use spiffe_helper_testkit::pb;
 
-use crate::inspect::{leaf, pem_blocks};
+use crate::inspect::{http_get, leaf, pem_blocks};
 use crate::support::{Helper, WORKLOAD, base_config, wait_until, write_file};
-
-/// `GET path` on 127.0.0.1:port: (status, body), or None if nothing answered.
-pub fn http_get(port: u16, path: &str) -> Option<(u16, String)> {
-    let mut conn = TcpStream::connect(("127.0.0.1", port)).ok()?;
-    conn.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
-    write!(
-        conn,
-        "GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
-    )
-    .ok()?;
-    let mut response = String::new();
-    let _ = conn.read_to_string(&mut response);
-    let status = response.split_whitespace().nth(1)?.parse().ok()?;
-    let body = response
-        .split_once("\r\n\r\n")
-        .map(|(_, b)| b.to_owned())
-        .unwrap_or_default();
-    Some((status, body))
-}
 
 /// The health probe's status and JSON body (Null when the body is not JSON).
 pub fn health(port: u16, path: &str) -> Option<(u16, serde_json::Value)> {

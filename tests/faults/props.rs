@@ -11,7 +11,7 @@ use spiffe_helper_config::{Config, Overrides, split_cmd_args};
 use spiffe_helper_testkit::certs::{self, TestCa};
 use spiffe_workload_client::{Endpoint, SpiffeId, WorkloadApiClient};
 
-use crate::kit::Fake;
+use crate::faults::kit::Fake;
 use crate::support::WORKLOAD;
 
 /// xorshift64*: deterministic, seedable, no dependency.

@@ -10,10 +10,11 @@ use std::time::Duration;
 
 use spiffe_helper_testkit::spire::{Entry, Spire};
 
-use crate::inspect::{key_matches_cert, leaf, wait_for_rotation};
-use crate::kit::{
-    Fake, ModeWatcher, Running, X509Files, daemon_config, http_get, start_daemon, wait_ready,
+use crate::faults::kit::{
+    Fake, ModeWatcher, Running, X509Files, daemon_config, start_daemon, wait_ready,
 };
+use crate::inspect::http_get;
+use crate::inspect::{key_matches_cert, leaf, wait_for_rotation};
 use crate::support::{
     PROPAGATION, ROTATION, WORKLOAD, assert_no_secrets, free_port, scratch, stop_cleanly,
     wait_until,
@@ -68,7 +69,7 @@ fn key_file_never_exceeds_its_mode_across_rotations() {
             wait_until(Duration::from_secs(10), || leaf(&files.svid)
                 .is_some_and(|l| l.serial == serial)),
             "rotation {n} not written; log:\n{}",
-            crate::kit::tail(&helper)
+            crate::faults::kit::tail(&helper)
         );
         std::thread::sleep(Duration::from_millis(50));
     }
@@ -116,7 +117,7 @@ fn full_run_leaks_no_secret_in_logs_or_health_bodies() {
     assert!(
         wait_for_rotation(&files.svid, &first, ROTATION).is_some(),
         "no rotation; log:\n{}",
-        crate::kit::tail(&helper)
+        crate::faults::kit::tail(&helper)
     );
     // The JWT (60 s) is refreshed at about half its lifetime; collect what was written.
     std::thread::sleep(Duration::from_secs(2));

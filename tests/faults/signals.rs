@@ -3,11 +3,12 @@
 
 use std::time::{Duration, Instant};
 
-use crate::inspect::{key_matches_cert, leaf};
-use crate::kit::{
-    Fake, FileChecker, Running, X509Files, daemon_config, http_get, pem_problem, start_daemon,
-    stray_temps, wait_ready,
+use crate::faults::kit::{
+    Fake, FileChecker, Running, X509Files, daemon_config, pem_problem, start_daemon, stray_temps,
+    wait_ready,
 };
+use crate::inspect::http_get;
+use crate::inspect::{key_matches_cert, leaf};
 use crate::support::{Helper, free_port, scratch, stop_cleanly, write_file};
 
 /// No agent at all: the daemon is retrying the first fetch (deadline 30 s) when SIGTERM comes;
@@ -56,7 +57,7 @@ fn sigterm_during_oneshot_startup_exits_promptly_without_success() {
     let Some(status) = status else {
         panic!(
             "one-shot still running 2 s after SIGTERM; log:\n{}",
-            crate::kit::tail(&helper)
+            crate::faults::kit::tail(&helper)
         );
     };
     eprintln!(
