@@ -1,10 +1,10 @@
-//! Exponential backoff with jitter for reconnecting to the agent (SPEC §3.3).
+//! Exponential backoff with jitter for reconnecting to the agent (docs/behaviour.md#retries).
 
 use std::time::Duration;
 
 /// Default first delay.
 pub const DEFAULT_INITIAL_DELAY: Duration = Duration::from_millis(100);
-/// Default cap ("about 30 s", SPEC §3.3).
+/// Default cap, 30 s (docs/behaviour.md#retries).
 pub const DEFAULT_MAX_DELAY: Duration = Duration::from_secs(30);
 
 /// Exponential backoff: `initial`, doubling up to `max`, each delay jittered by ±20% (and never

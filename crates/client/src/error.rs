@@ -1,4 +1,4 @@
-//! The crate's error type and its classification (SPEC §3.3).
+//! The crate's error type and its classification (docs/behaviour.md#retries).
 
 use std::error::Error as StdError;
 use std::fmt;
@@ -164,7 +164,7 @@ pub enum Error {
 }
 
 impl Error {
-    /// Whether trying again later can help (SPEC §3.3).
+    /// Whether trying again later can help (docs/behaviour.md#retries).
     ///
     /// Everything is retryable except `InvalidArgument` and `Unimplemented` statuses, invalid
     /// endpoints or IDs given by the caller, an expired deadline and a closed source. Notably

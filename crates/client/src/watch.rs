@@ -1,4 +1,4 @@
-//! Reconnecting watches: streams that survive agent restarts (SPEC §3.3).
+//! Reconnecting watches: streams that survive agent restarts (docs/behaviour.md#retries).
 
 use std::future::Future;
 use std::pin::Pin;

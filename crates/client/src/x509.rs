@@ -210,7 +210,7 @@ fn convert_bundles(map: HashMap<String, Vec<u8>>, what: &str) -> Result<X509Bund
 
 /// What the X.509 stream delivers: the caller's SVIDs and the bundles of federated trust domains.
 ///
-/// `PartialEq` lets callers skip identical consecutive messages (SPEC §3.3).
+/// `PartialEq` lets callers skip identical consecutive messages (docs/behaviour.md#retries).
 #[derive(Clone, PartialEq, Eq)]
 pub struct X509Context {
     svids: Vec<X509Svid>,

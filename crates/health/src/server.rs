@@ -42,7 +42,8 @@ pub struct HealthPaths {
 }
 
 impl Default for HealthPaths {
-    /// The seed defaults: `/health/live` and `/health/ready`.
+    /// The defaults of docs/configuration.md#health-checks-daemon-mode-only: `/health/live` and
+    /// `/health/ready`.
     fn default() -> Self {
         Self {
             liveness: "/health/live".to_owned(),

@@ -1,4 +1,4 @@
-//! The atomic, mode-exact file writer (SPEC §4.5).
+//! The atomic, mode-exact file writer (docs/behaviour.md#how-files-are-written).
 //!
 //! Steps for one file:
 //! 1. If the target is a regular file with the same mode and the same bytes: done,

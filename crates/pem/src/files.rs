@@ -21,8 +21,8 @@ pub struct X509Paths {
     pub bundle: PathBuf,
 }
 
-/// File modes of the X.509 files. The bundle file uses the cert mode (SPEC §2.1,
-/// `cert_file_mode` covers both, as upstream).
+/// File modes of the X.509 files. The bundle file uses the cert mode (`cert_file_mode`
+/// covers both, as upstream; docs/behaviour.md#x509-files).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct X509Modes {
     /// Mode of the SVID and bundle files (default `0644`).

@@ -1,8 +1,9 @@
 //! PEM rendering and atomic, mode-exact file persistence for `spiffe-helper-rust`.
 //!
 //! This crate turns the DER material received from the SPIFFE Workload API into the exact
-//! bytes the Go `spiffe-helper` v0.11.0 writes (SPEC §4.1–4.4), and puts files on disk so
-//! that a reader never sees an empty, partial or wrong-mode file (SPEC §4.5). It knows
+//! bytes the Go `spiffe-helper` v0.11.0 writes (docs/behaviour.md#output-files), and puts
+//! files on disk so that a reader never sees an empty, partial or wrong-mode file
+//! (docs/behaviour.md#how-files-are-written). It knows
 //! nothing of the Workload API client or the configuration: it takes bytes, paths and modes,
 //! and the binary maps its own types onto [`X509Material`] and [`X509Options`].
 //!

@@ -30,7 +30,7 @@ pub struct X509Material<'a> {
     pub federated: &'a BTreeMap<String, Vec<Vec<u8>>>,
 }
 
-/// How to compose the X.509 files (the `helper.conf` switches of SPEC §4.1).
+/// How to compose the X.509 files (the `helper.conf` switches of docs/behaviour.md#x509-files).
 #[derive(Debug, Clone, Copy)]
 pub struct X509Options {
     /// Move the intermediates from the SVID file to the end of the own-domain roots.
@@ -108,7 +108,8 @@ pub fn render_private_key(pkcs8_der: &[u8]) -> SecretBytes {
     SecretBytes::new(out)
 }
 
-/// The JWT bundle file (SPEC §4.4): compact JSON object mapping each trust-domain name to the
+/// The JWT bundle file (docs/behaviour.md#jwt-bundle-file): compact JSON object mapping each
+/// trust-domain name to the
 /// standard, padded base64 of that domain's JWKS bytes; keys sorted; no trailing newline;
 /// `{}` when empty. Same bytes as upstream's `json.Marshal` of a Go map (which sorts keys).
 #[must_use]
@@ -158,7 +159,7 @@ fn unix_nanos(t: SystemTime) -> i128 {
     }
 }
 
-/// Renders the SVID, key and bundle files (SPEC §4.1).
+/// Renders the SVID, key and bundle files (docs/behaviour.md#x509-files).
 ///
 /// - SVID file: the chain in received order; with `add_intermediates_to_bundle` only the leaf.
 /// - Key file: one `PRIVATE KEY` block with the PKCS#8 DER as received.

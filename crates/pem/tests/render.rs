@@ -1,4 +1,4 @@
-//! Golden-byte tests of every file composition (SPEC §4.1, §4.4).
+//! Golden-byte tests of every file composition (docs/behaviour.md#output-files).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;

@@ -1,4 +1,5 @@
-//! Behaviour of the atomic writer and the X.509 / federated file writers (SPEC §4.5).
+//! Behaviour of the atomic writer and the X.509 / federated file writers
+//! (docs/behaviour.md#how-files-are-written).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
