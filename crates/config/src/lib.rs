@@ -34,6 +34,8 @@ mod effective;
 mod error;
 mod json;
 mod keys;
+mod paths;
+mod raw;
 mod resolve;
 mod tree;
 mod values;
