@@ -106,8 +106,6 @@ pub struct Config {
     pub log_level: LogLevel,
     /// Extra: log format (default text).
     pub log_format: LogFormat,
-    /// The file this configuration was read from.
-    pub source: PathBuf,
 }
 
 /// X.509 output paths (resolved against `cert_dir`).
@@ -161,8 +159,8 @@ impl Config {
         Self::parse_str(&text, path, overrides, &env)
     }
 
-    /// Parses and validates configuration text. `file_name` is used in messages and as
-    /// [`Config::source`]; `env` looks up environment variables (injectable for tests).
+    /// Parses and validates configuration text. `file_name` is used in messages; `env` looks
+    /// up environment variables (injectable for tests).
     ///
     /// # Errors
     /// A [`ConfigError`] naming file, line, column, key and what would be valid: syntax

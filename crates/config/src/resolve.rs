@@ -73,7 +73,6 @@ impl Resolver<'_> {
             startup_timeout: raw.value_or_default(Key::StartupTimeout),
             log_level: raw.value_or_default(Key::LogLevel),
             log_format: raw.value_or_default(Key::LogFormat),
-            source: self.d.file.to_path_buf(),
         };
         Ok((config, self.warnings))
     }

@@ -41,7 +41,6 @@ fn defaults() {
     assert_eq!(c.startup_timeout, Duration::from_secs(30));
     assert_eq!(c.log_level, LogLevel::Info);
     assert_eq!(c.log_format, LogFormat::Text);
-    assert_eq!(c.source, Path::new("helper.conf"));
     assert_round_trip(&c);
 }
 
