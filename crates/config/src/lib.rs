@@ -66,7 +66,8 @@ pub struct Config {
     pub daemon_mode: bool,
     /// Directory that relative output names are resolved against.
     pub cert_dir: Option<PathBuf>,
-    /// X.509 output files; `None` when the file is JWT-only (SPEC §2.1).
+    /// X.509 output files; `None` when the file is JWT-only (docs/configuration.md,
+    /// "Output files").
     pub x509: Option<X509Output>,
     /// One entry per `jwt_svids` element.
     pub jwt_svids: Vec<JwtSvidOutput>,
@@ -90,7 +91,8 @@ pub struct Config {
     pub jwt_svid_file_mode: FileMode,
     /// Program to start after each X.509 update (daemon mode only).
     pub cmd: Option<String>,
-    /// `cmd_args`, already split (SPEC §5.2).
+    /// `cmd_args`, already split as upstream does (docs/configuration.md, "Notifying the
+    /// application").
     pub cmd_args: Vec<String>,
     /// Signal sent to a running `cmd` / the pid-file process (daemon mode only).
     pub renew_signal: Option<Signal>,
@@ -165,7 +167,7 @@ impl Config {
     /// # Errors
     /// A [`ConfigError`] naming file, line, column, key and what would be valid: syntax
     /// errors, unknown or removed keys, wrong types, invalid values, missing required keys,
-    /// and the cross-key rules of SPEC §2.3.
+    /// and the rules between keys (docs/configuration.md, "Keys").
     pub fn parse_str(
         text: &str,
         file_name: &Path,

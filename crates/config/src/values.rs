@@ -21,7 +21,7 @@ impl FileMode {
     }
 
     /// Reads a mode written as octal digits (`0644`, `644`, `0o644`); upstream files
-    /// never mean decimal here (SPEC §2.2).
+    /// never mean decimal here (docs/configuration.md, "Output files").
     pub(crate) fn parse_octal(text: &str) -> Result<Self, &'static str> {
         const WHY: &str = "not an octal mode (digits 0-7, at most 0777)";
         let digits = text.trim();

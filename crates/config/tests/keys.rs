@@ -1,4 +1,5 @@
-//! Every key's default, and every key set to a non-default value (SPEC §2.1).
+//! Every key's default, and every key set to a non-default value (docs/configuration.md,
+//! "Keys").
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
