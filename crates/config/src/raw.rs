@@ -78,20 +78,19 @@ impl<K: Table> Fields<K> {
     }
 
     /// The file's value, else the table's default.
-    pub fn value_or_default<T: Typed + Clone>(&self, key: K) -> T {
+    pub fn value_or_default<T: Typed>(&self, key: K) -> T {
         self.get::<T>(key)
             .map_or_else(|| default(key), |v| v.value.clone())
     }
 
+    /// A list of strings the file sets, else the empty list.
     pub fn strings(&self, key: K) -> &[String] {
         match self.values.get(&key) {
             Some(Value::Strings(list)) => list,
             _ => &[],
         }
     }
-}
 
-impl<K: Table> Fields<K> {
     /// Stores a decoded value; a second `jwt_svids` list (repeated `jwt_svids "x" { }`
     /// blocks) is appended to the first.
     pub fn merge(&mut self, key: K, value: Value) {
@@ -147,7 +146,7 @@ fn debug_assert_typed<K: Table, T: Typed>(key: K) {
 }
 
 /// A Rust type that a [`Shape`] decodes to: links the value variant and the default.
-pub(crate) trait Typed: Sized + 'static {
+pub(crate) trait Typed: Clone + 'static {
     /// Returned, in release builds only, for a key read as the wrong type.
     const FALLBACK: Self;
     fn from_value(value: &Value) -> Option<&Val<Self>>;
