@@ -1,4 +1,4 @@
-//! `cmd_args` splitting (SPEC §5.2).
+//! `cmd_args` splitting (docs/configuration.md, "Notifying the application").
 //!
 //! Upstream reads `cmd_args` with Go's `encoding/csv` using a space as the separator, so the
 //! rules are CSV's: arguments are separated by single spaces, an argument that starts with `"`

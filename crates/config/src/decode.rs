@@ -1,60 +1,19 @@
-//! Stage one: the value tree becomes a [`Raw`] struct of typed, positioned, optional values.
+//! Stage one: the value tree becomes [`Fields`] of typed, positioned, optional values, one
+//! block at a time against that block's key table.
 //!
 //! Types are strict (`cmd = 123` is an error, not the string "123"), keys are matched
-//! case-insensitively as upstream's HCL v1 decoder did, unknown keys are errors.
+//! case-insensitively as upstream's HCL v1 decoder did, unknown keys are errors
+//! (docs/configuration.md, "Keys" and "Accepted syntax").
 
 use std::collections::HashMap;
 use std::path::Path;
 use std::time::Duration;
 
 use crate::error::{ConfigError, Location};
-use crate::keys::{self, Unknown};
+use crate::keys::{self, HealthKey, JwtKey, Shape, Spec, Table, Unknown};
+use crate::raw::{Fields, Raw, Val, Value};
 use crate::tree::{Entry, Kind, Node, Pos};
 use crate::values::{FileMode, LogFormat, LogLevel, parse_duration};
-
-/// A value with where it was written.
-#[derive(Clone, Debug)]
-pub(crate) struct Val<T> {
-    pub value: T,
-    /// Position of the key (for "this key conflicts with..." messages).
-    pub key_pos: Pos,
-    /// Position of the value.
-    pub pos: Pos,
-    /// The value as written.
-    pub raw: String,
-}
-
-/// One `jwt_svids` entry as written.
-#[derive(Clone, Debug, Default)]
-pub(crate) struct RawJwt {
-    pub pos: Pos,
-    pub audience: Option<Val<String>>,
-    pub extra_audiences: Vec<String>,
-    pub file_name: Option<Val<String>>,
-}
-
-/// The `health_checks` block as written.
-#[derive(Clone, Debug, Default)]
-pub(crate) struct RawHealth {
-    pub pos: Pos,
-    pub listener_enabled: Option<Val<bool>>,
-    pub bind_port: Option<Val<u16>>,
-    pub liveness_path: Option<Val<String>>,
-    pub readiness_path: Option<Val<String>>,
-}
-
-/// Every top-level key, typed but not yet defaulted or cross-checked.
-#[derive(Clone, Debug, Default)]
-pub(crate) struct Raw {
-    pub strings: HashMap<&'static str, Val<String>>,
-    pub bools: HashMap<&'static str, Val<bool>>,
-    pub modes: HashMap<&'static str, Val<FileMode>>,
-    pub jwt_svids: Vec<RawJwt>,
-    pub health: Option<RawHealth>,
-    pub startup_timeout: Option<Val<Duration>>,
-    pub log_level: Option<Val<LogLevel>>,
-    pub log_format: Option<Val<LogFormat>>,
-}
 
 /// Decodes entries into a [`Raw`], reporting the first problem.
 pub(crate) struct Decoder<'a> {
@@ -73,81 +32,69 @@ impl Decoder<'_> {
     }
 
     pub fn decode(&self, entries: &[Entry]) -> Result<Raw, ConfigError> {
-        let mut raw = Raw::default();
-        let mut seen: HashMap<&'static str, Pos> = HashMap::new();
-        for entry in entries {
-            let key = self.known_key(entry, "", keys::TOP_KEYS)?;
-            // Repeated `jwt_svids "x" { }` blocks are the HCL v1 way to write a list.
-            let repeatable = key == "jwt_svids" && entry.block_labels.is_some();
-            if !repeatable {
-                self.no_duplicate(&mut seen, key, entry, "")?;
-            }
-            self.top_entry(&mut raw, key, entry)?;
-        }
-        Ok(raw)
+        self.block(entries, "", Pos::default())
     }
 
-    fn top_entry(
+    /// Decodes one block's entries against its key table; `prefix` names the block in
+    /// messages (`health_checks.`, `jwt_svids[1].`).
+    fn block<K: Table>(
         &self,
-        raw: &mut Raw,
-        key: &'static str,
-        entry: &Entry,
-    ) -> Result<(), ConfigError> {
-        let node = &entry.value;
-        match key {
-            "daemon_mode"
-            | "add_intermediates_to_bundle"
-            | "include_federated_domains"
-            | "omit_expired" => {
-                raw.bools.insert(key, self.boolean(key, entry)?);
+        entries: &[Entry],
+        prefix: &str,
+        pos: Pos,
+    ) -> Result<Fields<K>, ConfigError> {
+        let mut out = Fields::new(pos);
+        let mut seen = HashMap::new();
+        for entry in entries {
+            let spec = self.known_key::<K>(entry, prefix)?;
+            // Repeated `jwt_svids "x" { }` blocks are the HCL v1 way to write a list.
+            let repeatable = spec.shape == Shape::JwtSvids && entry.block_labels.is_some();
+            if !repeatable {
+                self.no_duplicate(&mut seen, spec.name, entry, prefix)?;
             }
-            "cert_file_mode" | "key_file_mode" | "jwt_bundle_file_mode" | "jwt_svid_file_mode" => {
-                raw.modes.insert(key, self.mode(key, entry)?);
-            }
-            "jwt_svids" => self.jwt_svids(raw, entry)?,
-            "health_checks" => raw.health = Some(self.health(entry)?),
-            "startup_timeout" => raw.startup_timeout = Some(self.timeout(entry)?),
-            "log_level" => {
-                let text = self.string(key, entry)?;
-                let level = text.value.parse::<LogLevel>().map_err(|()| {
-                    self.invalid(
-                        key,
-                        node,
-                        "unknown log level (trace, debug, info, warn, error)",
-                    )
-                })?;
-                raw.log_level = Some(with(text, level));
-            }
-            "log_format" => {
-                let text = self.string(key, entry)?;
-                let format = match text.value.to_ascii_lowercase().as_str() {
-                    "text" => LogFormat::Text,
-                    "json" => LogFormat::Json,
-                    _ => return Err(self.invalid(key, node, "unknown log format (text or json)")),
-                };
-                raw.log_format = Some(with(text, format));
-            }
-            _ => {
-                raw.strings.insert(key, self.string(key, entry)?);
-            }
+            let name = format!("{prefix}{}", spec.name);
+            let first_jwt = out.jwt_svid_count(spec.key);
+            let value = self.value(spec.shape, &name, entry, first_jwt)?;
+            out.merge(spec.key, value);
         }
-        Ok(())
+        Ok(out)
     }
 
-    /// Maps a written key to its canonical name, or explains why it is not one.
-    fn known_key(
+    /// Decodes one value as its key's shape says; `name` is the key in messages.
+    fn value(
+        &self,
+        shape: Shape,
+        name: &str,
+        entry: &Entry,
+        first_jwt: usize,
+    ) -> Result<Value, ConfigError> {
+        Ok(match shape {
+            Shape::Text(_) => Value::Text(self.string(name, entry)?),
+            Shape::Bool(_) => Value::Bool(self.boolean(name, entry)?),
+            Shape::Mode(_) => Value::Mode(self.mode(name, entry)?),
+            Shape::Duration(_) => Value::Duration(self.duration(name, entry)?),
+            Shape::Port(_) => Value::Port(self.port(name, entry)?),
+            Shape::Level(_) => Value::Level(self.level(name, entry)?),
+            Shape::Format(_) => Value::Format(self.format(name, entry)?),
+            Shape::Strings => Value::Strings(self.string_list(name, &entry.value)?),
+            Shape::JwtSvids => Value::JwtSvids(self.jwt_svids(name, entry, first_jwt)?),
+            Shape::Health => Value::Health(self.health(name, entry)?),
+        })
+    }
+
+    /// Maps a written key to its row, or explains why it is not a key of this block.
+    fn known_key<K: Table>(
         &self,
         entry: &Entry,
         prefix: &str,
-        known: &[&'static str],
-    ) -> Result<&'static str, ConfigError> {
+    ) -> Result<&'static Spec<K>, ConfigError> {
         let lower = entry.key.to_ascii_lowercase();
-        if let Some(key) = known.iter().find(|k| **k == lower) {
-            return Ok(key);
+        if let Some(spec) = K::TABLE.iter().find(|spec| spec.name == lower) {
+            return Ok(spec);
         }
         let location = self.loc(entry.key_pos);
         let key = format!("{prefix}{}", entry.key);
-        Err(match keys::classify(&entry.key, known) {
+        Err(match keys::classify(&entry.key, K::NAMES) {
             Unknown::Removed(replacement) => ConfigError::RemovedKey {
                 location,
                 key,
@@ -161,6 +108,23 @@ impl Decoder<'_> {
         })
     }
 
+    fn no_duplicate(
+        &self,
+        seen: &mut HashMap<&'static str, Pos>,
+        key: &'static str,
+        entry: &Entry,
+        prefix: &str,
+    ) -> Result<(), ConfigError> {
+        match seen.insert(key, entry.key_pos) {
+            Some(first) => Err(ConfigError::Duplicate {
+                location: self.loc(entry.key_pos),
+                key: format!("{prefix}{key}"),
+                first_line: first.line,
+            }),
+            None => Ok(()),
+        }
+    }
+
     fn wrong_type(&self, key: &str, node: &Node, expected: &'static str) -> ConfigError {
         ConfigError::WrongType {
             location: self.loc(node.pos),
@@ -171,7 +135,7 @@ impl Decoder<'_> {
         }
     }
 
-    pub fn invalid(&self, key: &str, node: &Node, reason: &str) -> ConfigError {
+    fn invalid(&self, key: &str, node: &Node, reason: &str) -> ConfigError {
         ConfigError::InvalidValue {
             location: self.loc(node.pos),
             key: key.to_owned(),
@@ -203,7 +167,8 @@ impl Decoder<'_> {
         }
     }
 
-    /// `0644`, `644` and `"0644"` all mean 0o644 (SPEC §2.2).
+    /// `0644`, `644` and `"0644"` all mean 0o644: upstream files never mean decimal here
+    /// (docs/configuration.md, "Output files").
     fn mode(&self, key: &str, entry: &Entry) -> Result<Val<FileMode>, ConfigError> {
         let text = match &entry.value.kind {
             Kind::Number => entry.value.raw.as_str(),
@@ -226,10 +191,9 @@ impl Decoder<'_> {
         }
     }
 
-    fn timeout(&self, entry: &Entry) -> Result<Val<Duration>, ConfigError> {
+    fn duration(&self, key: &str, entry: &Entry) -> Result<Val<Duration>, ConfigError> {
         const WHY: &str =
             "not a duration (for example \"30s\", \"2m\", \"1m30s\", or whole seconds such as 30)";
-        let key = "startup_timeout";
         let duration = match &entry.value.kind {
             Kind::Str(s) if !s.bytes().all(|b| b.is_ascii_digit()) => parse_duration(s),
             _ => self
@@ -244,44 +208,32 @@ impl Decoder<'_> {
         Ok(Self::val(entry, duration))
     }
 
-    fn jwt_svids(&self, raw: &mut Raw, entry: &Entry) -> Result<(), ConfigError> {
-        let objects: Vec<&Node> = match &entry.value.kind {
-            Kind::List(items) => items.iter().collect(),
-            Kind::Object(_) => vec![&entry.value],
-            _ => return Err(self.wrong_type(
-                "jwt_svids",
-                &entry.value,
-                "a list of objects ([{ jwt_audience = \"...\", jwt_svid_file_name = \"...\" }])",
-            )),
-        };
-        for node in objects {
-            let index = raw.jwt_svids.len();
-            raw.jwt_svids.push(self.jwt_entry(index, node)?);
-        }
-        Ok(())
+    fn port(&self, key: &str, entry: &Entry) -> Result<Val<u16>, ConfigError> {
+        let port = self
+            .integer(key, entry)?
+            .and_then(|n| u16::try_from(n).ok())
+            .filter(|p| *p > 0)
+            .ok_or_else(|| self.invalid(key, &entry.value, "not a TCP port (1-65535)"))?;
+        Ok(Self::val(entry, port))
     }
 
-    fn jwt_entry(&self, index: usize, node: &Node) -> Result<RawJwt, ConfigError> {
-        let prefix = format!("jwt_svids[{index}].");
-        let Kind::Object(entries) = &node.kind else {
-            return Err(self.wrong_type(&format!("jwt_svids[{index}]"), node, "an object"));
+    fn level(&self, key: &str, entry: &Entry) -> Result<Val<LogLevel>, ConfigError> {
+        let text = self.string(key, entry)?;
+        let level = text.value.parse::<LogLevel>().map_err(|()| {
+            let why = "unknown log level (trace, debug, info, warn, error)";
+            self.invalid(key, &entry.value, why)
+        })?;
+        Ok(text.with(level))
+    }
+
+    fn format(&self, key: &str, entry: &Entry) -> Result<Val<LogFormat>, ConfigError> {
+        let text = self.string(key, entry)?;
+        let format = match text.value.to_ascii_lowercase().as_str() {
+            "text" => LogFormat::Text,
+            "json" => LogFormat::Json,
+            _ => return Err(self.invalid(key, &entry.value, "unknown log format (text or json)")),
         };
-        let mut out = RawJwt {
-            pos: node.pos,
-            ..RawJwt::default()
-        };
-        let mut seen = HashMap::new();
-        for entry in entries {
-            let key = self.known_key(entry, &prefix, keys::JWT_KEYS)?;
-            self.no_duplicate(&mut seen, key, entry, &prefix)?;
-            let name = format!("{prefix}{key}");
-            match key {
-                "jwt_audience" => out.audience = Some(self.string(&name, entry)?),
-                "jwt_svid_file_name" => out.file_name = Some(self.string(&name, entry)?),
-                _ => out.extra_audiences = self.string_list(&name, &entry.value)?,
-            }
-        }
-        Ok(out)
+        Ok(text.with(format))
     }
 
     fn string_list(&self, key: &str, node: &Node) -> Result<Vec<String>, ConfigError> {
@@ -298,67 +250,40 @@ impl Decoder<'_> {
             .collect()
     }
 
-    fn health(&self, entry: &Entry) -> Result<RawHealth, ConfigError> {
-        let prefix = "health_checks.";
-        let Kind::Object(entries) = &entry.value.kind else {
-            return Err(self.wrong_type(
-                "health_checks",
-                &entry.value,
-                "a block (health_checks { ... })",
-            ));
-        };
-        let mut out = RawHealth {
-            pos: entry.key_pos,
-            ..RawHealth::default()
-        };
-        let mut seen = HashMap::new();
-        for inner in entries {
-            let key = self.known_key(inner, prefix, keys::HEALTH_KEYS)?;
-            self.no_duplicate(&mut seen, key, inner, prefix)?;
-            let name = format!("{prefix}{key}");
-            match key {
-                "listener_enabled" => out.listener_enabled = Some(self.boolean(&name, inner)?),
-                "bind_port" => {
-                    let port = self
-                        .integer(&name, inner)?
-                        .and_then(|n| u16::try_from(n).ok())
-                        .filter(|p| *p > 0)
-                        .ok_or_else(|| {
-                            self.invalid(&name, &inner.value, "not a TCP port (1-65535)")
-                        })?;
-                    out.bind_port = Some(Self::val(inner, port));
-                }
-                "liveness_path" => out.liveness_path = Some(self.string(&name, inner)?),
-                _ => out.readiness_path = Some(self.string(&name, inner)?),
-            }
-        }
-        Ok(out)
-    }
-
-    fn no_duplicate(
+    /// A list of objects, or one object (a block); entries are numbered from `first` on.
+    fn jwt_svids(
         &self,
-        seen: &mut HashMap<&'static str, Pos>,
-        key: &'static str,
+        key: &str,
         entry: &Entry,
-        prefix: &str,
-    ) -> Result<(), ConfigError> {
-        match seen.insert(key, entry.key_pos) {
-            Some(first) => Err(ConfigError::Duplicate {
-                location: self.loc(entry.key_pos),
-                key: format!("{prefix}{key}"),
-                first_line: first.line,
-            }),
-            None => Ok(()),
-        }
+        first: usize,
+    ) -> Result<Vec<Fields<JwtKey>>, ConfigError> {
+        let objects: Vec<&Node> = match &entry.value.kind {
+            Kind::List(items) => items.iter().collect(),
+            Kind::Object(_) => vec![&entry.value],
+            _ => return Err(self.wrong_type(
+                key,
+                &entry.value,
+                "a list of objects ([{ jwt_audience = \"...\", jwt_svid_file_name = \"...\" }])",
+            )),
+        };
+        let numbered = objects.into_iter().enumerate();
+        numbered
+            .map(|(i, node)| {
+                let name = format!("{key}[{}]", first + i);
+                let Kind::Object(entries) = &node.kind else {
+                    return Err(self.wrong_type(&name, node, "an object"));
+                };
+                self.block(entries, &format!("{name}."), node.pos)
+            })
+            .collect()
     }
-}
 
-fn with<T, U>(v: Val<T>, value: U) -> Val<U> {
-    Val {
-        value,
-        key_pos: v.key_pos,
-        pos: v.pos,
-        raw: v.raw,
+    fn health(&self, key: &str, entry: &Entry) -> Result<Fields<HealthKey>, ConfigError> {
+        let Kind::Object(entries) = &entry.value.kind else {
+            let expected = "a block (health_checks { ... })";
+            return Err(self.wrong_type(key, &entry.value, expected));
+        };
+        self.block(entries, &format!("{key}."), entry.key_pos)
     }
 }
 

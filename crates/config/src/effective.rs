@@ -4,94 +4,105 @@
 use std::fmt::Write as _;
 use std::path::Path;
 
-use crate::{Config, values::format_duration};
+use nix::sys::signal::Signal;
 
+use crate::keys::{HealthKey, JwtKey, Key, Shape, Table};
+use crate::values::{HealthConfig, format_duration};
+use crate::{Config, JwtSvidOutput};
+
+/// One line per key of the table, in its order; the health block last, over several lines.
 pub(crate) fn render(c: &Config) -> String {
     let mut out = String::new();
-    let mut line = |key: &str, value: String| {
-        let _ = writeln!(out, "{key} = {value}");
-    };
-    line("agent_address", quote(&c.agent_address.to_string()));
-    line("daemon_mode", c.daemon_mode.to_string());
-    if let Some(dir) = &c.cert_dir {
-        line("cert_dir", path(dir, None));
-    }
-    let dir = c.cert_dir.as_deref();
-    if let Some(x509) = &c.x509 {
-        line("svid_file_name", path(&x509.svid, dir));
-        line("svid_key_file_name", path(&x509.key, dir));
-        line("svid_bundle_file_name", path(&x509.bundle, dir));
-    }
-    line(
-        "add_intermediates_to_bundle",
-        c.add_intermediates_to_bundle.to_string(),
-    );
-    line(
-        "include_federated_domains",
-        c.include_federated_domains.to_string(),
-    );
-    line("omit_expired", c.omit_expired.to_string());
-    line("hint", quote(c.hint.as_deref().unwrap_or_default()));
-    line("jwt_svids", jwt_svids(c, dir));
-    if let Some(bundle) = &c.jwt_bundle {
-        line("jwt_bundle_file_name", path(bundle, dir));
-    }
-    line("cert_file_mode", c.cert_file_mode.to_string());
-    line("key_file_mode", c.key_file_mode.to_string());
-    line("jwt_bundle_file_mode", c.jwt_bundle_file_mode.to_string());
-    line("jwt_svid_file_mode", c.jwt_svid_file_mode.to_string());
-    line("cmd", quote(c.cmd.as_deref().unwrap_or_default()));
-    line("cmd_args", quote(&join_cmd_args(&c.cmd_args)));
-    line(
-        "renew_signal",
-        quote(
-            c.renew_signal
-                .map(nix::sys::signal::Signal::as_str)
-                .unwrap_or_default(),
-        ),
-    );
-    let pid = c.pid_file_name.as_deref().map(|p| path(p, None));
-    line("pid_file_name", pid.unwrap_or_else(|| quote("")));
-    if let Some(dir_path) = &c.federated_bundle_dir {
-        line("federated_bundle_dir", path(dir_path, dir));
-    }
-    line(
-        "startup_timeout",
-        quote(&format_duration(c.startup_timeout)),
-    );
-    line("log_level", quote(c.log_level.as_str()));
-    line("log_format", quote(c.log_format.as_str()));
-    match &c.health {
-        Some(h) => {
-            let _ = write!(
-                out,
-                "health_checks {{\n  listener_enabled = true\n  bind_port = {}\n  liveness_path = {}\n  readiness_path = {}\n}}\n",
-                h.bind_port,
-                quote(&h.liveness_path),
-                quote(&h.readiness_path)
-            );
-        }
-        None => out.push_str("health_checks {\n  listener_enabled = false\n}\n"),
+    for spec in Key::TABLE {
+        let Some(value) = value(c, spec.key) else {
+            continue;
+        };
+        let sep = if spec.shape == Shape::Health {
+            " "
+        } else {
+            " = "
+        };
+        let _ = writeln!(out, "{}{sep}{value}", spec.name);
     }
     out
 }
 
-fn jwt_svids(c: &Config, dir: Option<&Path>) -> String {
-    if c.jwt_svids.is_empty() {
+/// How `key` is written back from the `Config`; `None` leaves out a key that is not set and
+/// has no default. The match is exhaustive, so a new key cannot be forgotten here.
+fn value(c: &Config, key: Key) -> Option<String> {
+    let dir = c.cert_dir.as_deref();
+    let x509 = c.x509.as_ref();
+    Some(match key {
+        Key::AgentAddress => quote(&c.agent_address.to_string()),
+        Key::DaemonMode => c.daemon_mode.to_string(),
+        Key::CertDir => path(dir?, None),
+        Key::SvidFileName => path(&x509?.svid, dir),
+        Key::SvidKeyFileName => path(&x509?.key, dir),
+        Key::SvidBundleFileName => path(&x509?.bundle, dir),
+        Key::AddIntermediatesToBundle => c.add_intermediates_to_bundle.to_string(),
+        Key::IncludeFederatedDomains => c.include_federated_domains.to_string(),
+        Key::OmitExpired => c.omit_expired.to_string(),
+        Key::Hint => quote(c.hint.as_deref().unwrap_or_default()),
+        Key::JwtSvids => jwt_svids(&c.jwt_svids, dir),
+        Key::JwtBundleFileName => path(c.jwt_bundle.as_deref()?, dir),
+        Key::CertFileMode => c.cert_file_mode.to_string(),
+        Key::KeyFileMode => c.key_file_mode.to_string(),
+        Key::JwtBundleFileMode => c.jwt_bundle_file_mode.to_string(),
+        Key::JwtSvidFileMode => c.jwt_svid_file_mode.to_string(),
+        Key::Cmd => quote(c.cmd.as_deref().unwrap_or_default()),
+        Key::CmdArgs => quote(&join_cmd_args(&c.cmd_args)),
+        Key::RenewSignal => quote(c.renew_signal.map(Signal::as_str).unwrap_or_default()),
+        Key::PidFileName => {
+            (c.pid_file_name.as_deref()).map_or_else(|| quote(""), |p| path(p, None))
+        }
+        Key::FederatedBundleDir => path(c.federated_bundle_dir.as_deref()?, dir),
+        Key::StartupTimeout => quote(&format_duration(c.startup_timeout)),
+        Key::LogLevel => quote(c.log_level.as_str()),
+        Key::LogFormat => quote(c.log_format.as_str()),
+        Key::HealthChecks => health(c.health.as_ref()),
+    })
+}
+
+fn jwt_svids(list: &[JwtSvidOutput], dir: Option<&Path>) -> String {
+    if list.is_empty() {
         return "[]".to_owned();
     }
     let mut out = String::from("[\n");
-    for jwt in &c.jwt_svids {
-        let extra: Vec<String> = jwt.extra_audiences.iter().map(|a| quote(a)).collect();
-        let _ = writeln!(
-            out,
-            "  {{ jwt_audience = {}, jwt_extra_audiences = [{}], jwt_svid_file_name = {} }},",
-            quote(&jwt.audience),
-            extra.join(", "),
-            path(&jwt.path, dir)
-        );
+    for jwt in list {
+        let fields: Vec<String> = (JwtKey::TABLE.iter())
+            .map(|spec| {
+                let value = match spec.key {
+                    JwtKey::Audience => quote(&jwt.audience),
+                    JwtKey::ExtraAudiences => {
+                        let quoted: Vec<String> =
+                            jwt.extra_audiences.iter().map(|a| quote(a)).collect();
+                        format!("[{}]", quoted.join(", "))
+                    }
+                    JwtKey::SvidFileName => path(&jwt.path, dir),
+                };
+                format!("{} = {value}", spec.name)
+            })
+            .collect();
+        let _ = writeln!(out, "  {{ {} }},", fields.join(", "));
     }
     out.push(']');
+    out
+}
+
+/// The block; a disabled (or absent) server is written as `listener_enabled = false` alone.
+fn health(health: Option<&HealthConfig>) -> String {
+    let mut out = String::from("{\n");
+    for spec in HealthKey::TABLE {
+        let value = match (spec.key, health) {
+            (HealthKey::ListenerEnabled, _) => health.is_some().to_string(),
+            (_, None) => continue,
+            (HealthKey::BindPort, Some(h)) => h.bind_port.to_string(),
+            (HealthKey::LivenessPath, Some(h)) => quote(&h.liveness_path),
+            (HealthKey::ReadinessPath, Some(h)) => quote(&h.readiness_path),
+        };
+        let _ = writeln!(out, "  {} = {value}", spec.name);
+    }
+    out.push('}');
     out
 }
 

@@ -1,44 +1,135 @@
-//! Key names: the known ones, removed upstream spellings, and "did you mean" suggestions.
+//! The key tables: every key a file may set, with its name, the shape of its value and its
+//! typed default, one row each (docs/configuration.md, "Keys"). Decoding, defaults, the
+//! effective configuration and the docs check all read these rows, and code names a key by its
+//! variant, so a mistyped key does not compile. Also: removed upstream spellings and
+//! "did you mean" suggestions.
 
-/// Every top-level key, in the order the effective configuration prints them.
-pub(crate) const TOP_KEYS: &[&str] = &[
-    "agent_address",
-    "daemon_mode",
-    "cert_dir",
-    "svid_file_name",
-    "svid_key_file_name",
-    "svid_bundle_file_name",
-    "add_intermediates_to_bundle",
-    "include_federated_domains",
-    "omit_expired",
-    "hint",
-    "jwt_svids",
-    "jwt_bundle_file_name",
-    "cert_file_mode",
-    "key_file_mode",
-    "jwt_bundle_file_mode",
-    "jwt_svid_file_mode",
-    "cmd",
-    "cmd_args",
-    "renew_signal",
-    "pid_file_name",
-    "health_checks",
-    "federated_bundle_dir",
-    "startup_timeout",
-    "log_level",
-    "log_format",
-];
+use std::hash::Hash;
+use std::time::Duration;
 
-/// Keys of one `jwt_svids` entry.
-pub(crate) const JWT_KEYS: &[&str] = &["jwt_audience", "jwt_extra_audiences", "jwt_svid_file_name"];
+use crate::values::{FileMode, LogFormat, LogLevel};
 
-/// Keys of the `health_checks` block.
-pub(crate) const HEALTH_KEYS: &[&str] = &[
-    "listener_enabled",
-    "bind_port",
-    "liveness_path",
-    "readiness_path",
-];
+/// What a key takes, with its default when the file does not set it.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub(crate) enum Shape {
+    /// A string; `""` (upstream's zero value) means "not set".
+    Text(&'static str),
+    /// `true` or `false`.
+    Bool(bool),
+    /// An octal file mode; `0` in a file also means this default, as upstream.
+    Mode(FileMode),
+    /// A duration (`"30s"`, or whole seconds).
+    Duration(Duration),
+    /// A TCP port, 1-65535.
+    Port(u16),
+    /// A log level name.
+    Level(LogLevel),
+    /// A log format name.
+    Format(LogFormat),
+    /// A list of strings, empty by default.
+    Strings,
+    /// The `jwt_svids` list, one [`JwtKey`] object per entry; empty by default.
+    JwtSvids,
+    /// The `health_checks` block of [`HealthKey`]s; absent means no health server.
+    Health,
+}
+
+/// One row of a key table.
+#[derive(Debug)]
+pub(crate) struct Spec<K> {
+    pub key: K,
+    /// The key as written in a file (lower case; files may use any case).
+    pub name: &'static str,
+    pub shape: Shape,
+}
+
+/// A table of keys: the top level, one `jwt_svids` entry, or the `health_checks` block.
+pub(crate) trait Table: Copy + Eq + Hash + std::fmt::Debug + 'static {
+    /// The rows, in the order the effective configuration prints them.
+    const TABLE: &'static [Spec<Self>];
+    /// The names alone, for suggestions.
+    const NAMES: &'static [&'static str];
+    /// This key's row.
+    fn spec(self) -> &'static Spec<Self>;
+    /// The key as written in a file.
+    fn name(self) -> &'static str {
+        self.spec().name
+    }
+}
+
+/// Declares a key enum and its table from one row per key, so that neither can miss a key.
+macro_rules! key_table {
+    ($(#[$meta:meta])* enum $Key:ident { $($Variant:ident = $name:literal: $shape:expr,)* }) => {
+        $(#[$meta])*
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+        pub(crate) enum $Key {
+            $($Variant,)*
+        }
+
+        impl Table for $Key {
+            const TABLE: &'static [Spec<Self>] =
+                &[$(Spec { key: $Key::$Variant, name: $name, shape: $shape },)*];
+            const NAMES: &'static [&'static str] = &[$($name,)*];
+            fn spec(self) -> &'static Spec<Self> {
+                // The rows are generated in variant order, so the discriminant is the index.
+                &Self::TABLE[self as usize]
+            }
+        }
+    };
+}
+
+key_table! {
+    /// A top-level key.
+    #[expect(clippy::enum_variant_names, reason = "`KeyFileMode` is `key_file_mode`")]
+    enum Key {
+        AgentAddress = "agent_address": Shape::Text(""),
+        DaemonMode = "daemon_mode": Shape::Bool(true),
+        CertDir = "cert_dir": Shape::Text(""),
+        SvidFileName = "svid_file_name": Shape::Text("svid.pem"),
+        SvidKeyFileName = "svid_key_file_name": Shape::Text("svid_key.pem"),
+        SvidBundleFileName = "svid_bundle_file_name": Shape::Text("svid_bundle.pem"),
+        AddIntermediatesToBundle = "add_intermediates_to_bundle": Shape::Bool(false),
+        IncludeFederatedDomains = "include_federated_domains": Shape::Bool(false),
+        OmitExpired = "omit_expired": Shape::Bool(false),
+        Hint = "hint": Shape::Text(""),
+        JwtSvids = "jwt_svids": Shape::JwtSvids,
+        JwtBundleFileName = "jwt_bundle_file_name": Shape::Text(""),
+        CertFileMode = "cert_file_mode": Shape::Mode(FileMode(0o644)),
+        KeyFileMode = "key_file_mode": Shape::Mode(FileMode(0o600)),
+        JwtBundleFileMode = "jwt_bundle_file_mode": Shape::Mode(FileMode(0o600)),
+        JwtSvidFileMode = "jwt_svid_file_mode": Shape::Mode(FileMode(0o600)),
+        Cmd = "cmd": Shape::Text(""),
+        CmdArgs = "cmd_args": Shape::Text(""),
+        RenewSignal = "renew_signal": Shape::Text(""),
+        PidFileName = "pid_file_name": Shape::Text(""),
+        FederatedBundleDir = "federated_bundle_dir": Shape::Text(""),
+        StartupTimeout = "startup_timeout": Shape::Duration(Duration::from_secs(30)),
+        LogLevel = "log_level": Shape::Level(LogLevel::Info),
+        LogFormat = "log_format": Shape::Format(LogFormat::Text),
+        // Last: the effective configuration prints it as a multi-line block.
+        HealthChecks = "health_checks": Shape::Health,
+    }
+}
+
+key_table! {
+    /// A key of one `jwt_svids` entry (`jwt_audience` and `jwt_svid_file_name` are required).
+    enum JwtKey {
+        Audience = "jwt_audience": Shape::Text(""),
+        ExtraAudiences = "jwt_extra_audiences": Shape::Strings,
+        SvidFileName = "jwt_svid_file_name": Shape::Text(""),
+    }
+}
+
+key_table! {
+    /// A key of the `health_checks` block (`listener_enabled` is required inside it). The
+    /// defaults are upstream's.
+    enum HealthKey {
+        ListenerEnabled = "listener_enabled": Shape::Bool(false),
+        BindPort = "bind_port": Shape::Port(8080),
+        LivenessPath = "liveness_path": Shape::Text("/health/live"),
+        ReadinessPath = "readiness_path": Shape::Text("/health/ready"),
+    }
+}
 
 /// Keys older upstream versions accepted that no longer exist, with what to do instead.
 const REMOVED: &[(&str, &str)] = &[
@@ -51,7 +142,6 @@ const REMOVED: &[(&str, &str)] = &[
         "the deadline for the first X.509 fetch is now `startup_timeout` (for example startup_timeout = \"30s\")",
     ),
 ];
-
 /// What a key that is not known means: a removed key, a renamed (camelCase) key, or a typo.
 pub(crate) enum Unknown {
     /// Upstream removed or renamed it; the text says what to write instead.
@@ -122,11 +212,37 @@ mod tests {
         assert_eq!(camel_to_snake("AGENT_ADDRESS"), "agent_address");
     }
 
+    fn consistent<K: Table>() {
+        for (i, spec) in K::TABLE.iter().enumerate() {
+            assert_eq!(
+                spec.key.spec().name,
+                spec.name,
+                "{:?} is not row {i}",
+                spec.key
+            );
+            assert_eq!(K::NAMES[i], spec.name);
+            assert_eq!(
+                spec.name,
+                spec.name.to_ascii_lowercase(),
+                "files are matched in lower case"
+            );
+            let same = K::TABLE.iter().filter(|other| other.name == spec.name);
+            assert_eq!(same.count(), 1, "{} is listed twice", spec.name);
+        }
+    }
+
+    #[test]
+    fn tables_are_consistent() {
+        consistent::<Key>();
+        consistent::<JwtKey>();
+        consistent::<HealthKey>();
+    }
+
     #[test]
     fn suggestions() {
-        assert_eq!(suggest("cert_dri", TOP_KEYS), Some("cert_dir"));
-        assert_eq!(suggest("agent_adress", TOP_KEYS), Some("agent_address"));
-        assert_eq!(suggest("svid_filename", TOP_KEYS), Some("svid_file_name"));
-        assert_eq!(suggest("completely_different", TOP_KEYS), None);
+        assert_eq!(suggest("cert_dri", Key::NAMES), Some("cert_dir"));
+        assert_eq!(suggest("agent_adress", Key::NAMES), Some("agent_address"));
+        assert_eq!(suggest("svid_filename", Key::NAMES), Some("svid_file_name"));
+        assert_eq!(suggest("completely_different", Key::NAMES), None);
     }
 }

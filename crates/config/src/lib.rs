@@ -34,6 +34,8 @@ mod effective;
 mod error;
 mod json;
 mod keys;
+mod paths;
+mod raw;
 mod resolve;
 mod tree;
 mod values;
@@ -64,7 +66,8 @@ pub struct Config {
     pub daemon_mode: bool,
     /// Directory that relative output names are resolved against.
     pub cert_dir: Option<PathBuf>,
-    /// X.509 output files; `None` when the file is JWT-only (SPEC §2.1).
+    /// X.509 output files; `None` when the file is JWT-only (docs/configuration.md,
+    /// "Output files").
     pub x509: Option<X509Output>,
     /// One entry per `jwt_svids` element.
     pub jwt_svids: Vec<JwtSvidOutput>,
@@ -88,7 +91,8 @@ pub struct Config {
     pub jwt_svid_file_mode: FileMode,
     /// Program to start after each X.509 update (daemon mode only).
     pub cmd: Option<String>,
-    /// `cmd_args`, already split (SPEC §5.2).
+    /// `cmd_args`, already split as upstream does (docs/configuration.md, "Notifying the
+    /// application").
     pub cmd_args: Vec<String>,
     /// Signal sent to a running `cmd` / the pid-file process (daemon mode only).
     pub renew_signal: Option<Signal>,
@@ -104,8 +108,6 @@ pub struct Config {
     pub log_level: LogLevel,
     /// Extra: log format (default text).
     pub log_format: LogFormat,
-    /// The file this configuration was read from.
-    pub source: PathBuf,
 }
 
 /// X.509 output paths (resolved against `cert_dir`).
@@ -159,13 +161,13 @@ impl Config {
         Self::parse_str(&text, path, overrides, &env)
     }
 
-    /// Parses and validates configuration text. `file_name` is used in messages and as
-    /// [`Config::source`]; `env` looks up environment variables (injectable for tests).
+    /// Parses and validates configuration text. `file_name` is used in messages; `env` looks
+    /// up environment variables (injectable for tests).
     ///
     /// # Errors
     /// A [`ConfigError`] naming file, line, column, key and what would be valid: syntax
     /// errors, unknown or removed keys, wrong types, invalid values, missing required keys,
-    /// and the cross-key rules of SPEC §2.3.
+    /// and the rules between keys (docs/configuration.md, "Keys").
     pub fn parse_str(
         text: &str,
         file_name: &Path,

@@ -6,6 +6,9 @@ use std::time::Duration;
 
 use nix::sys::signal::Signal;
 
+use crate::keys::HealthKey;
+use crate::raw;
+
 /// A Unix permission mode (at most `0o777`). Displays as four octal digits, e.g. `0644`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct FileMode(pub u32);
@@ -18,7 +21,7 @@ impl FileMode {
     }
 
     /// Reads a mode written as octal digits (`0644`, `644`, `0o644`); upstream files
-    /// never mean decimal here (SPEC §2.2).
+    /// never mean decimal here (docs/configuration.md, "Output files").
     pub(crate) fn parse_octal(text: &str) -> Result<Self, &'static str> {
         const WHY: &str = "not an octal mode (digits 0-7, at most 0777)";
         let digits = text.trim();
@@ -138,21 +141,13 @@ pub struct HealthConfig {
     pub readiness_path: String,
 }
 
-impl HealthConfig {
-    /// Seed default port.
-    pub const DEFAULT_PORT: u16 = 8080;
-    /// Seed default liveness path.
-    pub const DEFAULT_LIVENESS_PATH: &'static str = "/health/live";
-    /// Seed default readiness path.
-    pub const DEFAULT_READINESS_PATH: &'static str = "/health/ready";
-}
-
 impl Default for HealthConfig {
+    /// Upstream's defaults, from the key table: port 8080, `/health/live`, `/health/ready`.
     fn default() -> Self {
         Self {
-            bind_port: Self::DEFAULT_PORT,
-            liveness_path: Self::DEFAULT_LIVENESS_PATH.to_owned(),
-            readiness_path: Self::DEFAULT_READINESS_PATH.to_owned(),
+            bind_port: raw::default(HealthKey::BindPort),
+            liveness_path: raw::default(HealthKey::LivenessPath),
+            readiness_path: raw::default(HealthKey::ReadinessPath),
         }
     }
 }

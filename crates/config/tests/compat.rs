@@ -1,4 +1,5 @@
-//! Upstream (HCL v1) spellings keep their meaning (SPEC §2.2).
+//! Upstream (HCL v1) spellings keep their meaning (docs/configuration.md, "Accepted syntax";
+//! docs/compatibility.md, "Configuration file and command line").
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;

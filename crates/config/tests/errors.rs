@@ -1,5 +1,6 @@
 //! Every rejected configuration names file, line, column, key and what would be valid
-//! (SPEC §2.2, §2.3). The expected texts are the exact messages users see.
+//! (docs/configuration.md, "Error messages"). The expected texts are the exact messages users
+//! see.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;

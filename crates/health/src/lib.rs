@@ -21,7 +21,7 @@
 //! # #[tokio::main(flavor = "current_thread")]
 //! # async fn main() -> Result<(), spiffe_helper_health::HealthError> {
 //! let state = HealthState::new(true, vec![], None);
-//! let paths = HealthPaths::default(); // /health/live and /health/ready
+//! let paths = HealthPaths { liveness: "/live".into(), readiness: "/ready".into() };
 //! let server = HealthServer::bind("127.0.0.1:0".parse().unwrap(), paths, state.clone()).await?;
 //! let shutdown = CancellationToken::new();
 //! let task = tokio::spawn(server.serve(shutdown.clone()));

@@ -32,24 +32,15 @@ pub const DEFAULT_DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
 /// its request headers cannot hold a connection open.
 const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// URL paths of the two probes (config `liveness_path` / `readiness_path`).
+/// URL paths of the two probes (config `liveness_path` / `readiness_path`). There is no
+/// `Default`: the defaults (`/health/live`, `/health/ready`) belong to the configuration's key
+/// table, and this crate serves whatever paths it is given.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HealthPaths {
     /// Liveness probe path, e.g. `/health/live`.
     pub liveness: String,
     /// Readiness probe path, e.g. `/health/ready`.
     pub readiness: String,
-}
-
-impl Default for HealthPaths {
-    /// The defaults of docs/configuration.md#health-checks-daemon-mode-only: `/health/live` and
-    /// `/health/ready`.
-    fn default() -> Self {
-        Self {
-            liveness: "/health/live".to_owned(),
-            readiness: "/health/ready".to_owned(),
-        }
-    }
 }
 
 /// Test hook run at the start of every request (see [`HealthServer::with_test_hook`]).
