@@ -1,4 +1,4 @@
-//! The command line (SPEC §1): clap, after rewriting Go-style single-dash long flags.
+//! The command line (docs/behaviour.md#command-line): clap, after rewriting Go-style single-dash long flags.
 //!
 //! Deployments of the Go `spiffe-helper` pass `-config x`, `-daemon-mode=false`, `-version`;
 //! Go's `flag` package treats `-name` and `--name` alike, clap does not, so single-dash long
@@ -172,7 +172,8 @@ pub fn parse_args<I: IntoIterator<Item = OsString>>(args: I) -> Result<Cli, CliE
                 for (rewritten, original) in &renamed {
                     message = message.replace(&format!("'{rewritten}'"), &format!("'{original}'"));
                 }
-                // clap leaves the usage out of bad-value errors; SPEC §1 wants it on every one.
+                // clap leaves the usage out of bad-value errors; docs/behaviour.md#command-line
+                // promises it on every usage error.
                 if !message.contains("Usage:") {
                     let usage = format!("{}\n\n", Args::command().render_usage());
                     message = match message.find("For more information") {

@@ -1,4 +1,4 @@
-//! Logs on stderr through `tracing` (SPEC §7): human text by default, JSON on request,
+//! Logs on stderr through `tracing` (docs/behaviour.md#logs): human text by default, JSON on request,
 //! `log_level` from the config, `RUST_LOG` overriding both.
 //!
 //! `RUST_LOG` takes `target=level` directives and a default level (`debug`,

@@ -1,4 +1,4 @@
-//! Telling the consumer about a new X.509-SVID (SPEC §5): start or signal `cmd`, signal the pid
+//! Telling the consumer about a new X.509-SVID (docs/behaviour.md#notification): start or signal `cmd`, signal the pid
 //! in `pid_file_name`, and stop the child at shutdown.
 
 use std::path::{Path, PathBuf};
@@ -14,7 +14,7 @@ use tokio_util::sync::CancellationToken;
 
 /// How long a child gets between SIGTERM and SIGKILL when the helper stops.
 const CHILD_GRACE: Duration = Duration::from_secs(5);
-/// Attempts to signal the pid-file process (SPEC §5.3): 10 tries, 100 ms doubling (~51 s).
+/// Attempts to signal the pid-file process (docs/behaviour.md#pid-file): 10 tries, 100 ms doubling (~51 s).
 const PID_ATTEMPTS: u32 = 10;
 const PID_FIRST_DELAY: Duration = Duration::from_millis(100);
 
@@ -180,7 +180,7 @@ fn send(pid: Pid, signal: Signal, what: &str) -> bool {
 }
 
 /// Reads the pid file afresh and signals it. Only a pid > 0 is ever signalled: 0 and negative
-/// values address process groups (SPEC §5.3, upstream signals them).
+/// values address process groups (docs/behaviour.md#pid-file; upstream v0.11.0 signals them).
 fn signal_pid_file(path: &Path, signal: Signal) -> Result<(), String> {
     let text = std::fs::read_to_string(path).map_err(|err| format!("reading: {err}"))?;
     let pid = parse_pid(&text)?;

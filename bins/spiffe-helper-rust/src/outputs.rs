@@ -7,7 +7,9 @@ use std::path::PathBuf;
 use std::time::SystemTime;
 
 use spiffe_helper_config::{Config, JwtSvidOutput};
-use spiffe_helper_pem::{self as files, Written, X509Material, X509Modes, X509Options, X509Paths};
+use spiffe_helper_pem::{
+    self as files, Renamed, Written, X509Material, X509Modes, X509Options, X509Paths,
+};
 use spiffe_workload_client::{JwtBundleSet, JwtSvid, X509Context, X509Svid};
 
 /// The settings of every output, without the rest of the config.
@@ -97,7 +99,9 @@ pub fn select_x509<'a>(
     }
 }
 
-/// Renders and writes cert, key and bundle (and the per-domain bundles when configured).
+/// Renders and writes cert, key and bundle (and the per-domain bundles when configured). The
+/// files are in place when this returns; the directory fsync is left to the caller
+/// ([`Renamed::finish`]), so that the consumer can be told first.
 ///
 /// # Errors
 /// Hint mismatch, a certificate that cannot be rendered, or a failed write.
@@ -105,7 +109,7 @@ pub fn write_x509(
     files_cfg: &X509Files,
     hint: Option<&str>,
     context: &X509Context,
-) -> anyhow::Result<X509Outcome> {
+) -> anyhow::Result<(X509Outcome, Renamed)> {
     let svid = select_x509(context, hint)?;
     let own = svid.spiffe_id().trust_domain();
     let federated: BTreeMap<String, Vec<Vec<u8>>> = context
@@ -127,17 +131,19 @@ pub fn write_x509(
         now: SystemTime::now(),
     };
     let rendered = files::render_x509(&material, &options)?;
-    let mut changed = files::write_x509(&files_cfg.paths, &rendered, files_cfg.modes)?.is_changed();
+    let renamed = files::replace_x509(&files_cfg.paths, &rendered, files_cfg.modes)?;
+    let mut changed = renamed.written().is_changed();
     if let Some(dir) = &files_cfg.federated_dir {
         changed |=
             files::write_federated_bundles(dir, &federated, files_cfg.modes.cert)?.is_changed();
     }
-    Ok(X509Outcome {
+    let outcome = X509Outcome {
         changed,
         spiffe_id: svid.spiffe_id().to_string(),
         serial: svid.serial_hex(),
         not_after: svid.not_after(),
-    })
+    };
+    Ok((outcome, renamed))
 }
 
 /// Writes the JWT bundle file: every domain's JWKS in one JSON object (docs/behaviour.md,

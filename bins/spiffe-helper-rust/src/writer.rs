@@ -6,7 +6,7 @@ use std::time::SystemTime;
 
 use anyhow::Context as _;
 use spiffe_helper_health::HealthState;
-use spiffe_helper_pem::Written;
+use spiffe_helper_pem::{Renamed, Written};
 use spiffe_workload_client::{JwtBundleSet, JwtSvid, X509Context};
 
 use crate::outputs::{self, Outputs, X509Outcome};
@@ -33,12 +33,28 @@ impl Writer {
         &self.outputs
     }
 
-    /// Writes the X.509 files for `context`.
+    /// Writes the X.509 files for `context` and makes them durable.
+    ///
+    /// # Errors
+    /// As [`Writer::x509_visible`].
+    pub async fn x509(&self, context: Arc<X509Context>) -> anyhow::Result<X509Outcome> {
+        let (outcome, renamed) = self.x509_visible(context).await?;
+        self.finish(renamed).await;
+        Ok(outcome)
+    }
+
+    /// Writes the X.509 files for `context` up to the renames: readers see the new files
+    /// when this returns. Pass the [`Renamed`] to [`Writer::finish`] once the consumer has
+    /// been told; each file's data is already synced, so a crash in between can only bring
+    /// back a complete old file.
     ///
     /// # Errors
     /// No SVID with the hint, a certificate that cannot be rendered, or a failed write; the
     /// previous files stay as they were.
-    pub async fn x509(&self, context: Arc<X509Context>) -> anyhow::Result<X509Outcome> {
+    pub async fn x509_visible(
+        &self,
+        context: Arc<X509Context>,
+    ) -> anyhow::Result<(X509Outcome, Renamed)> {
         let outputs = self.outputs.clone();
         let result = blocking(move || {
             let Some(files) = &outputs.x509 else {
@@ -49,7 +65,7 @@ impl Writer {
         .await
         .context("writing the X.509 files");
         match &result {
-            Ok(outcome) => {
+            Ok((outcome, _)) => {
                 self.report(|h| h.x509_written(&outcome.spiffe_id, outcome.not_after));
                 log_x509(outcome);
             }
@@ -116,6 +132,15 @@ impl Writer {
                 self.report(|h| h.jwt_svid_write_failed(&path));
                 Err(err)
             }
+        }
+    }
+
+    /// Fsyncs the directories of a write, so its renames survive a crash. A failure leaves
+    /// the new files in place (only their durability is unknown): it is logged, not retried.
+    pub async fn finish(&self, renamed: Renamed) {
+        let finished = blocking(move || Ok(renamed.finish()?)).await;
+        if let Err(err) = finished {
+            tracing::warn!("{err:#}");
         }
     }
 

@@ -6,7 +6,7 @@ use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
 
-use crate::atomic::{Written, ensure_dir, write_atomic, write_atomic_all};
+use crate::atomic::{Renamed, Written, ensure_dir, replace_all, write_atomic};
 use crate::error::{CertSource, IoOp, PemError};
 use crate::render::render_certificates;
 
@@ -31,8 +31,9 @@ pub struct X509Modes {
     pub key: u32,
 }
 
-/// Writes key, then cert, then bundle as one batch ([`write_atomic_all`]): all three are staged
-/// and fsynced first, then renamed in that order, then the directory is fsynced once.
+/// Writes key, then cert, then bundle as one batch ([`crate::write_atomic_all`]): all three
+/// are staged and fsynced first, then renamed in that order, then the directory is fsynced
+/// once.
 ///
 /// The key goes first because consumers reload when the certificate changes (they watch the
 /// cert file, or are signalled after the update): when the new cert becomes visible, the
@@ -49,7 +50,23 @@ pub fn write_x509(
     files: &crate::RenderedX509,
     modes: X509Modes,
 ) -> Result<Written, PemError> {
-    write_atomic_all(&[
+    let renamed = replace_x509(paths, files, modes)?;
+    let written = renamed.written();
+    renamed.finish()?;
+    Ok(written)
+}
+
+/// [`write_x509`] up to the renames: the new files are in place and readers see them; the
+/// directory fsync is left to [`Renamed::finish`], so a daemon can signal its consumer first.
+///
+/// # Errors
+/// As [`write_x509`], except the directory fsync.
+pub fn replace_x509(
+    paths: &X509Paths,
+    files: &crate::RenderedX509,
+    modes: X509Modes,
+) -> Result<Renamed, PemError> {
+    replace_all(&[
         (&paths.key, files.key.as_bytes(), modes.key),
         (&paths.cert, &files.cert, modes.cert),
         (&paths.bundle, &files.bundle, modes.cert),

@@ -52,9 +52,11 @@ mod files;
 mod render;
 mod secret;
 
-pub use atomic::{Written, ensure_dir, write_atomic, write_atomic_all};
+pub use atomic::{Renamed, Written, ensure_dir, replace_all, write_atomic, write_atomic_all};
 pub use error::{CertSource, IoOp, PemError};
-pub use files::{FEDERATED_MANIFEST, X509Modes, X509Paths, write_federated_bundles, write_x509};
+pub use files::{
+    FEDERATED_MANIFEST, X509Modes, X509Paths, replace_x509, write_federated_bundles, write_x509,
+};
 pub use render::{
     RenderedX509, X509Material, X509Options, render_certificates, render_jwt_bundle,
     render_private_key, render_x509,

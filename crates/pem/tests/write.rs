@@ -15,8 +15,8 @@ use std::thread;
 use common::{certs, hidden_entries, mode_of, root};
 use spiffe_helper_pem::{
     FEDERATED_MANIFEST, IoOp, PemError, RenderedX509, SecretBytes, Written, X509Modes, X509Paths,
-    ensure_dir, render_certificates, render_private_key, write_atomic, write_federated_bundles,
-    write_x509,
+    ensure_dir, render_certificates, render_private_key, replace_all, write_atomic,
+    write_federated_bundles, write_x509,
 };
 
 fn inode(p: &Path) -> u64 {
@@ -387,4 +387,29 @@ fn federated_bundle_names_that_are_not_trust_domains_are_rejected() {
         0,
         "something was written"
     );
+}
+
+/// The daemon signals its consumer between the renames and the directory fsync: by then every
+/// new file must be complete, with its mode, and nothing staged may be left over.
+#[test]
+fn replace_all_makes_every_file_visible_before_finish() {
+    let dir = tempfile::tempdir().unwrap();
+    let (key, cert) = (dir.path().join("k.pem"), dir.path().join("c.pem"));
+    write_atomic(&cert, b"old cert", 0o644).unwrap();
+    // A temp file a killed writer left behind for this very target.
+    fs::write(dir.path().join(".c.pem.tmp-AAAAAAAAAAAA"), b"stale").unwrap();
+    let renamed = replace_all(&[(&key, b"new key", 0o600), (&cert, b"new cert", 0o644)]).unwrap();
+    assert_eq!(renamed.written(), Written::Changed);
+    assert_eq!(fs::read(&key).unwrap(), b"new key");
+    assert_eq!(fs::read(&cert).unwrap(), b"new cert");
+    assert_eq!((mode_of(&key), mode_of(&cert)), (0o600, 0o644));
+    renamed.finish().unwrap();
+    assert!(
+        hidden_entries(dir.path()).is_empty(),
+        "stray temp file left"
+    );
+
+    let again = replace_all(&[(&key, b"new key", 0o600), (&cert, b"new cert", 0o644)]).unwrap();
+    assert_eq!(again.written(), Written::Unchanged);
+    again.finish().unwrap();
 }

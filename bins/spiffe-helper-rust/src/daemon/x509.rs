@@ -91,11 +91,14 @@ impl Watch {
         if !self.usable(context) {
             return true;
         }
-        match self.writer.x509(context.clone()).await {
-            Ok(outcome) => {
+        match self.writer.x509_visible(context.clone()).await {
+            Ok((outcome, renamed)) => {
+                // The consumer is told as soon as the new files are in place; the directory
+                // fsync that makes the renames durable follows.
                 if outcome.changed {
                     let _ = self.notify.send(());
                 }
+                self.writer.finish(renamed).await;
                 true
             }
             Err(err) => {
