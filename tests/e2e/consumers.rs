@@ -1,4 +1,4 @@
-//! Real consumers of the helper's files: issue 5 item 8 (nginx reloading on SIGHUP through
+//! Real consumers of the helper's files: docs/behaviour.md#pid-file (nginx reloading on SIGHUP through
 //! `pid_file_name`; a mutual-TLS pair from two helpers selecting identities by hint).
 
 use std::io::Write as _;

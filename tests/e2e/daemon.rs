@@ -1,4 +1,4 @@
-//! Daemon mode (the sidecar case): issue 5 items 3, 4, 6 and 7.
+//! Daemon mode (the sidecar case): docs/behaviour.md#daemon-mode, #notification and #shutdown.
 
 use std::path::Path;
 use std::process::Command;

@@ -1,4 +1,4 @@
-//! The idle daemon: issue 5 says "no polling and no busy loops"; a user notices that as CPU
+//! The idle daemon: docs/behaviour.md#daemon-mode promises no polling and no busy loops; a user notices that as CPU
 //! time burnt by a sidecar that has nothing to do.
 
 use std::time::Duration;
@@ -88,7 +88,7 @@ fn idle_daemon_does_not_poll() {
         cpu < IDLE.as_secs_f64() / 10.0,
         "idle daemon used {cpu:.2}s CPU in {IDLE:?}: something is polling"
     );
-    // SPEC §7: a liveness line every 30 s naming the SPIFFE ID.
+    // docs/behaviour.md#liveness-log-line: a liveness line every 30 s naming the SPIFFE ID.
     assert!(
         wait_until(Duration::from_secs(5), || helper
             .log()

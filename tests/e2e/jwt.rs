@@ -1,4 +1,4 @@
-//! JWT-SVIDs and the JWT bundle in daemon mode: issue 5 item 5.
+//! JWT-SVIDs and the JWT bundle in daemon mode: docs/behaviour.md#jwt-svid-refresh and #jwt-bundle-file.
 
 use std::time::{Duration, SystemTime};
 
@@ -14,7 +14,7 @@ use crate::support::{
 
 /// The token file holds the raw JWT with `jwt_audience` + the extra audiences; with a 30 s JWT
 /// TTL a new token replaces it before the old one expires; the JWT bundle file is the compact,
-/// key-sorted `{"<td>":"<std base64 of JWKS>"}` of SPEC §4.4. This config is JWT-only, so no
+/// key-sorted `{"<td>":"<std base64 of JWKS>"}` of docs/behaviour.md#jwt-bundle-file. This config is JWT-only, so no
 /// X.509 files appear.
 #[test]
 fn jwt_svid_has_every_audience_and_is_refreshed_before_it_expires() {
@@ -101,7 +101,7 @@ fn jwt_svid_has_every_audience_and_is_refreshed_before_it_expires() {
     assert_no_secrets("JWT daemon", &helper.log(), None, &[first, second]);
 }
 
-/// SPEC §4.4: compact JSON object, keys sorted, trust-domain names without `spiffe://`, values
+/// docs/behaviour.md#jwt-bundle-file: compact JSON object, keys sorted, trust-domain names without `spiffe://`, values
 /// padded standard base64 of the JWKS, no trailing newline; the token's `kid` is in the JWKS.
 fn check_jwt_bundle(raw: &str, trust_domain: &str, token_header: &serde_json::Value) {
     assert!(

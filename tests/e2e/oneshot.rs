@@ -1,4 +1,4 @@
-//! One-shot mode (the initContainer case): issue 5 items 1, 2 and 9.
+//! One-shot mode (the initContainer case): docs/behaviour.md#one-shot-mode and #start-up.
 
 use std::time::{Duration, Instant};
 

@@ -117,7 +117,7 @@ fn ten_megabyte_bundle_does_not_crash() {
     rejects("10 MB bundle", bad, &["too large"]);
 }
 
-/// 1000 SVIDs in one response: the first one is written (SPEC §4.2), nothing else happens.
+/// 1000 SVIDs in one response: the first one is written (docs/behaviour.md#svid-selection), nothing else happens.
 #[test]
 fn thousand_svids_write_the_first() {
     let mut r = Running::start("");
@@ -181,7 +181,7 @@ fn jwt_without_exp_is_refused_and_previous_token_kept() {
     let certs_dir = dir.path().join("certs");
     let files = X509Files::in_dir(&certs_dir);
     let port = free_port();
-    // Naming the X.509 files keeps X.509 output on next to the JWT-SVID (SPEC §2.1).
+    // Naming the X.509 files keeps X.509 output on next to the JWT-SVID (docs/configuration.md#output-files).
     let extra = "svid_file_name = \"svid.pem\"\nsvid_key_file_name = \"svid_key.pem\"\n\
                  svid_bundle_file_name = \"svid_bundle.pem\"\n\
                  jwt_svids = [{ jwt_audience = \"db\", jwt_svid_file_name = \"db.jwt\" }]\n";

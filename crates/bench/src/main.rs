@@ -1,7 +1,7 @@
 //! Side-by-side benchmarks of `spiffe-helper-rust` and the upstream Go `spiffe-helper`
 //! v0.11.0 on one real SPIRE agent (and a fake Workload API for rotation timing), run by
 //! `scripts/bench.sh` / `make bench`. Prints a Markdown table: median of the runs, min–max,
-//! and the ratio ours/upstream, with issue 8's targets.
+//! and the ratio ours/upstream, with the targets of docs/benchmarks.md.
 //!
 //! ```text
 //! spiffe-helper-bench all --ours target/release/spiffe-helper-rust \

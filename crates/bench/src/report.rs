@@ -37,7 +37,7 @@ impl Unit {
     }
 }
 
-/// A target from issue 8, judged on the medians.
+/// A target from docs/benchmarks.md, judged on the medians.
 #[derive(Clone, Copy, Debug)]
 pub(crate) enum Target {
     /// ours / upstream must be at most this.
@@ -98,7 +98,7 @@ pub(crate) fn quantile(v: &mut [f64], q: f64) -> Option<f64> {
 /// One line of the results table.
 #[derive(Clone, Debug)]
 pub(crate) struct Row {
-    /// Issue 8 item number, e.g. `1a`.
+    /// Row number in docs/benchmarks.md, e.g. `1a`.
     pub(crate) id: String,
     /// What was measured.
     pub(crate) metric: String,
