@@ -349,13 +349,6 @@ impl HealthState {
         self.lock().problems(Probe::Liveness, now).is_empty()
     }
 
-    /// The readiness probe's JSON body at `now` (same as
-    /// `probe_body(Probe::Readiness, now)`).
-    #[must_use]
-    pub fn body(&self, now: SystemTime) -> Value {
-        self.probe_body(Probe::Readiness, now)
-    }
-
     /// The JSON body for `probe` at `now`: the upstream shape
     /// (`status`, `health.file_write_statuses`) plus `ready`, `live`, `problems`,
     /// `spiffe_id`, `x509_svid`, `jwt_svids`, `last_update`, `agent_connection`.

@@ -32,7 +32,7 @@ fn unwritten_outputs_are_live_but_not_ready() {
     let s = full_state();
     assert!(!s.is_ready(t(0)));
     assert!(s.is_live(t(0)));
-    let body = s.body(t(0));
+    let body = s.probe_body(Probe::Readiness, t(0));
     assert_eq!(body["status"], "Service Unavailable");
     assert_eq!(
         body["health"],
@@ -55,14 +55,14 @@ fn ready_only_once_every_output_is_written() {
     assert!(!s.is_ready(t(0)), "JWT SVID and bundle still missing");
     s.jwt_svid_written(&jwt(), t(300));
     assert!(!s.is_ready(t(0)), "JWT bundle still missing");
-    let problems = s.body(t(0))["problems"].clone();
+    let problems = s.probe_body(Probe::Readiness, t(0))["problems"].clone();
     assert_eq!(
         problems,
         serde_json::json!(["JWT bundle /certs/bundle.json not written yet"])
     );
     s.jwt_bundle_written();
     assert!(s.is_ready(t(0)));
-    let body = s.body(t(0));
+    let body = s.probe_body(Probe::Readiness, t(0));
     assert_eq!(body["status"], "OK");
     assert_eq!(
         body["health"]["file_write_statuses"]["x509_write_status"],
@@ -77,7 +77,7 @@ fn ready_only_once_every_output_is_written() {
 #[test]
 fn x509_status_is_omitted_when_not_configured_like_upstream() {
     let s = HealthState::new(false, vec![jwt()], None);
-    let statuses = s.body(t(0))["health"]["file_write_statuses"].clone();
+    let statuses = s.probe_body(Probe::Readiness, t(0))["health"]["file_write_statuses"].clone();
     assert_eq!(
         statuses,
         serde_json::json!({"jwt_write_status": {"/certs/token.jwt": "unwritten"}})
@@ -91,7 +91,7 @@ fn nothing_configured_is_ready_with_empty_map() {
     let s = HealthState::new(false, vec![], None);
     assert!(s.is_ready(t(0)) && s.is_live(t(0)));
     assert_eq!(
-        s.body(t(0))["health"]["file_write_statuses"],
+        s.probe_body(Probe::Readiness, t(0))["health"]["file_write_statuses"],
         serde_json::json!({"jwt_write_status": {}})
     );
 }
@@ -139,7 +139,7 @@ fn failure_before_first_write_is_not_ready_and_not_live() {
     assert!(!s.is_ready(t(0)));
     assert!(!s.is_live(t(0)));
     assert_eq!(
-        s.body(t(0))["health"]["file_write_statuses"]["x509_write_status"],
+        s.probe_body(Probe::Readiness, t(0))["health"]["file_write_statuses"]["x509_write_status"],
         "failed"
     );
 }
@@ -169,7 +169,10 @@ fn failed_renewal_keeps_the_previous_expiry() {
     let s = HealthState::new(true, vec![], None);
     s.x509_written(ID, t(100));
     s.x509_write_failed();
-    assert_eq!(s.body(t(40))["x509_svid"]["expires_in_seconds"], 60);
+    assert_eq!(
+        s.probe_body(Probe::Readiness, t(40))["x509_svid"]["expires_in_seconds"],
+        60
+    );
     assert!(s.is_ready(t(40)));
     assert!(!s.is_ready(t(101)), "the SVID on disk still expires");
 }
@@ -179,7 +182,7 @@ fn body_carries_debug_fields_but_no_secrets() {
     let s = full_state();
     write_all(&s, t(3600));
     s.agent_connected(true);
-    let body = s.body(t(0));
+    let body = s.probe_body(Probe::Readiness, t(0));
     assert_eq!(body["spiffe_id"], ID);
     assert_eq!(body["x509_svid"]["expires_in_seconds"], 3600);
     assert_eq!(body["x509_svid"]["not_after"], "2023-11-14T23:13:20Z");
