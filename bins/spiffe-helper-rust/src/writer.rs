@@ -39,14 +39,14 @@ impl Writer {
     /// As [`Writer::x509_visible`].
     pub async fn x509(&self, context: Arc<X509Context>) -> anyhow::Result<X509Outcome> {
         let (outcome, renamed) = self.x509_visible(context).await?;
-        self.finish(renamed).await;
+        self.finish(&outcome, renamed).await;
         Ok(outcome)
     }
 
     /// Writes the X.509 files for `context` up to the renames: readers see the new files
-    /// when this returns. Pass the [`Renamed`] to [`Writer::finish`] once the consumer has
-    /// been told; each file's data is already synced, so a crash in between can only bring
-    /// back a complete old file.
+    /// when this returns. Pass the outcome and the [`Renamed`] to [`Writer::finish`] once the
+    /// consumer has been told (it logs the write and syncs the directory); each file's data
+    /// is already synced, so a crash in between can only bring back a complete old file.
     ///
     /// # Errors
     /// No SVID with the hint, a certificate that cannot be rendered, or a failed write; the
@@ -67,7 +67,6 @@ impl Writer {
         match &result {
             Ok((outcome, _)) => {
                 self.report(|h| h.x509_written(&outcome.spiffe_id, outcome.not_after));
-                log_x509(outcome);
             }
             Err(_) => self.report(HealthState::x509_write_failed),
         }
@@ -135,9 +134,11 @@ impl Writer {
         }
     }
 
-    /// Fsyncs the directories of a write, so its renames survive a crash. A failure leaves
-    /// the new files in place (only their durability is unknown): it is logged, not retried.
-    pub async fn finish(&self, renamed: Renamed) {
+    /// Logs an X.509 write and fsyncs its directories, so its renames survive a crash. A
+    /// failed fsync leaves the new files in place (only their durability is unknown): it is
+    /// logged, not retried.
+    pub async fn finish(&self, outcome: &X509Outcome, renamed: Renamed) {
+        log_x509(outcome);
         let finished = blocking(move || Ok(renamed.finish()?)).await;
         if let Err(err) = finished {
             tracing::warn!("{err:#}");

@@ -1,7 +1,7 @@
 //! Daemon (sidecar) mode as three steps, each called from `main`:
 //!
-//! - [`Daemon::start`]: bind the health listener, fetch everything, write everything, notify
-//!   the consumer once, spawn the long-running tasks;
+//! - [`Daemon::start`]: bind the health listener, fetch everything, write everything, spawn
+//!   the long-running tasks (the X.509 watch notifies the consumer once first);
 //! - [`Daemon::failed`]: resolves only if a task stops for good (the X.509 watch ending, the
 //!   health server failing), with the exit code to use;
 //! - [`Daemon::drain`]: the one cleanup path, taken after a failed start, an interrupted
@@ -20,7 +20,6 @@ use anyhow::Context as _;
 use spiffe_helper_config::Config;
 use spiffe_helper_health::{HealthPaths, HealthServer, HealthState};
 use spiffe_workload_client::{WorkloadApiClient, X509Source};
-use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
@@ -30,7 +29,8 @@ use crate::startup;
 use crate::writer::Writer;
 
 /// How long the tasks get to finish after the shutdown signal. Covers the child's grace
-/// period between SIGTERM and SIGKILL (5 s) plus the health server's request drain.
+/// period between SIGTERM and SIGKILL (5 s, the X.509 watch waits for it) plus the health
+/// server's request drain.
 const DRAIN: Duration = Duration::from_secs(10);
 
 /// A task that stopped for good, and the exit code the helper ends with.
@@ -105,20 +105,17 @@ impl Daemon {
         self.source = initial.x509;
         written?;
 
-        let notify = self.spawn_notifier();
         if let Some(source) = &self.source {
-            // The first write always notifies, even when the files were already current.
-            let _ = notify.send(());
             let watch = x509::Watch {
                 writer: writer.clone(),
-                notify,
+                notifier: self.notifier(),
                 health: self.health.clone(),
                 shutdown: self.shutdown.clone(),
             };
             watch.spawn(&mut self.tasks, source, initial.x509_context);
         } else {
-            // JWT-only: the start-up fetch just succeeded; the JWT bundle watch (if any)
-            // reports the connection from here on.
+            // JWT-only: nothing to notify (JWT updates never do); the start-up fetch just
+            // succeeded, and the JWT bundle watch (if any) reports the connection from here on.
             self.health.agent_connected(true);
         }
         let jwt = jwt::Tasks {
@@ -185,32 +182,14 @@ impl Daemon {
         Ok(())
     }
 
-    /// The notifier runs as its own task: X.509 updates reach it through a channel, and at
-    /// shutdown it stops the child.
-    fn spawn_notifier(&mut self) -> mpsc::UnboundedSender<()> {
+    fn notifier(&self) -> Notifier {
         let config = &self.config;
-        let mut notifier = Notifier::new(
+        Notifier::new(
             config.cmd.clone().map(|cmd| (cmd, config.cmd_args.clone())),
             config.renew_signal,
             config.pid_file_name.clone(),
             self.health.clone(),
             self.shutdown.clone(),
-        );
-        let (sender, mut receiver) = mpsc::unbounded_channel();
-        let shutdown = self.shutdown.clone();
-        self.tasks.spawn(async move {
-            loop {
-                tokio::select! {
-                    () = shutdown.cancelled() => break,
-                    update = receiver.recv() => match update {
-                        Some(()) => notifier.x509_updated(),
-                        None => break,
-                    },
-                }
-            }
-            notifier.shutdown().await;
-            Ok(())
-        });
-        sender
+        )
     }
 }

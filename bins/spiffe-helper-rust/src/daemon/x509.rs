@@ -6,11 +6,12 @@ use std::time::{Duration, SystemTime};
 
 use spiffe_helper_health::HealthState;
 use spiffe_workload_client::{Backoff, ConnectionState, X509Context, X509Source};
-use tokio::sync::{mpsc, watch};
+use tokio::sync::watch;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 use super::Fatal;
+use crate::notify::Notifier;
 use crate::outputs::select_x509;
 use crate::writer::Writer;
 
@@ -21,8 +22,8 @@ const LIVENESS_LOG_EVERY: Duration = Duration::from_secs(30);
 pub struct Watch {
     /// Writes the files and reports to health.
     pub writer: Writer,
-    /// Tells the notifier task that the files changed.
-    pub notify: mpsc::UnboundedSender<()>,
+    /// Tells the consumer that the files changed; stopped with the watch.
+    pub notifier: Notifier,
     /// Connection state goes here.
     pub health: HealthState,
     /// Stops the tasks.
@@ -31,7 +32,7 @@ pub struct Watch {
 
 impl Watch {
     /// Spawns the watch, the connection tracker and the liveness log. `written` is the
-    /// context the start-up already wrote.
+    /// context the start-up already wrote; the consumer is notified of it first.
     pub fn spawn(
         self,
         tasks: &mut JoinSet<Result<(), Fatal>>,
@@ -47,9 +48,22 @@ impl Watch {
         tasks.spawn(self.run(source.subscribe(), written));
     }
 
-    /// Follows the source until shutdown; fails when the source stops for good.
+    /// Notifies for the start-up write, follows the source until shutdown, then stops the
+    /// consumer's child. Fails when the source stops for good.
     async fn run(
-        self,
+        mut self,
+        updates: watch::Receiver<Arc<X509Context>>,
+        written: Option<Arc<X509Context>>,
+    ) -> Result<(), Fatal> {
+        // The first write always notifies, even when the files were already current.
+        self.notifier.x509_updated();
+        let result = self.follow(updates, written).await;
+        self.notifier.shutdown().await;
+        result
+    }
+
+    async fn follow(
+        &mut self,
         mut updates: watch::Receiver<Arc<X509Context>>,
         written: Option<Arc<X509Context>>,
     ) -> Result<(), Fatal> {
@@ -72,6 +86,8 @@ impl Watch {
                 .as_ref()
                 .map_or(Duration::MAX, |_| retry.next_delay());
             tokio::select! {
+                // Shutdown first: the source closing during the drain is not a failure.
+                biased;
                 () = self.shutdown.cancelled() => return Ok(()),
                 changed = updates.changed() => {
                     if changed.is_err() {
@@ -87,7 +103,7 @@ impl Watch {
     }
 
     /// Writes one update and notifies. Returns false when the write should be retried.
-    async fn apply(&self, context: &Arc<X509Context>) -> bool {
+    async fn apply(&mut self, context: &Arc<X509Context>) -> bool {
         if !self.usable(context) {
             return true;
         }
@@ -96,9 +112,9 @@ impl Watch {
                 // The consumer is told as soon as the new files are in place; the directory
                 // fsync that makes the renames durable follows.
                 if outcome.changed {
-                    let _ = self.notify.send(());
+                    self.notifier.x509_updated();
                 }
-                self.writer.finish(renamed).await;
+                self.writer.finish(&outcome, renamed).await;
                 true
             }
             Err(err) => {
