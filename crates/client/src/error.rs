@@ -5,6 +5,7 @@ use std::fmt;
 use std::time::Duration;
 
 use crate::endpoint::EndpointError;
+use crate::spiffe_id::SpiffeIdError;
 
 /// A gRPC status code, copied so that no `tonic` type leaks into the public API.
 ///
@@ -232,6 +233,15 @@ impl Error {
         Self::Transport {
             endpoint: endpoint.to_owned(),
             detail: error_chain(err),
+        }
+    }
+}
+
+impl From<SpiffeIdError> for Error {
+    fn from(err: SpiffeIdError) -> Self {
+        Self::InvalidSpiffeId {
+            input: err.input().to_owned(),
+            reason: err.reason(),
         }
     }
 }
