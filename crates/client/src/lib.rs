@@ -41,6 +41,8 @@
 #[cfg(feature = "transport")]
 mod backoff;
 #[cfg(feature = "transport")]
+mod bundle;
+#[cfg(feature = "transport")]
 mod client;
 mod endpoint;
 #[cfg(feature = "transport")]
@@ -72,11 +74,15 @@ pub use transport_api::*;
 #[cfg(feature = "transport")]
 mod transport_api {
     pub use crate::backoff::{Backoff, DEFAULT_INITIAL_DELAY, DEFAULT_MAX_DELAY};
+    pub use crate::bundle::{BundleSource, JwtBundle, JwtKey, JwtKeyMaterial, X509Bundle};
     pub use crate::client::{Watch, WorkloadApiClient, X509ContextStream};
     pub use crate::error::{Error, StatusCode};
     pub use crate::jwt::{JwtBundleSet, JwtSvid, JwtToken, ValidatedJwtSvid};
     pub use crate::key::PrivateKey;
-    pub use crate::source::{ConnectionState, X509Source};
+    pub use crate::source::{
+        ConnectionState, DEFAULT_STARTUP_TIMEOUT, DefaultPicker, HintPicker, SvidPicker,
+        X509Snapshot, X509Source, X509SourceBuilder,
+    };
     pub use crate::watch::WatchEvent;
     pub use crate::x509::{X509BundleSet, X509Context, X509Svid};
     /// The stream trait the watch methods return (from `tokio-stream`, same as
