@@ -1,4 +1,4 @@
-//! Interop with go-spiffe v2 (`spiffetls` MTLSServerWithSource / MTLSClientWithSource,
+//! Interop with go-spiffe v2 (`spiffetls` `MTLSServerWithSource` / `MTLSClientWithSource`,
 //! `tlsconfig.AuthorizeID` / `AuthorizeMemberOf`) on a real SPIRE 1.13.3: the Rust examples
 //! `mtls_server` / `mtls_client` against the Go peer of `tests/interop/go`, both ways, with
 //! rejections by each side's authorizer, a federated peer accepted only once its bundle is
