@@ -50,6 +50,10 @@ mod error;
 #[cfg(feature = "transport")]
 mod jwt;
 #[cfg(feature = "transport")]
+mod jwt_source;
+#[cfg(feature = "transport")]
+mod jwt_validate;
+#[cfg(feature = "transport")]
 mod key;
 #[cfg(feature = "transport")]
 #[allow(clippy::all, clippy::pedantic, missing_docs, unreachable_pub)]
@@ -78,6 +82,8 @@ mod transport_api {
     pub use crate::client::{Watch, WorkloadApiClient, X509ContextStream};
     pub use crate::error::{Error, StatusCode};
     pub use crate::jwt::{JwtBundleSet, JwtSvid, JwtToken, ValidatedJwtSvid};
+    pub use crate::jwt_source::{JwtSource, JwtSourceBuilder};
+    pub use crate::jwt_validate::{DEFAULT_LEEWAY, JwtSvidError, JwtValidator, validate_jwt_svid};
     pub use crate::key::PrivateKey;
     pub use crate::source::{
         ConnectionState, DEFAULT_STARTUP_TIMEOUT, DefaultPicker, HintPicker, SvidPicker,
