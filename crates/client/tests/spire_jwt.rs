@@ -157,7 +157,12 @@ async fn offline_validation_agrees_with_spire_validate_jwt_svid() {
         }
     }
 
-    // The example: exit 0 with the ID for a good token, 1 with the reason for a bad one.
+    drives_the_example(&spire, &source).await;
+    source.shutdown().await;
+}
+
+/// The example: exit 0 with the ID for a good token, 1 with the reason for a bad one.
+async fn drives_the_example(spire: &Spire, source: &JwtSource) {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("token");
     let run = |token: &str, audience: &str| {
@@ -180,5 +185,4 @@ async fn offline_validation_agrees_with_spire_validate_jwt_svid() {
     let out = run(fresh.token().as_str(), "y");
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("does not contain \"y\""));
-    source.shutdown().await;
 }
