@@ -104,8 +104,11 @@ struct Server {
 
 impl Server {
     fn start(side: Side, spire: &Spire, args: &[&str]) -> Server {
-        let mut child = side
-            .command("server", spire)
+        Self::spawn(side.command("server", spire), args)
+    }
+
+    fn spawn(mut cmd: Command, args: &[&str]) -> Server {
+        let mut child = cmd
             .args(["--listen", "127.0.0.1:0"])
             .args(args)
             .stdout(Stdio::piped())
@@ -123,7 +126,7 @@ impl Server {
                 .unwrap()
                 .read_to_string(&mut err)
                 .unwrap();
-            panic!("{side:?} server did not start: {line:?} {err}");
+            panic!("server did not start: {line:?} {err}");
         };
         let addr = addr.to_owned();
         let stderr = child.stderr.take();
@@ -299,6 +302,47 @@ fn rust_and_go_spiffe_interoperate_and_enforce_authorizers() {
             );
         }
     }
+}
+
+/// The tonic pair: a gRPC call over SPIFFE mTLS, the handler seeing the caller's ID, and the
+/// server's authorizer refusing an intruder before tonic sees the connection.
+#[test]
+fn grpc_examples_authenticate_and_authorize_by_spiffe_id() {
+    let spire = spire_with(&entries());
+    let mut cmd = Command::new(example("grpc_server"));
+    cmd.env("SPIFFE_ENDPOINT_SOCKET", spire.endpoint());
+    let server = Server::spawn(cmd, &["--hint", "server", "--allow", CLIENT]);
+    let call = |hint: &str| {
+        Command::new(example("grpc_client"))
+            .args([
+                "--connect",
+                &server.addr,
+                "--expect",
+                SERVER,
+                "--hint",
+                hint,
+            ])
+            .env("SPIFFE_ENDPOINT_SOCKET", spire.endpoint())
+            .output()
+            .unwrap()
+    };
+    let ok = call("client");
+    assert!(
+        ok.status.success(),
+        "{}",
+        String::from_utf8_lossy(&ok.stderr)
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&ok.stdout).trim(),
+        format!("hello {CLIENT} from rust grpc (ping)")
+    );
+    let refused = call("intruder");
+    assert_eq!(refused.status.code(), Some(1));
+    let log = server.stop();
+    assert!(
+        log.contains(&format!("peer {INTRUDER} is not authorized")),
+        "{log}"
+    );
 }
 
 /// A peer of another trust domain (its own SPIRE) is refused while our agent has no bundle for
