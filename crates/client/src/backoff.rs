@@ -23,6 +23,7 @@ pub struct Backoff {
     initial: Duration,
     max: Duration,
     current: Duration,
+    jitter: bool,
 }
 
 impl Backoff {
@@ -34,6 +35,28 @@ impl Backoff {
             initial,
             max,
             current: initial,
+            jitter: true,
+        }
+    }
+
+    /// The same doubling schedule without jitter: `initial`, `2 * initial`, ... up to `max`.
+    ///
+    /// For callers whose schedule must be predictable (tests with paused time, or a retry that
+    /// is already spread out by something else); prefer [`Self::new`] for reconnects.
+    ///
+    /// ```
+    /// # use std::time::Duration;
+    /// # use spiffe_workload_client::Backoff;
+    /// let mut backoff = Backoff::exact(Duration::from_secs(1), Duration::from_secs(3));
+    /// assert_eq!(backoff.next_delay(), Duration::from_secs(1));
+    /// assert_eq!(backoff.next_delay(), Duration::from_secs(2));
+    /// assert_eq!(backoff.next_delay(), Duration::from_secs(3));
+    /// ```
+    #[must_use]
+    pub fn exact(initial: Duration, max: Duration) -> Self {
+        Self {
+            jitter: false,
+            ..Self::new(initial, max)
         }
     }
 
@@ -41,6 +64,9 @@ impl Backoff {
     pub fn next_delay(&mut self) -> Duration {
         let base = self.current;
         self.current = self.current.saturating_mul(2).min(self.max);
+        if !self.jitter {
+            return base;
+        }
         let factor = 0.8 + 0.4 * fastrand::f64();
         base.mul_f64(factor).min(self.max)
     }
@@ -89,6 +115,25 @@ mod tests {
             seen.insert(Backoff::default().next_delay());
         }
         assert!(seen.len() > 1, "no jitter: {seen:?}");
+    }
+
+    #[test]
+    fn exact_doubles_to_the_cap_without_jitter_and_resets() {
+        let ms = Duration::from_millis;
+        let mut backoff = Backoff::exact(ms(100), ms(1000));
+        let delays: Vec<_> = (0..6).map(|_| backoff.next_delay()).collect();
+        assert_eq!(
+            delays,
+            [ms(100), ms(200), ms(400), ms(800), ms(1000), ms(1000)]
+        );
+        backoff.reset();
+        assert_eq!(backoff.next_delay(), ms(100));
+        // Same clamping of a cap below the first delay as `new`.
+        assert_eq!(
+            Backoff::exact(ms(500), ms(1)).next_delay(),
+            ms(500),
+            "max is raised to initial"
+        );
     }
 
     #[test]

@@ -5,6 +5,7 @@ use std::fmt;
 use std::time::Duration;
 
 use crate::endpoint::EndpointError;
+use crate::spiffe_id::SpiffeIdError;
 
 /// A gRPC status code, copied so that no `tonic` type leaks into the public API.
 ///
@@ -155,6 +156,15 @@ pub enum Error {
         /// The last error seen before the deadline, if any.
         last_error: Option<Box<Error>>,
     },
+    /// The agent's answer holds no SVID that the caller's picker accepts, for example none with
+    /// the configured hint (yet: entries propagate with a delay, so this is retryable).
+    #[error("no {kind} {}", hint.as_ref().map_or_else(|| "suitable for the picker".to_owned(), |h| format!("with hint {h:?}")))]
+    NoSuitableSvid {
+        /// `"X.509-SVID"` or `"JWT-SVID"`.
+        kind: &'static str,
+        /// The hint asked for, when the choice was by hint.
+        hint: Option<String>,
+    },
     /// A watch stream ended without an error status (for example the agent went away cleanly).
     #[error("workload API stream ended")]
     StreamEnded,
@@ -181,6 +191,7 @@ impl Error {
             Self::Transport { .. }
             | Self::EmptyResponse
             | Self::InvalidResponse { .. }
+            | Self::NoSuitableSvid { .. }
             | Self::StreamEnded => true,
             Self::Endpoint(_)
             | Self::InvalidSpiffeId { .. }
@@ -232,6 +243,15 @@ impl Error {
         Self::Transport {
             endpoint: endpoint.to_owned(),
             detail: error_chain(err),
+        }
+    }
+}
+
+impl From<SpiffeIdError> for Error {
+    fn from(err: SpiffeIdError) -> Self {
+        Self::InvalidSpiffeId {
+            input: err.input().to_owned(),
+            reason: err.reason(),
         }
     }
 }

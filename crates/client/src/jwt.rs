@@ -4,12 +4,14 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
+use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use base64::Engine as _;
 use base64::engine::general_purpose::{URL_SAFE, URL_SAFE_NO_PAD};
 use serde_json::Value;
 
+use crate::bundle::{BundleMap, BundleSource, JwtBundle};
 use crate::pb;
 use crate::{Error, SpiffeId, TrustDomain};
 
@@ -147,17 +149,52 @@ fn decode_claims(token: &str) -> Result<serde_json::Map<String, Value>, String> 
     }
 }
 
-/// JWT bundles: trust domain → JWKS document (JSON bytes exactly as received).
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// JWT bundles by trust domain: each JWKS document exactly as received, and its parsed keys.
+#[derive(Clone, Debug, PartialEq, Eq, Default)]
 pub struct JwtBundleSet {
     bundles: BTreeMap<TrustDomain, Vec<u8>>,
+    parsed: BundleMap<JwtBundle>,
 }
 
 impl JwtBundleSet {
-    /// JWKS JSON by trust domain, own trust domain included.
+    /// A set from JWKS documents by trust domain.
+    ///
+    /// # Errors
+    /// As [`JwtBundle::from_jwks`].
+    pub fn from_jwks(
+        documents: impl IntoIterator<Item = (TrustDomain, Vec<u8>)>,
+    ) -> Result<Self, Error> {
+        let bundles: BTreeMap<_, _> = documents.into_iter().collect();
+        let parsed = bundles
+            .iter()
+            .map(|(td, jwks)| {
+                Ok((
+                    td.clone(),
+                    Arc::new(JwtBundle::from_jwks(td.clone(), jwks)?),
+                ))
+            })
+            .collect::<Result<_, Error>>()?;
+        Ok(Self { bundles, parsed })
+    }
+
+    /// JWKS JSON by trust domain, own trust domain included, as received.
     #[must_use]
     pub fn bundles(&self) -> &BTreeMap<TrustDomain, Vec<u8>> {
         &self.bundles
+    }
+
+    /// The parsed bundle of `trust_domain`.
+    #[must_use]
+    pub fn get(&self, trust_domain: &TrustDomain) -> Option<&JwtBundle> {
+        self.parsed.get(trust_domain).map(AsRef::as_ref)
+    }
+}
+
+impl BundleSource for JwtBundleSet {
+    type Bundle = JwtBundle;
+
+    fn bundle_for(&self, trust_domain: &TrustDomain) -> Option<Arc<JwtBundle>> {
+        self.parsed.get(trust_domain).cloned()
     }
 }
 
@@ -168,8 +205,7 @@ impl TryFrom<pb::JwtBundlesResponse> for JwtBundleSet {
         if msg.bundles.is_empty() {
             return Err(Error::EmptyResponse);
         }
-        let bundles = convert_jwks(msg.bundles)?;
-        Ok(Self { bundles })
+        Self::from_jwks(convert_jwks(msg.bundles)?)
     }
 }
 

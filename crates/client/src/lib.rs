@@ -38,31 +38,62 @@
 //! # }
 //! ```
 
+#[cfg(feature = "transport")]
 mod backoff;
+#[cfg(feature = "transport")]
+mod bundle;
+#[cfg(feature = "transport")]
 mod client;
 mod endpoint;
+#[cfg(feature = "transport")]
 mod error;
+#[cfg(feature = "transport")]
 mod jwt;
+#[cfg(feature = "transport")]
+mod jwt_source;
+#[cfg(feature = "transport")]
+mod jwt_validate;
+#[cfg(feature = "transport")]
 mod key;
+#[cfg(feature = "transport")]
 #[allow(clippy::all, clippy::pedantic, missing_docs, unreachable_pub)]
 pub(crate) mod pb;
+#[cfg(feature = "transport")]
 mod source;
 mod spiffe_id;
+#[cfg(feature = "transport")]
 mod transport;
+#[cfg(feature = "transport")]
 mod watch;
+#[cfg(feature = "transport")]
 mod x509;
 
-pub use backoff::{Backoff, DEFAULT_INITIAL_DELAY, DEFAULT_MAX_DELAY};
-pub use client::{Watch, WorkloadApiClient, X509ContextStream};
 pub use endpoint::{Endpoint, EndpointError, SPIFFE_ENDPOINT_SOCKET};
-pub use error::{Error, StatusCode};
-pub use jwt::{JwtBundleSet, JwtSvid, JwtToken, ValidatedJwtSvid};
-pub use key::PrivateKey;
-pub use source::{ConnectionState, X509Source};
-pub use spiffe_id::{SpiffeId, TrustDomain};
-/// The stream trait the watch methods return (from `tokio-stream`, same as `futures_core::Stream`).
-pub use tokio_stream::Stream;
-/// The shutdown signal the retrying watches take (from `tokio-util`).
-pub use tokio_util::sync::CancellationToken;
-pub use watch::WatchEvent;
-pub use x509::{X509BundleSet, X509Context, X509Svid};
+pub use spiffe_id::{SpiffeId, SpiffeIdError, TrustDomain};
+
+#[cfg(feature = "transport")]
+pub use transport_api::*;
+
+/// Everything that needs the `transport` feature, re-exported at the crate root.
+#[cfg(feature = "transport")]
+mod transport_api {
+    pub use crate::backoff::{Backoff, DEFAULT_INITIAL_DELAY, DEFAULT_MAX_DELAY};
+    pub use crate::bundle::{BundleSource, JwtBundle, JwtKey, JwtKeyMaterial, X509Bundle};
+    pub use crate::client::{Watch, WorkloadApiClient, X509ContextStream};
+    pub use crate::error::{Error, StatusCode};
+    pub use crate::jwt::{JwtBundleSet, JwtSvid, JwtToken, ValidatedJwtSvid};
+    pub use crate::jwt_source::{JwtSource, JwtSourceBuilder};
+    pub use crate::jwt_validate::{DEFAULT_LEEWAY, JwtSvidError, JwtValidator, validate_jwt_svid};
+    pub use crate::key::PrivateKey;
+    pub use crate::source::{
+        ConnectionState, DEFAULT_STARTUP_TIMEOUT, DefaultPicker, HintPicker, SvidPicker,
+        X509Snapshot, X509Source, X509SourceBuilder,
+    };
+    pub use crate::watch::WatchEvent;
+    pub use crate::x509::{X509BundleSet, X509Context, X509Svid};
+    /// The stream trait the watch methods return (from `tokio-stream`, same as
+    /// `futures_core::Stream`).
+    pub use tokio_stream::Stream;
+    /// The shutdown signal the retrying watches take (from `tokio-util`).
+    pub use tokio_util::sync::CancellationToken;
+}

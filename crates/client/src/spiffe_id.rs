@@ -4,7 +4,35 @@
 use std::fmt;
 use std::str::FromStr;
 
-use crate::Error;
+/// A SPIFFE ID or trust domain that does not parse, with the rule of the SPIFFE ID
+/// specification it breaks.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("invalid SPIFFE ID or trust domain {input:?}: {reason}")]
+pub struct SpiffeIdError {
+    input: String,
+    reason: &'static str,
+}
+
+impl SpiffeIdError {
+    fn new(input: &str, reason: &'static str) -> Self {
+        Self {
+            input: input.to_owned(),
+            reason,
+        }
+    }
+
+    /// The input as given.
+    #[must_use]
+    pub fn input(&self) -> &str {
+        &self.input
+    }
+
+    /// Which rule it breaks, for example `"trust domain must not contain a port"`.
+    #[must_use]
+    pub fn reason(&self) -> &'static str {
+        self.reason
+    }
+}
 
 const SCHEME: &str = "spiffe://";
 /// SPIFFE-ID.md §2.1: trust domain names are at most 255 bytes.
@@ -32,11 +60,8 @@ impl TrustDomain {
         format!("{SCHEME}{}", self.name)
     }
 
-    fn parse_name(name: &str, input: &str) -> Result<Self, Error> {
-        let fail = |reason| Error::InvalidSpiffeId {
-            input: input.to_owned(),
-            reason,
-        };
+    fn parse_name(name: &str, input: &str) -> Result<Self, SpiffeIdError> {
+        let fail = |reason| SpiffeIdError::new(input, reason);
         if name.is_empty() {
             return Err(fail("trust domain is missing"));
         }
@@ -64,15 +89,14 @@ impl TrustDomain {
 }
 
 impl FromStr for TrustDomain {
-    type Err = Error;
+    type Err = SpiffeIdError;
 
     /// Accepts `example.org` and `spiffe://example.org`.
-    fn from_str(input: &str) -> Result<Self, Error> {
+    fn from_str(input: &str) -> Result<Self, SpiffeIdError> {
         match input.strip_prefix(SCHEME) {
-            Some(rest) if rest.contains('/') => Err(Error::InvalidSpiffeId {
-                input: input.to_owned(),
-                reason: "a trust domain ID has no path",
-            }),
+            Some(rest) if rest.contains('/') => {
+                Err(SpiffeIdError::new(input, "a trust domain ID has no path"))
+            }
             Some(rest) => Self::parse_name(rest, input),
             None => Self::parse_name(input, input),
         }
@@ -106,14 +130,37 @@ impl SpiffeId {
     }
 }
 
-impl FromStr for SpiffeId {
-    type Err = Error;
+impl SpiffeId {
+    /// Whether this ID belongs to `trust_domain`.
+    #[must_use]
+    pub fn is_member_of(&self, trust_domain: &TrustDomain) -> bool {
+        self.trust_domain == *trust_domain
+    }
+}
 
-    fn from_str(input: &str) -> Result<Self, Error> {
-        let fail = |reason| Error::InvalidSpiffeId {
-            input: input.to_owned(),
-            reason,
-        };
+impl TrustDomain {
+    /// The ID `spiffe://<this trust domain><path>`, for example `td.child("/web")`.
+    ///
+    /// # Errors
+    /// [`SpiffeIdError`] when `path` breaks the path rules (segments of `[A-Za-z0-9._-]`, each
+    /// starting with `/`, none empty, `.` or `..`).
+    pub fn child(&self, path: &str) -> Result<SpiffeId, SpiffeIdError> {
+        if !path.is_empty() && !path.starts_with('/') {
+            return Err(SpiffeIdError::new(path, "path must start with '/'"));
+        }
+        validate_path(path).map_err(|reason| SpiffeIdError::new(path, reason))?;
+        Ok(SpiffeId {
+            trust_domain: self.clone(),
+            path: path.to_owned(),
+        })
+    }
+}
+
+impl FromStr for SpiffeId {
+    type Err = SpiffeIdError;
+
+    fn from_str(input: &str) -> Result<Self, SpiffeIdError> {
+        let fail = |reason| SpiffeIdError::new(input, reason);
         // §2: the scheme is exactly "spiffe" (lowercase), followed by "//" and an authority.
         let Some(rest) = input.strip_prefix(SCHEME) else {
             return Err(fail("must start with spiffe://"));
@@ -201,7 +248,7 @@ mod tests {
         ] {
             let err = input.parse::<SpiffeId>().unwrap_err();
             assert!(err.to_string().contains(reason_part), "{input:?}: {err}");
-            assert!(!err.is_retryable());
+            assert_eq!(err.input(), input);
         }
         let long = format!("spiffe://{}/a", "a".repeat(256));
         assert!(long.parse::<SpiffeId>().is_err());
@@ -217,5 +264,17 @@ mod tests {
         assert!("spiffe://example.org/path".parse::<TrustDomain>().is_err());
         assert!("Example.org".parse::<TrustDomain>().is_err());
         assert!("".parse::<TrustDomain>().is_err());
+    }
+
+    #[test]
+    fn child_ids_and_membership() {
+        let td: TrustDomain = "example.org".parse().unwrap();
+        let web = td.child("/web").unwrap();
+        assert_eq!(web.to_string(), "spiffe://example.org/web");
+        assert!(web.is_member_of(&td));
+        assert!(!web.is_member_of(&"other.org".parse().unwrap()));
+        assert!(td.child("web").is_err());
+        assert!(td.child("/a/../b").is_err());
+        assert_eq!(td.child("").unwrap().to_string(), "spiffe://example.org");
     }
 }

@@ -3,12 +3,14 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
+use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use x509_parser::certificate::X509Certificate;
 use x509_parser::extensions::GeneralName;
 use x509_parser::prelude::FromDer;
 
+use crate::bundle::{BundleMap, BundleSource, X509Bundle};
 use crate::key::{PrivateKey, check_key_matches};
 use crate::pb;
 use crate::{Error, SpiffeId, TrustDomain};
@@ -265,16 +267,63 @@ impl TryFrom<pb::X509svidResponse> for X509Context {
 }
 
 /// The X.509 bundles the workload should trust, own trust domain included.
-#[derive(Clone, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq, Default)]
 pub struct X509BundleSet {
-    bundles: X509Bundles,
+    bundles: BundleMap<X509Bundle>,
 }
 
 impl X509BundleSet {
-    /// CA certificates (DER) by trust domain.
+    /// A set from bundles; a later bundle for the same trust domain replaces an earlier one.
     #[must_use]
-    pub fn bundles(&self) -> &BTreeMap<TrustDomain, Vec<Vec<u8>>> {
+    pub fn new(bundles: impl IntoIterator<Item = X509Bundle>) -> Self {
+        Self {
+            bundles: bundles
+                .into_iter()
+                .map(|b| (b.trust_domain().clone(), Arc::new(b)))
+                .collect(),
+        }
+    }
+
+    /// The bundle of `trust_domain`.
+    #[must_use]
+    pub fn get(&self, trust_domain: &TrustDomain) -> Option<&X509Bundle> {
+        self.bundles.get(trust_domain).map(AsRef::as_ref)
+    }
+
+    /// Bundles by trust domain, in trust domain order.
+    #[must_use]
+    pub fn bundles(&self) -> &BTreeMap<TrustDomain, Arc<X509Bundle>> {
         &self.bundles
+    }
+
+    /// The set of an X.509 context: each SVID's own trust domain bundle plus the federated ones
+    /// (a federated bundle never replaces the bundle of an SVID's own trust domain).
+    #[must_use]
+    pub fn from_context(context: &X509Context) -> Self {
+        let mut bundles: BundleMap<X509Bundle> = context
+            .federated_bundles
+            .iter()
+            .map(|(td, certs)| {
+                (
+                    td.clone(),
+                    Arc::new(X509Bundle::new(td.clone(), certs.clone())),
+                )
+            })
+            .collect();
+        for svid in context.svids.iter().rev() {
+            let td = svid.spiffe_id.trust_domain().clone();
+            let bundle = X509Bundle::new(td.clone(), svid.bundle.clone());
+            bundles.insert(td, Arc::new(bundle));
+        }
+        Self { bundles }
+    }
+}
+
+impl BundleSource for X509BundleSet {
+    type Bundle = X509Bundle;
+
+    fn bundle_for(&self, trust_domain: &TrustDomain) -> Option<Arc<X509Bundle>> {
+        self.bundles.get(trust_domain).cloned()
     }
 }
 
@@ -285,9 +334,11 @@ impl TryFrom<pb::X509BundlesResponse> for X509BundleSet {
         if msg.bundles.is_empty() {
             return Err(Error::EmptyResponse);
         }
-        Ok(Self {
-            bundles: convert_bundles(msg.bundles, "bundle")?,
-        })
+        let raw = convert_bundles(msg.bundles, "bundle")?;
+        Ok(Self::new(
+            raw.into_iter()
+                .map(|(td, certs)| X509Bundle::new(td, certs)),
+        ))
     }
 }
 
@@ -328,7 +379,7 @@ impl fmt::Debug for X509Context {
 impl fmt::Debug for X509BundleSet {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("X509BundleSet")
-            .field("bundles", &BundleSummary(&self.bundles))
+            .field("bundles", &self.bundles.values().collect::<Vec<_>>())
             .finish()
     }
 }

@@ -332,5 +332,5 @@ fn bundle_set_is_keyed_by_trust_domain() {
     })
     .unwrap();
     let td: TrustDomain = "example.org".parse().unwrap();
-    assert_eq!(set.bundles().get(&td), Some(&vec![a.der, b.der]));
+    assert_eq!(set.get(&td).unwrap().authorities(), [a.der, b.der]);
 }

@@ -246,7 +246,7 @@ async fn bundles_include_own_and_later_federated_trust_domains() {
     )
     .await;
     assert!(set.bundles().contains_key(&own));
-    assert_eq!(set.bundles()[&other], [foreign.der()]);
+    assert_eq!(set.get(&other).unwrap().authorities(), [foreign.der()]);
     let jwt = client.fetch_jwt_bundles().await.unwrap();
     assert!(jwt.bundles().contains_key(&own));
     // SPIRE also lists the federated domain here, with a JWKS that has no JWT authorities.

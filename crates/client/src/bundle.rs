@@ -1,0 +1,272 @@
+//! Typed trust bundles: X.509 authorities and JWT signing keys per trust domain, and the
+//! [`BundleSource`] trait that both sources implement (SPIFFE Trust Domain and Bundle spec §4).
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use serde_json::Value;
+
+use crate::{Error, TrustDomain};
+
+/// The X.509 authorities (CA certificates, DER) of one trust domain.
+#[derive(Clone, PartialEq, Eq)]
+pub struct X509Bundle {
+    trust_domain: TrustDomain,
+    authorities: Vec<Vec<u8>>,
+}
+
+impl X509Bundle {
+    /// A bundle from DER certificates (not parsed here: the Workload API conversions parse them).
+    #[must_use]
+    pub fn new(trust_domain: TrustDomain, authorities: Vec<Vec<u8>>) -> Self {
+        Self {
+            trust_domain,
+            authorities,
+        }
+    }
+
+    /// The trust domain these authorities sign for.
+    #[must_use]
+    pub fn trust_domain(&self) -> &TrustDomain {
+        &self.trust_domain
+    }
+
+    /// The CA certificates, one DER certificate each.
+    #[must_use]
+    pub fn authorities(&self) -> &[Vec<u8>] {
+        &self.authorities
+    }
+}
+
+impl fmt::Debug for X509Bundle {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("X509Bundle")
+            .field("trust_domain", &self.trust_domain.name())
+            .field("authorities", &self.authorities.len())
+            .finish()
+    }
+}
+
+/// The public key of a JWT authority, as read from its JWK.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum JwtKeyMaterial {
+    /// An EC key (`kty: EC`): curve name (`P-256`, `P-384`, `P-521`) and the uncompressed point
+    /// `0x04 || x || y`.
+    Ec {
+        /// The `crv` member.
+        curve: String,
+        /// SEC1 uncompressed point.
+        point: Vec<u8>,
+    },
+    /// An RSA key (`kty: RSA`): big-endian modulus and public exponent.
+    Rsa {
+        /// `n`.
+        modulus: Vec<u8>,
+        /// `e`.
+        exponent: Vec<u8>,
+    },
+}
+
+/// One JWT authority: a key ID and its public key.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct JwtKey {
+    key_id: String,
+    material: JwtKeyMaterial,
+}
+
+impl JwtKey {
+    /// The `kid` that JWT-SVID headers name.
+    #[must_use]
+    pub fn key_id(&self) -> &str {
+        &self.key_id
+    }
+
+    /// The public key.
+    #[must_use]
+    pub fn material(&self) -> &JwtKeyMaterial {
+        &self.material
+    }
+}
+
+/// The JWT authorities of one trust domain, parsed from its JWKS document.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct JwtBundle {
+    trust_domain: TrustDomain,
+    keys: Vec<JwtKey>,
+    skipped: usize,
+}
+
+impl JwtBundle {
+    /// Parses a JWKS document (`{"keys": [...]}`) for `trust_domain`.
+    ///
+    /// Keys of a type JWT-SVIDs cannot use (for example `oct`, or `use: x509-svid`), keys
+    /// without a `kid` and malformed keys (bad base64url, missing coordinates) are skipped and
+    /// counted in [`Self::skipped`]: one odd key must not cost the whole trust domain its
+    /// bundle. `keys: null` or no `keys` is an empty bundle (a federated trust domain without
+    /// JWT authorities).
+    ///
+    /// # Errors
+    /// [`Error::InvalidResponse`] when the document is not a JWKS object.
+    pub fn from_jwks(trust_domain: TrustDomain, jwks: &[u8]) -> Result<Self, Error> {
+        let fail = |what: &str| Error::invalid(format!("JWT bundle for {trust_domain}: {what}"));
+        let doc: Value = serde_json::from_slice(jwks).map_err(|_| fail("not JSON"))?;
+        let keys = match doc.get("keys") {
+            _ if !doc.is_object() => return Err(fail("not a JWKS document")),
+            None | Some(Value::Null) => Vec::new(),
+            Some(Value::Array(keys)) => keys.clone(),
+            Some(_) => return Err(fail("keys is not an array")),
+        };
+        let mut parsed = Vec::with_capacity(keys.len());
+        let mut skipped = 0;
+        for key in &keys {
+            match parse_jwk(key) {
+                Ok(Some(key)) => parsed.push(key),
+                Ok(None) => skipped += 1,
+                Err(reason) => {
+                    tracing::debug!(trust_domain = %trust_domain, %reason, "skipping JWT authority");
+                    skipped += 1;
+                }
+            }
+        }
+        Ok(Self {
+            trust_domain,
+            keys: parsed,
+            skipped,
+        })
+    }
+
+    /// The trust domain.
+    #[must_use]
+    pub fn trust_domain(&self) -> &TrustDomain {
+        &self.trust_domain
+    }
+
+    /// The usable keys.
+    #[must_use]
+    pub fn keys(&self) -> &[JwtKey] {
+        &self.keys
+    }
+
+    /// The key named `key_id`.
+    #[must_use]
+    pub fn key(&self, key_id: &str) -> Option<&JwtKey> {
+        self.keys.iter().find(|k| k.key_id == key_id)
+    }
+
+    /// How many JWKS entries were skipped as unusable for JWT-SVIDs.
+    #[must_use]
+    pub fn skipped(&self) -> usize {
+        self.skipped
+    }
+}
+
+/// One JWK: `Ok(None)` for a key that is well-formed JSON but not a JWT-SVID authority.
+fn parse_jwk(key: &Value) -> Result<Option<JwtKey>, String> {
+    let text = |name: &str| key.get(name).and_then(Value::as_str);
+    if text("use").is_some_and(|u| u != "jwt-svid") {
+        return Ok(None);
+    }
+    let Some(key_id) = text("kid").filter(|k| !k.is_empty()) else {
+        return Ok(None);
+    };
+    let bytes = |name: &str| -> Result<Vec<u8>, String> {
+        let value = text(name).ok_or_else(|| format!("key {key_id:?} has no {name}"))?;
+        let decoded = URL_SAFE_NO_PAD
+            .decode(value.trim_end_matches('='))
+            .map_err(|_| format!("key {key_id:?}: {name} is not base64url"))?;
+        if decoded.is_empty() {
+            return Err(format!("key {key_id:?}: {name} is empty"));
+        }
+        Ok(decoded)
+    };
+    let material = match text("kty") {
+        Some("EC") => {
+            let curve = text("crv").unwrap_or_default().to_owned();
+            let (x, y) = (bytes("x")?, bytes("y")?);
+            let mut point = Vec::with_capacity(1 + x.len() + y.len());
+            point.push(0x04);
+            point.extend_from_slice(&x);
+            point.extend_from_slice(&y);
+            JwtKeyMaterial::Ec { curve, point }
+        }
+        Some("RSA") => JwtKeyMaterial::Rsa {
+            modulus: bytes("n")?,
+            exponent: bytes("e")?,
+        },
+        _ => return Ok(None),
+    };
+    Ok(Some(JwtKey {
+        key_id: key_id.to_owned(),
+        material,
+    }))
+}
+
+/// Where trust bundles come from: an [`crate::X509Source`], a [`crate::JwtSource`], or a fixed
+/// set in tests. Verifiers ask it for the bundle of the peer's trust domain on every check, so a
+/// source that follows the agent serves rotated and newly federated bundles at once.
+pub trait BundleSource: Send + Sync {
+    /// The bundle type: [`X509Bundle`] or [`JwtBundle`].
+    type Bundle;
+
+    /// The current bundle of `trust_domain`, or `None` when it is not trusted.
+    fn bundle_for(&self, trust_domain: &TrustDomain) -> Option<std::sync::Arc<Self::Bundle>>;
+}
+
+/// A map of bundles by trust domain, shared by [`crate::X509BundleSet`] and
+/// [`crate::JwtBundleSet`].
+pub(crate) type BundleMap<B> = BTreeMap<TrustDomain, std::sync::Arc<B>>;
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    fn td() -> TrustDomain {
+        "example.org".parse().unwrap()
+    }
+
+    #[test]
+    fn jwks_keys_are_parsed_and_unusable_ones_skipped() {
+        let b64 = |b: &[u8]| URL_SAFE_NO_PAD.encode(b);
+        let doc = json!({"keys": [
+            {"kty": "EC", "kid": "k1", "crv": "P-256", "x": b64(&[1; 32]), "y": b64(&[2; 32])},
+            {"kty": "RSA", "kid": "k2", "n": b64(&[3; 256]), "e": "AQAB"},
+            {"kty": "oct", "kid": "k3", "k": "c2VjcmV0"},
+            {"kty": "EC", "kid": "k4", "use": "x509-svid", "crv": "P-256", "x": "AA", "y": "AA"},
+            {"kty": "EC", "crv": "P-256", "x": "AA", "y": "AA"},
+        ]});
+        let bundle = JwtBundle::from_jwks(td(), doc.to_string().as_bytes()).unwrap();
+        assert_eq!(bundle.keys().len(), 2);
+        assert_eq!(bundle.skipped(), 3);
+        let JwtKeyMaterial::Ec { curve, point } = bundle.key("k1").unwrap().material() else {
+            panic!("k1 is EC");
+        };
+        assert_eq!((curve.as_str(), point.len(), point[0]), ("P-256", 65, 4));
+        let JwtKeyMaterial::Rsa { exponent, .. } = bundle.key("k2").unwrap().material() else {
+            panic!("k2 is RSA");
+        };
+        assert_eq!(exponent, &[1, 0, 1]);
+        assert!(bundle.key("k3").is_none());
+    }
+
+    #[test]
+    fn empty_and_malformed_jwks() {
+        for empty in [&b"{}"[..], br#"{"keys":null}"#, br#"{"keys":[]}"#] {
+            assert!(JwtBundle::from_jwks(td(), empty).unwrap().keys().is_empty());
+        }
+        for bad in [&b"[]"[..], b"nope", br#"{"keys":{}}"#] {
+            assert!(JwtBundle::from_jwks(td(), bad).is_err(), "{bad:?}");
+        }
+        for odd in [
+            &br#"{"keys":[{"kty":"EC","kid":"k","crv":"P-256","x":"!!","y":"AA"}]}"#[..],
+            br#"{"keys":[{"kty":"RSA","kid":"k","n":"AQAB"}]}"#,
+        ] {
+            let bundle = JwtBundle::from_jwks(td(), odd).unwrap();
+            assert_eq!((bundle.keys().len(), bundle.skipped()), (0, 1), "{odd:?}");
+        }
+    }
+}

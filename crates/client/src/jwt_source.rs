@@ -1,0 +1,420 @@
+//! [`JwtSource`]: the JWT bundles, kept fresh, and per audience set a JWT-SVID that refreshes
+//! itself at half its remaining life.
+
+use std::collections::{BTreeSet, HashMap};
+use std::fmt;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, SystemTime};
+
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+use tokio_stream::StreamExt as _;
+use tokio_util::sync::CancellationToken;
+
+use crate::bundle::{BundleSource, JwtBundle};
+use crate::jwt_validate::{JwtSvidError, JwtValidator};
+use crate::source::DEFAULT_STARTUP_TIMEOUT;
+use crate::{
+    Backoff, ConnectionState, Endpoint, Error, JwtBundleSet, JwtSvid, TrustDomain,
+    ValidatedJwtSvid, WatchEvent, WorkloadApiClient,
+};
+
+/// Never wait less than this between two refreshes of one JWT-SVID, even when the agent hands
+/// back a token already past half its life (it does so until about half its lifetime is left).
+const MIN_REFRESH: Duration = Duration::from_millis(500);
+
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+struct SvidKey {
+    /// Sorted and de-duplicated: `["b","a"]` and `["a","b"]` share one token.
+    audiences: Vec<String>,
+    hint: Option<String>,
+}
+
+struct Cached {
+    svid: watch::Receiver<Arc<JwtSvid>>,
+    stop: CancellationToken,
+    task: JoinHandle<()>,
+}
+
+/// Follows the agent's JWT bundles and keeps JWT-SVIDs fresh, like go-spiffe's `JWTSource`
+/// plus a refresh loop per audience set.
+///
+/// [`Self::jwt_svid`] returns the cached token for an audience set, or fetches it once and
+/// from then on refreshes it in the background at half its remaining life (retrying with the
+/// source's [`Backoff`]). [`Self::watch_jwt_svid`] gives a receiver that fires on each new token.
+/// [`Self::validate`] checks a token offline against the current bundles.
+///
+/// A cheap [`Clone`] handle; [`Self::shutdown`] (or dropping the last clone) stops every task.
+#[derive(Clone)]
+pub struct JwtSource {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    client: WorkloadApiClient,
+    hint: Option<String>,
+    backoff: Backoff,
+    bundles: watch::Receiver<Arc<JwtBundleSet>>,
+    connection: watch::Receiver<ConnectionState>,
+    shutdown: CancellationToken,
+    bundle_task: Mutex<Option<JoinHandle<()>>>,
+    svids: tokio::sync::Mutex<HashMap<SvidKey, Cached>>,
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        self.shutdown.cancel();
+    }
+}
+
+impl fmt::Debug for JwtSource {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("JwtSource")
+            .field("endpoint", self.inner.client.endpoint())
+            .field("hint", &self.inner.hint)
+            .field("bundles", &self.inner.bundles.borrow().bundles().keys())
+            .finish_non_exhaustive()
+    }
+}
+
+/// Configures a [`JwtSource`].
+#[derive(Debug)]
+#[must_use]
+pub struct JwtSourceBuilder {
+    client: Option<WorkloadApiClient>,
+    endpoint: Option<Endpoint>,
+    hint: Option<String>,
+    backoff: Backoff,
+    startup_timeout: Duration,
+}
+
+impl JwtSourceBuilder {
+    /// Uses this client (and its shared connection).
+    pub fn client(mut self, client: WorkloadApiClient) -> Self {
+        self.client = Some(client);
+        self
+    }
+
+    /// Connects to this endpoint (default: `SPIFFE_ENDPOINT_SOCKET`).
+    pub fn endpoint(mut self, endpoint: Endpoint) -> Self {
+        self.endpoint = Some(endpoint);
+        self
+    }
+
+    /// The hint [`JwtSource::jwt_svid`] picks by (default: the first JWT-SVID).
+    pub fn hint(mut self, hint: Option<&str>) -> Self {
+        self.hint = hint.map(str::to_owned);
+        self
+    }
+
+    /// Backoff for reconnecting the bundle watch and retrying refreshes.
+    pub fn backoff(mut self, backoff: Backoff) -> Self {
+        self.backoff = backoff;
+        self
+    }
+
+    /// How long [`Self::build`] waits for the first JWT bundles.
+    pub fn startup_timeout(mut self, timeout: Duration) -> Self {
+        self.startup_timeout = timeout;
+        self
+    }
+
+    /// Starts watching the JWT bundles and waits for the first set.
+    ///
+    /// # Errors
+    /// As [`crate::X509SourceBuilder::build`].
+    pub async fn build(self) -> Result<JwtSource, Error> {
+        let client = match (self.client, self.endpoint) {
+            (Some(client), _) => client,
+            (None, Some(endpoint)) => WorkloadApiClient::new(endpoint),
+            (None, None) => WorkloadApiClient::from_env()?,
+        };
+        let shutdown = CancellationToken::new();
+        let mut events =
+            Box::pin(client.watch_jwt_bundles_retrying(self.backoff.clone(), shutdown.clone()));
+        let deadline = tokio::time::Instant::now() + self.startup_timeout;
+        let mut last_error = None;
+        let first = loop {
+            match tokio::time::timeout_at(deadline, events.next()).await {
+                Ok(Some(Ok(WatchEvent::Update(set)))) => break set,
+                Ok(Some(Ok(
+                    WatchEvent::Disconnected { error, .. } | WatchEvent::Invalid(error),
+                ))) => last_error = Some(error),
+                Ok(Some(Err(error))) => {
+                    shutdown.cancel();
+                    return Err(error);
+                }
+                Ok(None) => return Err(Error::Closed),
+                Err(_) => {
+                    shutdown.cancel();
+                    return Err(Error::Timeout {
+                        after: self.startup_timeout,
+                        last_error: last_error.map(Box::new),
+                    });
+                }
+            }
+        };
+        let (bundles_tx, bundles) = watch::channel(Arc::new(first));
+        let (connection_tx, connection) = watch::channel(ConnectionState::Connected);
+        let task = tokio::spawn(async move {
+            while let Some(event) = events.next().await {
+                match event {
+                    Ok(WatchEvent::Update(set)) => {
+                        connection_tx.send_replace(ConnectionState::Connected);
+                        bundles_tx.send_if_modified(|current| {
+                            let changed = **current != set;
+                            if changed {
+                                *current = Arc::new(set);
+                            }
+                            changed
+                        });
+                    }
+                    Ok(WatchEvent::Disconnected { error, .. }) | Err(error) => {
+                        connection_tx.send_replace(ConnectionState::Disconnected {
+                            last_error: error.to_string(),
+                        });
+                    }
+                    Ok(WatchEvent::Invalid(_)) => {}
+                }
+            }
+        });
+        Ok(JwtSource {
+            inner: Arc::new(Inner {
+                client,
+                hint: self.hint,
+                backoff: self.backoff,
+                bundles,
+                connection,
+                shutdown,
+                bundle_task: Mutex::new(Some(task)),
+                svids: tokio::sync::Mutex::new(HashMap::new()),
+            }),
+        })
+    }
+}
+
+impl JwtSource {
+    /// A builder: endpoint from `SPIFFE_ENDPOINT_SOCKET`, no hint, default backoff,
+    /// [`DEFAULT_STARTUP_TIMEOUT`].
+    pub fn builder() -> JwtSourceBuilder {
+        JwtSourceBuilder {
+            client: None,
+            endpoint: None,
+            hint: None,
+            backoff: Backoff::default(),
+            startup_timeout: DEFAULT_STARTUP_TIMEOUT,
+        }
+    }
+
+    /// The current JWT bundles.
+    #[must_use]
+    pub fn bundle_set(&self) -> Arc<JwtBundleSet> {
+        self.inner.bundles.borrow().clone()
+    }
+
+    /// A receiver notified when the JWT bundles change (identical re-sends do not count).
+    #[must_use]
+    pub fn updates(&self) -> watch::Receiver<Arc<JwtBundleSet>> {
+        self.inner.bundles.clone()
+    }
+
+    /// A receiver for the state of the bundle watch's connection.
+    #[must_use]
+    pub fn connection(&self) -> watch::Receiver<ConnectionState> {
+        self.inner.connection.clone()
+    }
+
+    /// A JWT-SVID for `audiences`, picked by the source's hint: the cached one while it is
+    /// valid, otherwise fetched once (and refreshed in the background from then on).
+    ///
+    /// # Errors
+    /// The fetch's error; [`Error::NoSuitableSvid`] when no JWT-SVID carries the hint;
+    /// [`Error::Closed`] after shutdown.
+    pub async fn jwt_svid(&self, audiences: &[impl AsRef<str>]) -> Result<JwtSvid, Error> {
+        let hint = self.inner.hint.clone();
+        self.jwt_svid_with_hint(audiences, hint.as_deref()).await
+    }
+
+    /// [`Self::jwt_svid`] with an explicit hint (`None`: the first JWT-SVID).
+    ///
+    /// # Errors
+    /// As [`Self::jwt_svid`].
+    pub async fn jwt_svid_with_hint(
+        &self,
+        audiences: &[impl AsRef<str>],
+        hint: Option<&str>,
+    ) -> Result<JwtSvid, Error> {
+        let svid = self.watch_jwt_svid(audiences, hint).await?;
+        let current = svid.borrow().clone();
+        Ok((*current).clone())
+    }
+
+    /// A receiver holding the JWT-SVID for `audiences` and `hint`, notified on each new token
+    /// the background refresh obtains.
+    ///
+    /// # Errors
+    /// As [`Self::jwt_svid`].
+    pub async fn watch_jwt_svid(
+        &self,
+        audiences: &[impl AsRef<str>],
+        hint: Option<&str>,
+    ) -> Result<watch::Receiver<Arc<JwtSvid>>, Error> {
+        if self.inner.shutdown.is_cancelled() {
+            return Err(Error::Closed);
+        }
+        let key = SvidKey {
+            audiences: audiences
+                .iter()
+                .map(|a| a.as_ref().to_owned())
+                .collect::<BTreeSet<_>>()
+                .into_iter()
+                .collect(),
+            hint: hint.map(str::to_owned),
+        };
+        let mut svids = self.inner.svids.lock().await;
+        if let Some(cached) = svids.get(&key)
+            && !cached.task.is_finished()
+            && cached.svid.borrow().expiry() > SystemTime::now()
+        {
+            return Ok(cached.svid.clone());
+        }
+        let svid = fetch(&self.inner.client, &key).await?;
+        let (tx, rx) = watch::channel(Arc::new(svid));
+        let stop = self.inner.shutdown.child_token();
+        let task = tokio::spawn(refresh(
+            self.inner.client.clone(),
+            key.clone(),
+            tx,
+            self.inner.backoff.clone(),
+            stop.clone(),
+        ));
+        let cached = Cached {
+            svid: rx.clone(),
+            stop,
+            task,
+        };
+        if let Some(old) = svids.insert(key, cached) {
+            old.stop.cancel();
+        }
+        Ok(rx)
+    }
+
+    /// Validates `token` for `audience` offline against the current bundles.
+    ///
+    /// # Errors
+    /// As [`JwtValidator::validate`].
+    pub fn validate(&self, token: &str, audience: &str) -> Result<ValidatedJwtSvid, JwtSvidError> {
+        let bundles = self.bundle_set();
+        JwtValidator::default().validate(token, &*bundles, audience)
+    }
+
+    /// The JWT bundle of `trust_domain`.
+    #[must_use]
+    pub fn bundle_for(&self, trust_domain: &TrustDomain) -> Option<Arc<JwtBundle>> {
+        BundleSource::bundle_for(self, trust_domain)
+    }
+
+    /// Whether the bundle watch still runs (not shut down, not stopped by a non-retryable
+    /// error).
+    #[must_use]
+    pub fn is_healthy(&self) -> bool {
+        !self.inner.shutdown.is_cancelled()
+            && self
+                .inner
+                .bundle_task
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .as_ref()
+                .is_some_and(|task| !task.is_finished())
+    }
+
+    /// Stops the bundle watch and every refresh (for all clones) and waits for them.
+    pub async fn shutdown(&self) {
+        self.inner.shutdown.cancel();
+        let task = self
+            .inner
+            .bundle_task
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
+        if let Some(task) = task {
+            let _ = task.await;
+        }
+        let refreshers: Vec<_> = self.inner.svids.lock().await.drain().collect();
+        for (_, cached) in refreshers {
+            let _ = cached.task.await;
+        }
+    }
+}
+
+impl BundleSource for JwtSource {
+    type Bundle = JwtBundle;
+
+    fn bundle_for(&self, trust_domain: &TrustDomain) -> Option<Arc<JwtBundle>> {
+        self.inner.bundles.borrow().bundle_for(trust_domain)
+    }
+}
+
+async fn fetch(client: &WorkloadApiClient, key: &SvidKey) -> Result<JwtSvid, Error> {
+    let svids = client.fetch_jwt_svids(&key.audiences, None).await?;
+    let chosen = match &key.hint {
+        None => svids.into_iter().next(),
+        Some(hint) => svids.into_iter().find(|s| s.hint() == hint),
+    };
+    chosen.ok_or_else(|| Error::NoSuitableSvid {
+        kind: "JWT-SVID",
+        hint: key.hint.clone(),
+    })
+}
+
+/// Half the time left before `expiry`, at least [`MIN_REFRESH`].
+fn refresh_delay(expiry: SystemTime) -> Duration {
+    let left = expiry.duration_since(SystemTime::now()).unwrap_or_default();
+    (left / 2).max(MIN_REFRESH)
+}
+
+async fn refresh(
+    client: WorkloadApiClient,
+    key: SvidKey,
+    tx: watch::Sender<Arc<JwtSvid>>,
+    mut backoff: Backoff,
+    stop: CancellationToken,
+) {
+    loop {
+        let wait = refresh_delay(tx.borrow().expiry());
+        tokio::select! {
+            () = stop.cancelled() => return,
+            () = tokio::time::sleep(wait) => {}
+        }
+        loop {
+            let fetched = tokio::select! {
+                () = stop.cancelled() => return,
+                fetched = fetch(&client, &key) => fetched,
+            };
+            match fetched {
+                Ok(svid) => {
+                    backoff.reset();
+                    let changed = tx.send_if_modified(|current| {
+                        let changed = current.token() != svid.token();
+                        if changed {
+                            *current = Arc::new(svid);
+                        }
+                        changed
+                    });
+                    if changed {
+                        tracing::debug!(audience = ?key.audiences, "JWT-SVID refreshed");
+                    }
+                    break;
+                }
+                Err(error) => {
+                    let retry_in = backoff.next_delay();
+                    tracing::warn!(%error, audience = ?key.audiences, retry_in_ms = retry_in.as_millis(), "refreshing JWT-SVID failed");
+                    tokio::select! {
+                        () = stop.cancelled() => return,
+                        () = tokio::time::sleep(retry_in) => {}
+                    }
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,119 @@
+//! `JwtSource` against the fake Workload API: bundles, the per-audience cache, the refresh at
+//! half the remaining life, hints and shutdown.
+
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "test code: a failed setup step should panic"
+)]
+
+use std::collections::HashMap;
+use std::time::{Duration, SystemTime};
+
+use spiffe_helper_testkit::certs;
+use spiffe_helper_testkit::fake::FakeAgent;
+use spiffe_helper_testkit::pb;
+use spiffe_workload_client::{Backoff, Endpoint, Error, JwtSource, WorkloadApiClient};
+
+const ID: &str = "spiffe://example.org/web";
+
+fn svids(items: &[(&str, &str)]) -> pb::JwtsvidResponse {
+    pb::JwtsvidResponse {
+        svids: items
+            .iter()
+            .map(|(token, hint)| pb::Jwtsvid {
+                spiffe_id: ID.into(),
+                svid: (*token).to_owned(),
+                hint: (*hint).to_owned(),
+            })
+            .collect(),
+    }
+}
+
+async fn started() -> (FakeAgent, JwtSource) {
+    let fake = FakeAgent::start().await;
+    let mut bundles = HashMap::new();
+    bundles.insert(
+        "spiffe://example.org".to_owned(),
+        br#"{"keys":[]}"#.to_vec(),
+    );
+    fake.push_jwt_bundles(pb::JwtBundlesResponse { bundles });
+    let client = WorkloadApiClient::new(Endpoint::parse(&fake.endpoint()).unwrap());
+    let source = JwtSource::builder()
+        .client(client)
+        .backoff(Backoff::exact(
+            Duration::from_millis(20),
+            Duration::from_millis(100),
+        ))
+        .build()
+        .await
+        .unwrap();
+    (fake, source)
+}
+
+#[tokio::test]
+async fn caches_per_audience_set_and_refreshes_at_half_life() {
+    let (fake, source) = started().await;
+    assert!(
+        source
+            .bundle_for(&"example.org".parse().unwrap())
+            .unwrap()
+            .keys()
+            .is_empty()
+    );
+    let exp = SystemTime::now() + Duration::from_secs(4);
+    let first = certs::jwt_token(ID, &["a", "b"], exp);
+    fake.set_jwt_svids(svids(&[(&first, "")]));
+    let got = source.jwt_svid(&["b", "a"]).await.unwrap();
+    assert_eq!(got.token().as_str(), first);
+
+    // Cached: the agent's next answer is not fetched for the same (reordered) audience set.
+    let second = certs::jwt_token(ID, &["a", "b"], SystemTime::now() + Duration::from_secs(60));
+    fake.set_jwt_svids(svids(&[(&second, "")]));
+    let again = source.jwt_svid(&["a", "b", "a"]).await.unwrap();
+    assert_eq!(again.token().as_str(), first);
+
+    // At half the remaining life (~2 s) the refresher fetches the new token.
+    let mut updates = source.watch_jwt_svid(&["a", "b"], None).await.unwrap();
+    let started = std::time::Instant::now();
+    tokio::time::timeout(Duration::from_secs(4), updates.changed())
+        .await
+        .unwrap()
+        .unwrap();
+    let waited = started.elapsed();
+    assert!(waited >= Duration::from_millis(1200), "{waited:?}");
+    assert_eq!(updates.borrow().token().as_str(), second);
+    assert_eq!(
+        source.jwt_svid(&["a", "b"]).await.unwrap().token().as_str(),
+        second
+    );
+    source.shutdown().await;
+    fake.shutdown().await;
+}
+
+#[tokio::test]
+async fn picks_by_hint_and_reports_a_missing_one() {
+    let (fake, source) = started().await;
+    let exp = SystemTime::now() + Duration::from_secs(600);
+    let x = certs::jwt_token(ID, &["a"], exp);
+    let y = certs::jwt_token(ID, &["a"], exp + Duration::from_secs(1));
+    fake.set_jwt_svids(svids(&[(&x, "x"), (&y, "y")]));
+    let svid = source.jwt_svid_with_hint(&["a"], Some("y")).await.unwrap();
+    assert_eq!(svid.token().as_str(), y);
+    assert_eq!(source.jwt_svid(&["a"]).await.unwrap().token().as_str(), x);
+    let err = source
+        .jwt_svid_with_hint(&["a"], Some("z"))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::NoSuitableSvid { .. }), "{err}");
+    assert_eq!(err.to_string(), "no JWT-SVID with hint \"z\"");
+    assert!(source.is_healthy());
+
+    let clone = source.clone();
+    let started = std::time::Instant::now();
+    clone.shutdown().await;
+    assert!(started.elapsed() < Duration::from_secs(1));
+    assert!(!source.is_healthy());
+    assert!(matches!(source.jwt_svid(&["a"]).await, Err(Error::Closed)));
+    fake.shutdown().await;
+}

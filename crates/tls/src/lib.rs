@@ -1,0 +1,50 @@
+//! rustls TLS with SPIFFE authentication and authorization, backed by a live
+//! [`X509Source`](spiffe_workload_client::X509Source).
+//!
+//! This is the crate a Rust service adds next to `spiffe-workload-client` to speak mTLS with
+//! other SPIFFE workloads (Go services on go-spiffe's `spiffetls`, Envoy, other Rust services).
+//! The helper binary does not link it.
+//!
+//! - Configs: [`mtls_server_config`], [`mtls_client_config`], [`tls_server_config`],
+//!   [`tls_client_config`]. Their certificate resolvers read the source on each handshake, so a
+//!   rotated SVID is presented by the next handshake without rebuilding anything.
+//! - Verification ([`SpiffeServerVerifier`], [`SpiffeClientVerifier`]): the peer's leaf must
+//!   carry exactly one `spiffe://` URI SAN and be no CA; its chain must verify against the bundle
+//!   of the peer's own trust domain (own or federated) and be unexpired. The server name is
+//!   ignored.
+//! - Authorization ([`Authorizer`]): any, exact ID, one of a set, member of a trust domain, or a
+//!   closure that sees the ID and the verified chain.
+//! - tokio: [`SpiffeAcceptor::accept`] and [`SpiffeConnector::connect`] return the stream and
+//!   the peer's [`SpiffeId`](spiffe_workload_client::SpiffeId).
+//!
+//! ```no_run
+//! use spiffe_workload_client::X509Source;
+//! use spiffe_workload_tls::{Authorizer, SpiffeAcceptor, mtls_server_config};
+//!
+//! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+//! let source = X509Source::builder().build().await?; // agent from SPIFFE_ENDPOINT_SOCKET
+//! let allow = Authorizer::member_of("example.org".parse()?);
+//! let acceptor = SpiffeAcceptor::new(mtls_server_config(&source, allow)?);
+//! let listener = tokio::net::TcpListener::bind("127.0.0.1:8443").await?;
+//! let (tcp, _) = listener.accept().await?;
+//! let (_stream, peer) = acceptor.accept(tcp).await?;
+//! println!("hello {peer:?}");
+//! # Ok(())
+//! # }
+//! ```
+
+mod authorize;
+mod config;
+mod error;
+mod resolve;
+mod stream;
+mod verify;
+
+pub use authorize::Authorizer;
+pub use config::{mtls_client_config, mtls_server_config, tls_client_config, tls_server_config};
+pub use error::Error;
+pub use resolve::SvidResolver;
+/// The rustls version this crate builds on, for callers that adjust the configs (ALPN, ...).
+pub use rustls;
+pub use stream::{SpiffeAcceptor, SpiffeConnector, peer_id};
+pub use verify::{SpiffeClientVerifier, SpiffeServerVerifier, X509BundleSource, svid_id};

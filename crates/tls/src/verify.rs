@@ -1,0 +1,285 @@
+//! Peer verification: an X.509-SVID chain against the bundle of the peer's own trust domain,
+//! then the authorizer (SPIFFE X509-SVID §5; go-spiffe's `x509svid.Verify`).
+//!
+//! The server name is ignored: SVIDs carry a SPIFFE ID, not a DNS name, and the authorizer is
+//! what decides who the peer may be.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::sync::{Arc, Mutex, PoisonError};
+
+use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::crypto::{WebPkiSupportedAlgorithms, verify_tls12_signature, verify_tls13_signature};
+use rustls::pki_types::{CertificateDer, ServerName, TrustAnchor, UnixTime};
+use rustls::server::danger::{ClientCertVerified, ClientCertVerifier};
+use rustls::{CertificateError, DigitallySignedStruct, DistinguishedName, OtherError};
+use spiffe_workload_client::{BundleSource, SpiffeId, TrustDomain, X509Bundle};
+use webpki::{EndEntityCert, KeyUsage};
+use x509_parser::certificate::X509Certificate;
+use x509_parser::extensions::GeneralName;
+use x509_parser::prelude::FromDer;
+
+use crate::{Authorizer, Error};
+
+/// A bundle source as the verifiers hold it.
+pub type X509BundleSource = Arc<dyn BundleSource<Bundle = X509Bundle>>;
+
+type Anchors = Arc<Vec<TrustAnchor<'static>>>;
+
+/// The SPIFFE ID of a leaf that may be an X.509-SVID: exactly one URI SAN, a valid SPIFFE ID,
+/// not a CA, no `keyCertSign`/`cRLSign` (SPIFFE X509-SVID §4.1, §4.3).
+///
+/// # Errors
+/// [`Error::NotAnSvid`] or [`Error::LeafIsCa`].
+pub fn svid_id(leaf: &CertificateDer<'_>) -> Result<SpiffeId, Error> {
+    let not_svid = |reason: String| Error::NotAnSvid { reason };
+    let (_, cert) = X509Certificate::from_der(leaf.as_ref())
+        .map_err(|e| not_svid(format!("leaf does not parse: {e}")))?;
+    let san = cert
+        .subject_alternative_name()
+        .map_err(|e| not_svid(format!("subjectAltName: {e}")))?;
+    let mut uris = san
+        .iter()
+        .flat_map(|ext| ext.value.general_names.iter())
+        .filter_map(|name| match name {
+            GeneralName::URI(uri) => Some(*uri),
+            _ => None,
+        });
+    let id: SpiffeId = match (uris.next(), uris.next()) {
+        (Some(uri), None) => uri.parse().map_err(|e| not_svid(format!("{e}")))?,
+        (None, _) => return Err(not_svid("leaf has no URI SAN".into())),
+        (Some(_), Some(_)) => return Err(not_svid("leaf has more than one URI SAN".into())),
+    };
+    let is_ca = matches!(cert.basic_constraints(), Ok(Some(bc)) if bc.value.ca);
+    let signs =
+        matches!(cert.key_usage(), Ok(Some(ku)) if ku.value.key_cert_sign() || ku.value.crl_sign());
+    if is_ca || signs {
+        return Err(Error::LeafIsCa { id });
+    }
+    Ok(id)
+}
+
+/// What both verifiers share: the bundle source, trust anchors cached per bundle, the
+/// authorizer and the signature algorithms.
+struct PeerVerifier {
+    bundles: X509BundleSource,
+    authorizer: Authorizer,
+    algorithms: WebPkiSupportedAlgorithms,
+    /// Trust anchors by trust domain, rebuilt when the source hands out a new bundle.
+    anchors: Mutex<HashMap<TrustDomain, (Arc<X509Bundle>, Anchors)>>,
+}
+
+impl PeerVerifier {
+    fn new(bundles: X509BundleSource, authorizer: Authorizer) -> Self {
+        Self {
+            bundles,
+            authorizer,
+            algorithms: rustls::crypto::ring::default_provider().signature_verification_algorithms,
+            anchors: Mutex::new(HashMap::new()),
+        }
+    }
+
+    fn anchors_for(&self, id: &SpiffeId) -> Result<Anchors, Error> {
+        let td = id.trust_domain();
+        let bundle = self.bundles.bundle_for(td).ok_or_else(|| Error::NoBundle {
+            trust_domain: td.clone(),
+            id: id.clone(),
+        })?;
+        let mut cache = self.anchors.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some((cached, anchors)) = cache.get(td)
+            && Arc::ptr_eq(cached, &bundle)
+        {
+            return Ok(anchors.clone());
+        }
+        let anchors: Vec<TrustAnchor<'static>> = bundle
+            .authorities()
+            .iter()
+            .filter_map(|der| {
+                let der = CertificateDer::from(der.as_slice());
+                webpki::anchor_from_trusted_cert(&der)
+                    .map(|a| a.to_owned())
+                    .ok()
+            })
+            .collect();
+        let anchors = Arc::new(anchors);
+        cache.insert(td.clone(), (bundle, anchors.clone()));
+        Ok(anchors)
+    }
+
+    fn verify(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        now: UnixTime,
+        usage: KeyUsage,
+    ) -> Result<SpiffeId, Error> {
+        let id = svid_id(end_entity)?;
+        let anchors = self.anchors_for(&id)?;
+        let untrusted = |e: webpki::Error| Error::Untrusted {
+            id: id.clone(),
+            reason: format!("{e:?}"),
+        };
+        let leaf = EndEntityCert::try_from(end_entity).map_err(untrusted)?;
+        leaf.verify_for_usage(
+            self.algorithms.all,
+            &anchors,
+            intermediates,
+            now,
+            usage,
+            None,
+            None,
+        )
+        .map_err(untrusted)?;
+        let mut chain = Vec::with_capacity(1 + intermediates.len());
+        chain.push(end_entity.clone());
+        chain.extend(intermediates.iter().cloned());
+        self.authorizer.authorize(&id, &chain)?;
+        Ok(id)
+    }
+
+    fn checked(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        now: UnixTime,
+        usage: KeyUsage,
+    ) -> Result<(), rustls::Error> {
+        match self.verify(end_entity, intermediates, now, usage) {
+            Ok(id) => {
+                tracing::trace!(spiffe_id = %id, "peer verified");
+                Ok(())
+            }
+            Err(error) => {
+                tracing::debug!(%error, "peer rejected");
+                Err(to_rustls(error))
+            }
+        }
+    }
+}
+
+/// Wraps our error so that it survives the handshake and [`from_rustls`] can recover it.
+fn to_rustls(error: Error) -> rustls::Error {
+    rustls::Error::InvalidCertificate(CertificateError::Other(OtherError(Arc::new(error))))
+}
+
+/// Our verifier error inside a rustls error, when it is one.
+pub(crate) fn from_rustls(error: &rustls::Error) -> Option<&Error> {
+    match error {
+        rustls::Error::InvalidCertificate(CertificateError::Other(OtherError(inner))) => {
+            inner.downcast_ref::<Error>()
+        }
+        _ => None,
+    }
+}
+
+/// Verifies a server's X.509-SVID (client side), ignoring the server name.
+pub struct SpiffeServerVerifier(PeerVerifier);
+
+impl SpiffeServerVerifier {
+    /// Trusts the bundles of `bundles` (own and federated trust domains) and allows the peers
+    /// `authorizer` allows.
+    #[must_use]
+    pub fn new(bundles: X509BundleSource, authorizer: Authorizer) -> Self {
+        Self(PeerVerifier::new(bundles, authorizer))
+    }
+}
+
+impl fmt::Debug for SpiffeServerVerifier {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "SpiffeServerVerifier({:?})", self.0.authorizer)
+    }
+}
+
+impl ServerCertVerifier for SpiffeServerVerifier {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        _server_name: &ServerName<'_>,
+        _ocsp_response: &[u8],
+        now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        self.0
+            .checked(end_entity, intermediates, now, KeyUsage::server_auth())
+            .map(|()| ServerCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        verify_tls12_signature(message, cert, dss, &self.0.algorithms)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        verify_tls13_signature(message, cert, dss, &self.0.algorithms)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+        self.0.algorithms.supported_schemes()
+    }
+}
+
+/// Verifies a client's X.509-SVID (server side); a client certificate is mandatory.
+pub struct SpiffeClientVerifier(PeerVerifier);
+
+impl SpiffeClientVerifier {
+    /// As [`SpiffeServerVerifier::new`], for clients.
+    #[must_use]
+    pub fn new(bundles: X509BundleSource, authorizer: Authorizer) -> Self {
+        Self(PeerVerifier::new(bundles, authorizer))
+    }
+}
+
+impl fmt::Debug for SpiffeClientVerifier {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "SpiffeClientVerifier({:?})", self.0.authorizer)
+    }
+}
+
+impl ClientCertVerifier for SpiffeClientVerifier {
+    fn root_hint_subjects(&self) -> &[DistinguishedName] {
+        // Like go-spiffe: no CA names; the client has one SVID to offer anyway.
+        &[]
+    }
+
+    fn verify_client_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        now: UnixTime,
+    ) -> Result<ClientCertVerified, rustls::Error> {
+        self.0
+            .checked(end_entity, intermediates, now, KeyUsage::client_auth())
+            .map(|()| ClientCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        verify_tls12_signature(message, cert, dss, &self.0.algorithms)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        verify_tls13_signature(message, cert, dss, &self.0.algorithms)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+        self.0.algorithms.supported_schemes()
+    }
+}
