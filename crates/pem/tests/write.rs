@@ -395,7 +395,7 @@ fn federated_bundle_names_that_are_not_trust_domains_are_rejected() {
 fn replace_all_makes_every_file_visible_before_finish() {
     let dir = tempfile::tempdir().unwrap();
     let (key, cert) = (dir.path().join("k.pem"), dir.path().join("c.pem"));
-    write_atomic(&cert, b"old cert", 0o644).unwrap();
+    let _ = write_atomic(&cert, b"old cert", 0o644).unwrap();
     // A temp file a killed writer left behind for this very target.
     fs::write(dir.path().join(".c.pem.tmp-AAAAAAAAAAAA"), b"stale").unwrap();
     let renamed = replace_all(&[(&key, b"new key", 0o600), (&cert, b"new cert", 0o644)]).unwrap();

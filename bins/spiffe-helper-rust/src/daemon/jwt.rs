@@ -101,7 +101,7 @@ impl Refresh {
     /// Refreshes at half the remaining lifetime + 1 s (at least 1 s); on failure retries
     /// after 1 s doubling to 60 s.
     async fn run(self, mut expiry: SystemTime) -> Result<(), Fatal> {
-        let mut retry = Backoff::new(JWT_RETRY_FIRST, JWT_RETRY_MAX);
+        let mut retry = Backoff::exact(JWT_RETRY_FIRST, JWT_RETRY_MAX);
         let mut next = refresh_after(expiry, SystemTime::now());
         loop {
             tokio::select! {
