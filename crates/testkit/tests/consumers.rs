@@ -2,7 +2,12 @@
 //! it is given and serves a new one after SIGHUP to the pid on the first line of its
 //! `postmaster.pid`; HAProxy serves a combined key+chain file and keeps answering every request
 //! across a SIGUSR2 reload of its master.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::print_stderr)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::print_stderr,
+    clippy::doc_markdown
+)]
 
 use std::fs;
 use std::os::unix::fs::PermissionsExt as _;

@@ -34,6 +34,7 @@ pub fn available() -> bool {
 pub struct Haproxy {
     dir: tempfile::TempDir,
     port: u16,
+    pid_file: PathBuf,
     master: Child,
 }
 
@@ -46,11 +47,22 @@ impl Haproxy {
     /// If it does not come up within 20 s; the message carries its log.
     #[must_use]
     pub fn start(crt: &Path) -> Haproxy {
+        Self::start_with_pid_file(crt, None)
+    }
+
+    /// [`Haproxy::start`] writing the master's pid to `pid_file` (e.g. a path already in the
+    /// helper's config) instead of `<dir>/haproxy.pid`.
+    ///
+    /// # Panics
+    /// As [`Haproxy::start`].
+    #[must_use]
+    pub fn start_with_pid_file(crt: &Path, pid_file: Option<&Path>) -> Haproxy {
         let dir = must(
             tempfile::Builder::new().prefix("hap").tempdir_in("/tmp"),
             "creating the HAProxy temp dir",
         );
         let port = free_port();
+        let pid_file = pid_file.map_or_else(|| dir.path().join("haproxy.pid"), Path::to_path_buf);
         let cfg = dir.path().join("haproxy.cfg");
         let text = format!(
             "global\n  log stderr format raw local0 info\n\n\
@@ -67,7 +79,7 @@ impl Haproxy {
         let mut cmd = Command::new(binary());
         cmd.arg("-W")
             .arg("-p")
-            .arg(dir.path().join("haproxy.pid"))
+            .arg(&pid_file)
             .arg("-f")
             .arg(&cfg)
             .current_dir(dir.path())
@@ -76,7 +88,12 @@ impl Haproxy {
             .stderr(log)
             .process_group(0);
         let master = must(cmd.spawn(), "starting haproxy");
-        let mut hap = Haproxy { dir, port, master };
+        let mut hap = Haproxy {
+            dir,
+            port,
+            pid_file,
+            master,
+        };
         if !wait_until(Duration::from_secs(20), || hap.served_serial().is_some()) {
             let log = hap.log();
             let exited = hap.master.try_wait().ok().flatten();
@@ -97,7 +114,7 @@ impl Haproxy {
     /// The pid file `HAProxy` writes (the master's pid): the helper's `pid_file_name`.
     #[must_use]
     pub fn pid_file(&self) -> PathBuf {
-        self.dir.path().join("haproxy.pid")
+        self.pid_file.clone()
     }
 
     /// The master's pid.

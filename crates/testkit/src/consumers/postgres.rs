@@ -103,19 +103,31 @@ impl PgUser {
 pub struct Postgres {
     dir: tempfile::TempDir,
     port: u16,
-    child: Child,
+    user: PgUser,
+    child: Option<Child>,
 }
 
 impl Postgres {
-    /// `initdb` a fresh cluster in a temp dir owned by `postgres`, configure `ssl = on` with
-    /// `ssl_cert_file = cert` and `ssl_key_file = key`, start `postgres` and wait until it
-    /// serves TLS. Both files must exist and suit `PostgreSQL` (key owned by `postgres` with mode
-    /// 0600, or by root with 0640), and their directory must be traversable by `postgres`.
+    /// [`Postgres::init`], then [`Postgres::run`].
     ///
     /// # Panics
-    /// If anything fails; the message carries the server log.
+    /// As those.
     #[must_use]
     pub fn start(cert: &Path, key: &Path) -> Postgres {
+        let mut pg = Postgres::init(cert, key);
+        pg.run();
+        pg
+    }
+
+    /// `initdb` a fresh cluster in a temp dir owned by `postgres`, configured with `ssl = on`,
+    /// `ssl_cert_file = cert` and `ssl_key_file = key`, without starting it, so that
+    /// [`Postgres::pid_file`] can go into the helper's config before the helper writes the
+    /// files the server needs to start.
+    ///
+    /// # Panics
+    /// If `initdb` fails.
+    #[must_use]
+    pub fn init(cert: &Path, key: &Path) -> Postgres {
         let user = PgUser::lookup();
         let dir = must(
             tempfile::Builder::new().prefix("pg").tempdir_in("/tmp"),
@@ -158,34 +170,49 @@ impl Postgres {
         let mut text = must(fs::read_to_string(&conf_path), "reading postgresql.conf");
         text.push_str(&conf);
         must(fs::write(&conf_path, text), "writing postgresql.conf");
+        Postgres {
+            dir,
+            port,
+            user,
+            child: None,
+        }
+    }
 
-        let log = dir.path().join("postgres.log");
+    /// Starts the server (as `postgres`) and waits until it serves TLS. The certificate and
+    /// key must exist and suit `PostgreSQL` (key owned by `postgres` with mode 0600, or by root
+    /// with 0640), in a directory `postgres` can traverse.
+    ///
+    /// # Panics
+    /// If it does not serve TLS within 30 s; the message carries the server log.
+    pub fn run(&mut self) {
+        let log = self.dir.path().join("postgres.log");
         let out = must(File::create(&log), "creating the PostgreSQL log");
-        user.own(&log);
+        self.user.own(&log);
         let mut cmd = Command::new(bin_dir().join("postgres"));
         cmd.arg("-D")
-            .arg(&data)
+            .arg(self.dir.path().join("data"))
             .env("LC_ALL", "C")
-            .current_dir(dir.path())
+            .current_dir(self.dir.path())
             .stdin(Stdio::null())
             .stdout(must(out.try_clone(), "cloning the log handle"))
             .stderr(out)
             .process_group(0);
-        user.apply(&mut cmd);
-        let child = must(cmd.spawn(), "starting postgres");
-        let mut pg = Postgres { dir, port, child };
+        self.user.apply(&mut cmd);
+        self.child = Some(must(cmd.spawn(), "starting postgres"));
+        let port = self.port;
         let up = wait_until(Duration::from_secs(30), || {
-            pg.is_ready() && super::probe::served_serial(port, Some("postgres")).is_some()
+            self.is_ready() && super::probe::served_serial(port, Some("postgres")).is_some()
         });
         if !up {
-            let log = pg.log();
-            let exited = pg.child.try_wait().ok().flatten();
-            drop(pg);
+            let exited = self
+                .child
+                .as_mut()
+                .and_then(|c| c.try_wait().ok().flatten());
             panic!(
-                "testkit: PostgreSQL did not serve TLS within 30 s (exit: {exited:?}); log:\n{log}"
+                "testkit: `PostgreSQL` did not serve TLS within 30 s (exit: {exited:?}); log:\n{}",
+                self.log()
             );
         }
-        pg
     }
 
     /// The TCP port on 127.0.0.1.
@@ -200,10 +227,10 @@ impl Postgres {
         self.dir.path().join("data/postmaster.pid")
     }
 
-    /// The postmaster's pid.
+    /// The postmaster's pid (0 before [`Postgres::run`]).
     #[must_use]
     pub fn pid(&self) -> u32 {
-        self.child.id()
+        self.child.as_ref().map_or(0, Child::id)
     }
 
     /// True once `postmaster.pid` says `ready` (its eighth line).
@@ -230,7 +257,7 @@ impl Postgres {
     /// # Panics
     /// If the signal cannot be sent.
     pub fn signal(&self, signal: Signal) {
-        let pid = must(i32::try_from(self.child.id()), "postmaster pid");
+        let pid = must(i32::try_from(self.pid()), "postmaster pid");
         must(
             nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), signal),
             "signalling postgres",
@@ -240,6 +267,8 @@ impl Postgres {
 
 impl Drop for Postgres {
     fn drop(&mut self) {
-        stop_child(&mut self.child, Signal::SIGINT, Duration::from_secs(10));
+        if let Some(child) = &mut self.child {
+            stop_child(child, Signal::SIGINT, Duration::from_secs(10));
+        }
     }
 }
