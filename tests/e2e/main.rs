@@ -19,6 +19,7 @@
 )]
 
 mod consumers;
+mod consumers15;
 mod daemon;
 mod health;
 mod idle;
