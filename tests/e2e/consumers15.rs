@@ -1,8 +1,8 @@
-//! Issue 15 with the current binary and real consumers: PostgreSQL reloaded on rotation
-//! through its `postmaster.pid` (pid on the first line, seven more lines), and HAProxy in
+//! Issue 15 with the current binary and real consumers: `PostgreSQL` reloaded on rotation
+//! through its `postmaster.pid` (pid on the first line, seven more lines), and `HAProxy` in
 //! master-worker mode reloaded with SIGUSR2 through its pid file while a request loop runs.
 //!
-//! Until `svid_combined_file_name` exists (issue 15 phase 2), HAProxy reads the key from
+//! Until `svid_combined_file_name` exists (issue 15 phase 2), `HAProxy` reads the key from
 //! `<crt>.key` (its `ssl-load-extra-files` default), so the helper writes `svid.pem` and
 //! `svid.pem.key`; the reload path, the pid file and the request count are the same.
 
@@ -35,8 +35,8 @@ fn rotated(svid: &Path, previous: &str, timeout: Duration) -> Option<String> {
     None
 }
 
-/// Issue 15 §1: the helper runs as PostgreSQL's own user (see the testkit's `consumers` docs:
-/// the helper trusts a pid file owned by root or by itself, and PostgreSQL wants its key owned
+/// Issue 15 §1: the helper runs as `PostgreSQL`'s own user (see the testkit's `consumers` docs:
+/// the helper trusts a pid file owned by root or by itself, and `PostgreSQL` wants its key owned
 /// by the database user, mode 0600), selected by SPIRE as `unix:uid:<postgres uid>`, with
 /// `pid_file_name = "<datadir>/postmaster.pid"` and `renew_signal = "SIGHUP"`.
 #[test]
@@ -118,9 +118,9 @@ fn postgres_serves_the_rotated_svid_after_sighup_through_postmaster_pid() {
     assert_no_secrets("postgres helper", &helper.log(), Some(&key), &[]);
 }
 
-/// Issue 15 §2's reload path: HAProxy (master-worker) terminates TLS with the helper's files;
+/// Issue 15 §2's reload path: `HAProxy` (master-worker) terminates TLS with the helper's files;
 /// `pid_file_name` is the master's pid file and `renew_signal = "SIGUSR2"`; after a real SPIRE
-/// rotation HAProxy serves the new serial, and no request of a loop running across the reload
+/// rotation `HAProxy` serves the new serial, and no request of a loop running across the reload
 /// fails.
 #[test]
 fn haproxy_serves_the_rotated_svid_after_sigusr2_and_no_request_fails() {
