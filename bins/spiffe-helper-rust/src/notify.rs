@@ -96,15 +96,21 @@ impl Notifier {
         Self::with_settings(settings, health, &shutdown)
     }
 
-    /// Starts the child supervisor (idle until the first [`Notifier::x509_updated`]) and, when
-    /// there is a child, forwards the helper's SIGTERM, SIGINT and SIGQUIT to it. Must be called
-    /// inside the tokio runtime.
+    /// Starts the child supervisor (idle until the first [`Notifier::x509_updated`]). When there
+    /// is a child and the policy is [`RestartPolicy::Always`] or [`RestartPolicy::Never`], the
+    /// helper's SIGTERM, SIGINT and SIGQUIT are forwarded to it as they are (under
+    /// [`RestartPolicy::OnRotation`] the child gets SIGTERM at shutdown, SPEC §5.1). Must be
+    /// called inside the tokio runtime.
     pub fn with_settings(
         settings: NotifySettings,
         health: HealthState,
         shutdown: &CancellationToken,
     ) -> Self {
-        let signals = if settings.child.is_some() {
+        // Under on-rotation (upstream `cmd`), SPEC §5.1 holds: the child gets SIGTERM at
+        // shutdown whatever stopped the helper, and SIGQUIT keeps its default action. When the
+        // child is the workload (`always`, `never`: wrapper mode), it gets the signal itself.
+        let forward = settings.restart != RestartPolicy::OnRotation;
+        let signals = if settings.child.is_some() && forward {
             forward_os_signals(shutdown)
         } else {
             mpsc::unbounded_channel().1
@@ -216,8 +222,9 @@ impl Notifier {
         });
     }
 
-    /// Stops pending pid-file retries and the child: the signal the helper received (SIGTERM
-    /// when the helper stops for another reason), then SIGKILL after the stop timeout.
+    /// Stops pending pid-file retries and the child: the forwarded signal the helper received
+    /// (SIGTERM under on-rotation, or when the helper stops for another reason), then SIGKILL
+    /// after the stop timeout.
     ///
     /// Returns the exit code the helper should exit with, decided by the child: `Some` when
     /// the restart policy is [`RestartPolicy::Always`] or [`RestartPolicy::Never`] (the child

@@ -173,7 +173,7 @@ async fn a_child_that_ignores_sigterm_is_killed_after_the_stop_timeout() {
 async fn sigquit_is_forwarded_and_ends_the_helper_with_the_child_code() {
     let dir = tempfile::tempdir().unwrap();
     let log = log_in(&dir);
-    let (mut n, signals) = notifier(recorder(&log, "QUIT", 9), RestartPolicy::OnRotation, None);
+    let (mut n, signals) = notifier(recorder(&log, "QUIT", 9), RestartPolicy::Always, None);
     n.x509_updated();
     assert!(wait_for(Duration::from_secs(5), || lines(&log) == ["start"]).await);
     signals.send(Signal::SIGQUIT).unwrap();
