@@ -7,6 +7,7 @@
 //! mutual TLS between two hinted identities), `idle` (an idle daemon does not poll).
 
 mod consumers;
+mod consumers15;
 mod daemon;
 mod health;
 mod idle;

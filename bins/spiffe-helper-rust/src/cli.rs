@@ -21,6 +21,10 @@ pub struct Cli {
     pub daemon_mode: Option<bool>,
     /// `--validate`: check the configuration, print the effective one, exit.
     pub validate: bool,
+    /// Wrapper mode (issue 15 §4): everything after `--`, verbatim (no `cmd_args` splitting),
+    /// program first. `None` without `--`; never `Some` of an empty list (that is a usage
+    /// error). It replaces `cmd`/`cmd_args`: both set is a usage error, see [`check_child_conflict`].
+    pub child_argv: Option<Vec<OsString>>,
 }
 
 /// The command line did not ask to run: help or version text (code 0, stdout) or a usage
@@ -86,6 +90,16 @@ struct Args {
     /// in), then exit 0 if it is valid or 1 if not. Never contacts the agent.
     #[arg(long)]
     validate: bool,
+
+    /// Wrapper mode: run PROGRAM with ARGS (as given, no splitting) as the child instead of
+    /// `cmd`; it starts after the first write, and the helper exits with its exit code.
+    #[arg(
+        last = true,
+        value_name = "PROGRAM [ARGS]",
+        allow_hyphen_values = true,
+        num_args = 0..
+    )]
+    child: Option<Vec<OsString>>,
 }
 
 /// Go's `strconv.ParseBool` spellings, which `-daemon-mode=...` accepted upstream.
@@ -101,8 +115,9 @@ fn parse_go_bool(s: &str) -> Result<bool, String> {
 const TAKES_VALUE: &[&str] = &["--config"];
 
 /// Rewrites `-name[=v]` (more than one character after a single dash) to `--name[=v]`; stops at
-/// `--`. Returns the new arguments and the (rewritten, original) pairs for error messages.
-fn normalize(args: Vec<OsString>) -> (Vec<OsString>, Vec<(String, String)>) {
+/// `--`. Returns the new arguments, the (rewritten, original) pairs for error messages, and
+/// whether a `--` was seen.
+fn normalize(args: Vec<OsString>) -> (Vec<OsString>, Vec<(String, String)>, bool) {
     let mut out = Vec::with_capacity(args.len());
     let mut renamed = Vec::new();
     let mut iter = args.into_iter();
@@ -145,7 +160,7 @@ fn normalize(args: Vec<OsString>) -> (Vec<OsString>, Vec<(String, String)>) {
         value_next = TAKES_VALUE.contains(&long.as_str());
         out.push(OsString::from(long));
     }
-    (out, renamed)
+    (out, renamed, rest_verbatim)
 }
 
 /// Parses the command line (including the program name as the first item).
@@ -154,13 +169,19 @@ fn normalize(args: Vec<OsString>) -> (Vec<OsString>, Vec<(String, String)>) {
 /// [`CliExit`] with code 0 and the text for `--help`/`--version`, or code 2 and a message
 /// naming the flag (plus usage) for unknown flags and bad values.
 pub fn parse_args<I: IntoIterator<Item = OsString>>(args: I) -> Result<Cli, CliExit> {
-    let (args, renamed) = normalize(args.into_iter().collect());
+    let (args, renamed, double_dash) = normalize(args.into_iter().collect());
     match Args::try_parse_from(args) {
-        Ok(args) => Ok(Cli {
-            config: args.config,
-            daemon_mode: args.daemon_mode,
-            validate: args.validate,
-        }),
+        Ok(args) => {
+            if double_dash && args.child.as_ref().is_none_or(Vec::is_empty) {
+                return Err(usage_error("'--' must be followed by the program to run"));
+            }
+            Ok(Cli {
+                config: args.config,
+                daemon_mode: args.daemon_mode,
+                validate: args.validate,
+                child_argv: args.child,
+            })
+        }
         Err(err) => {
             let code = match err.kind() {
                 ErrorKind::DisplayHelp | ErrorKind::DisplayVersion => 0,
@@ -187,6 +208,39 @@ pub fn parse_args<I: IntoIterator<Item = OsString>>(args: I) -> Result<Cli, CliE
     }
 }
 
+/// A usage error (exit 2) with `message` and the usage text, like clap's own.
+fn usage_error(message: &str) -> CliExit {
+    CliExit {
+        message: format!(
+            "error: {message}\n\n{}\n\nFor more information, try '--help'.\n",
+            Args::command().render_usage()
+        ),
+        code: 2,
+    }
+}
+
+/// Wrapper mode replaces `cmd`: a command line with `--` and a config that sets `cmd` is a
+/// usage error (exit 2). Called once the config is loaded (`cmd_set`: the config has a
+/// non-empty `cmd`).
+///
+/// # Errors
+/// [`CliExit`] with code 2 naming both.
+#[cfg_attr(
+    not(test),
+    expect(
+        dead_code,
+        reason = "wired into the daemon in issue 15 phase 2, with the cmd_restart config key"
+    )
+)]
+pub fn check_child_conflict(cli: &Cli, cmd_set: bool) -> Result<(), CliExit> {
+    if cli.child_argv.is_some() && cmd_set {
+        return Err(usage_error(
+            "the config sets `cmd` and the command line gives a program after '--'; use one",
+        ));
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -204,7 +258,68 @@ mod tests {
             config: PathBuf::from(config),
             daemon_mode,
             validate,
+            child_argv: None,
         }
+    }
+
+    fn argv(items: &[&str]) -> Vec<OsString> {
+        items.iter().map(OsString::from).collect()
+    }
+
+    #[test]
+    fn everything_after_double_dash_is_the_child_argv_verbatim() {
+        let cases: &[(&[&str], &[&str])] = &[
+            (
+                &[
+                    "-config",
+                    "helper.conf",
+                    "--",
+                    "/usr/sbin/nginx",
+                    "-g",
+                    "daemon off;",
+                ],
+                &["/usr/sbin/nginx", "-g", "daemon off;"],
+            ),
+            // Flags after `--` belong to the child, also ours and Go-style ones.
+            (
+                &[
+                    "--",
+                    "app",
+                    "-config",
+                    "x",
+                    "--daemon-mode=false",
+                    "--",
+                    "-h",
+                ],
+                &["app", "-config", "x", "--daemon-mode=false", "--", "-h"],
+            ),
+            (
+                &["--", "sh", "-c", "echo \"a  b\""],
+                &["sh", "-c", "echo \"a  b\""],
+            ),
+        ];
+        for (args, child) in cases {
+            let got = parse(args).unwrap();
+            assert_eq!(got.child_argv, Some(argv(child)), "{args:?}");
+        }
+        let got = parse(&["-daemon-mode=true", "--", "app"]).unwrap();
+        assert_eq!(got.daemon_mode, Some(true));
+        assert_eq!(got.config, PathBuf::from("helper.conf"));
+    }
+
+    #[test]
+    fn double_dash_without_a_program_and_with_cmd_are_usage_errors() {
+        let exit = parse(&["-config", "x", "--"]).unwrap_err();
+        assert_eq!(exit.code, 2);
+        assert!(exit.message.contains("'--'"), "{}", exit.message);
+        assert!(exit.message.contains("Usage:"), "{}", exit.message);
+
+        let wrapped = parse(&["--", "app"]).unwrap();
+        let exit = check_child_conflict(&wrapped, true).unwrap_err();
+        assert_eq!(exit.code, 2);
+        assert!(exit.message.contains("`cmd`"), "{}", exit.message);
+        assert!(check_child_conflict(&wrapped, false).is_ok());
+        assert!(check_child_conflict(&parse(&[]).unwrap(), true).is_ok());
     }
 
     #[test]

@@ -1,54 +1,156 @@
-//! Telling the consumer about a new X.509-SVID (docs/behaviour.md#notification): start or signal `cmd`, signal the pid
-//! in `pid_file_name`, and stop the child at shutdown.
+//! Telling the consumer about a new X.509-SVID (SPEC §5, issue 15 §1 and §4): start or signal
+//! the child (`cmd`, or the program after `--`), signal the pid in `pid_file_name`, and stop
+//! the child at shutdown.
+//!
+//! The daemon's side of it: [`Notifier::new`] once, [`Notifier::x509_updated`] after each X.509
+//! update that changed a file, [`Notifier::stopped`] in its wait loop (the child can end the
+//! helper), [`Notifier::shutdown`] at the end, whose result is the exit code to use when the
+//! child decides it.
 
-use std::path::{Path, PathBuf};
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+#[path = "child.rs"]
+mod child;
+#[path = "pidfile.rs"]
+mod pidfile;
+
+use std::path::PathBuf;
 use std::time::Duration;
 
-use nix::sys::signal::{Signal, kill};
-use nix::unistd::Pid;
+use nix::sys::signal::Signal;
 use spiffe_helper_health::HealthState;
-use tokio::process::Command;
+use tokio::sync::{mpsc, watch};
+use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-/// How long a child gets between SIGTERM and SIGKILL when the helper stops.
-const CHILD_GRACE: Duration = Duration::from_secs(5);
-/// Attempts to signal the pid-file process (docs/behaviour.md#pid-file): 10 tries, 100 ms doubling (~51 s).
-const PID_ATTEMPTS: u32 = 10;
-const PID_FIRST_DELAY: Duration = Duration::from_millis(100);
+pub use child::{ChildCommand, DEFAULT_STOP_TIMEOUT, RestartPolicy};
+use child::{Supervisor, ToChild};
 
-/// A started child: its pid, and a flag its reaper task sets when it has exited.
-struct Child {
-    pid: Pid,
-    exited: Arc<AtomicBool>,
-    reaped: tokio::task::JoinHandle<()>,
+/// What to notify and how (the `cmd*`, `renew_signal` and `pid_file_name` settings).
+#[derive(Clone, Debug)]
+pub struct NotifySettings {
+    /// The child: `cmd` with the split `cmd_args`, or the wrapper-mode argv.
+    pub child: Option<ChildCommand>,
+    /// `cmd_restart` (default [`RestartPolicy::OnRotation`]; [`RestartPolicy::Never`] under `--`).
+    pub restart: RestartPolicy,
+    /// `cmd_stop_timeout`: stop signal to SIGKILL (default [`DEFAULT_STOP_TIMEOUT`]).
+    pub stop_timeout: Duration,
+    /// `renew_signal`, sent to a running child and to the pid-file process.
+    pub renew_signal: Option<Signal>,
+    /// `pid_file_name`.
+    pub pid_file: Option<PathBuf>,
+}
+
+impl Default for NotifySettings {
+    fn default() -> Self {
+        Self {
+            child: None,
+            restart: RestartPolicy::OnRotation,
+            stop_timeout: DEFAULT_STOP_TIMEOUT,
+            renew_signal: None,
+            pid_file: None,
+        }
+    }
+}
+
+/// The running supervisor of the child.
+struct ChildHandle {
+    updates: mpsc::UnboundedSender<ToChild>,
+    task: JoinHandle<Option<u8>>,
+    policy: RestartPolicy,
 }
 
 /// Owns the consumer notifications for one daemon.
 pub struct Notifier {
-    cmd: Option<(String, Vec<String>)>,
-    signal: Option<Signal>,
-    pid_file: Option<PathBuf>,
-    child: Option<Child>,
+    settings: NotifySettings,
+    child: Option<ChildHandle>,
+    must_stop: watch::Receiver<Option<u8>>,
     pid_retry: Option<CancellationToken>,
     health: HealthState,
     shutdown: CancellationToken,
 }
 
 impl Notifier {
+    /// The upstream settings only (`cmd` + split `cmd_args`, `renew_signal`, `pid_file_name`),
+    /// with [`RestartPolicy::OnRotation`] and the default stop timeout: what the daemon calls
+    /// until its wiring passes a [`NotifySettings`] to [`Notifier::with_settings`].
+    #[expect(
+        clippy::needless_pass_by_value,
+        reason = "the daemon's current call; it moves to `with_settings` in phase 2"
+    )]
     pub fn new(
         cmd: Option<(String, Vec<String>)>,
-        signal: Option<Signal>,
+        renew_signal: Option<Signal>,
         pid_file: Option<PathBuf>,
         health: HealthState,
         shutdown: CancellationToken,
     ) -> Self {
-        Self {
-            cmd,
-            signal,
+        let child = cmd.map(|(program, args)| ChildCommand {
+            program: program.into(),
+            args: args.into_iter().map(Into::into).collect(),
+        });
+        let settings = NotifySettings {
+            child,
+            renew_signal,
             pid_file,
-            child: None,
+            ..NotifySettings::default()
+        };
+        Self::with_settings(settings, health, &shutdown)
+    }
+
+    /// Starts the child supervisor (idle until the first [`Notifier::x509_updated`]). When there
+    /// is a child and the policy is [`RestartPolicy::Always`] or [`RestartPolicy::Never`], the
+    /// helper's SIGTERM, SIGINT and SIGQUIT are forwarded to it as they are (under
+    /// [`RestartPolicy::OnRotation`] the child gets SIGTERM at shutdown, SPEC §5.1). Must be
+    /// called inside the tokio runtime.
+    pub fn with_settings(
+        settings: NotifySettings,
+        health: HealthState,
+        shutdown: &CancellationToken,
+    ) -> Self {
+        // Under on-rotation (upstream `cmd`), SPEC §5.1 holds: the child gets SIGTERM at
+        // shutdown whatever stopped the helper, and SIGQUIT keeps its default action. When the
+        // child is the workload (`always`, `never`: wrapper mode), it gets the signal itself.
+        let forward = settings.restart != RestartPolicy::OnRotation;
+        let signals = if settings.child.is_some() && forward {
+            forward_os_signals(shutdown)
+        } else {
+            mpsc::unbounded_channel().1
+        };
+        Self::with_signals(settings, health, shutdown, signals)
+    }
+
+    /// [`Notifier::new`] with the forwarded signals supplied (tests inject them instead of
+    /// signalling the test process).
+    fn with_signals(
+        settings: NotifySettings,
+        health: HealthState,
+        shutdown: &CancellationToken,
+        signals: mpsc::UnboundedReceiver<Signal>,
+    ) -> Self {
+        let (must_stop_tx, must_stop) = watch::channel(None);
+        let shutdown = shutdown.child_token();
+        let child = settings.child.clone().map(|command| {
+            let (updates, updates_rx) = mpsc::unbounded_channel();
+            let supervisor = Supervisor {
+                command,
+                policy: settings.restart,
+                stop_timeout: settings.stop_timeout,
+                renew_signal: settings.renew_signal,
+                health: health.clone(),
+                shutdown: shutdown.clone(),
+                signals,
+                updates: updates_rx,
+                must_stop: must_stop_tx,
+            };
+            ChildHandle {
+                updates,
+                task: tokio::spawn(supervisor.run()),
+                policy: settings.restart,
+            }
+        });
+        Self {
+            settings,
+            child,
+            must_stop,
             pid_retry: None,
             health,
             shutdown,
@@ -57,27 +159,36 @@ impl Notifier {
 
     /// Runs after each X.509 update that changed a file.
     pub fn x509_updated(&mut self) {
-        self.notify_cmd();
+        if let Some(child) = &self.child {
+            // A closed channel means the supervisor has ended; `stopped` says why.
+            let _ = child.updates.send(ToChild::Updated);
+        }
         self.notify_pid_file();
     }
 
-    fn notify_cmd(&mut self) {
-        let Some((program, args)) = &self.cmd else {
-            return;
-        };
-        match &self.child {
-            Some(child) if !child.exited.load(Ordering::Acquire) => {
-                if let Some(signal) = self.signal {
-                    let ok = send(child.pid, signal, "cmd");
-                    self.health.signal_sent(ok);
-                }
-            }
-            _ => self.child = start(program, args, &self.health),
+    /// Resolves with the exit code when the helper must stop because of its child: the child
+    /// exited under [`RestartPolicy::Never`] (its code, or 128 + signal), or the helper got
+    /// SIGQUIT, which was forwarded to the child (the child's code after it exited or was
+    /// killed at the stop timeout; 131 when no child was running). Pending forever otherwise.
+    /// Cancel-safe: use it as a `select!` branch in a loop.
+    #[cfg_attr(
+        not(test),
+        expect(
+            dead_code,
+            reason = "wired into the daemon in issue 15 phase 2, with the cmd_restart config key"
+        )
+    )]
+    pub async fn stopped(&mut self) -> u8 {
+        match self.must_stop.wait_for(Option::is_some).await {
+            Ok(code) => code.unwrap_or(1),
+            Err(_) => std::future::pending().await,
         }
     }
 
     fn notify_pid_file(&mut self) {
-        let (Some(path), Some(signal)) = (self.pid_file.clone(), self.signal) else {
+        let (Some(path), Some(signal)) =
+            (self.settings.pid_file.clone(), self.settings.renew_signal)
+        else {
             return;
         };
         // A newer update supersedes an attempt still retrying for the previous one.
@@ -88,10 +199,10 @@ impl Notifier {
         self.pid_retry = Some(cancel.clone());
         let health = self.health.clone();
         tokio::spawn(async move {
-            let mut delay = PID_FIRST_DELAY;
-            for attempt in 1..=PID_ATTEMPTS {
-                match signal_pid_file(&path, signal) {
-                    Ok(()) => {
+            let mut backoff = pidfile::retry_backoff();
+            for attempt in 1..=pidfile::ATTEMPTS {
+                match pidfile::signal_pid_file(&path, signal) {
+                    Ok(_) => {
                         health.signal_sent(true);
                         return;
                     }
@@ -99,118 +210,80 @@ impl Notifier {
                         tracing::warn!(path = %path.display(), attempt, "not signalling pid file: {reason}");
                     }
                 }
-                if attempt == PID_ATTEMPTS {
+                if attempt == pidfile::ATTEMPTS {
                     break;
                 }
                 tokio::select! {
                     () = cancel.cancelled() => return,
-                    () = tokio::time::sleep(delay) => {}
+                    () = tokio::time::sleep(backoff.next_delay()) => {}
                 }
-                delay *= 2;
             }
             health.signal_sent(false);
         });
     }
 
-    /// Stops the child (SIGTERM, then SIGKILL after the grace period) and pending pid retries.
-    pub async fn shutdown(&mut self) {
+    /// Stops pending pid-file retries and the child: the forwarded signal the helper received
+    /// (SIGTERM under on-rotation, or when the helper stops for another reason), then SIGKILL
+    /// after the stop timeout.
+    ///
+    /// Returns the exit code the helper should exit with, decided by the child: `Some` when
+    /// the restart policy is [`RestartPolicy::Always`] or [`RestartPolicy::Never`] (the child
+    /// is the workload; wrapper mode) and the child was started; `None` under
+    /// [`RestartPolicy::OnRotation`], where upstream exits 0 on SIGTERM whatever `cmd` does.
+    pub async fn shutdown(&mut self) -> Option<u8> {
+        self.shutdown.cancel();
         if let Some(retry) = self.pid_retry.take() {
             retry.cancel();
         }
-        let Some(mut child) = self.child.take() else {
-            return;
+        let child = self.child.take()?;
+        let code = match child.task.await {
+            Ok(code) => code,
+            Err(err) => {
+                tracing::error!(error = %err, "child supervisor failed");
+                None
+            }
         };
-        if child.exited.load(Ordering::Acquire) {
-            return;
-        }
-        send(child.pid, Signal::SIGTERM, "cmd");
-        if tokio::time::timeout(CHILD_GRACE, &mut child.reaped)
-            .await
-            .is_err()
-        {
-            tracing::warn!(
-                pid = child.pid.as_raw(),
-                "child ignored SIGTERM; sending SIGKILL"
-            );
-            send(child.pid, Signal::SIGKILL, "cmd");
-            let _ = child.reaped.await;
+        match child.policy {
+            RestartPolicy::OnRotation => None,
+            RestartPolicy::Always | RestartPolicy::Never => code,
         }
     }
 }
 
-fn start(program: &str, args: &[String], health: &HealthState) -> Option<Child> {
-    let mut child = match Command::new(program).args(args).spawn() {
-        Ok(child) => child,
-        Err(err) => {
-            tracing::error!(cmd = program, error = %err, "cannot start cmd");
-            return None;
-        }
-    };
-    let raw = child.id().and_then(|id| i32::try_from(id).ok())?;
-    health.child_started();
-    tracing::info!(cmd = program, pid = raw, "started cmd");
-    let exited = Arc::new(AtomicBool::new(false));
-    let flag = exited.clone();
-    let name = program.to_owned();
-    let reaped = tokio::spawn(async move {
-        match child.wait().await {
-            Ok(status) => tracing::info!(cmd = name, pid = raw, %status, "cmd exited"),
-            Err(err) => tracing::warn!(cmd = name, pid = raw, error = %err, "waiting for cmd"),
-        }
-        flag.store(true, Ordering::Release);
-    });
-    Some(Child {
-        pid: Pid::from_raw(raw),
-        exited,
-        reaped,
-    })
-}
-
-fn send(pid: Pid, signal: Signal, what: &str) -> bool {
-    match kill(pid, signal) {
-        Ok(()) => {
-            tracing::info!(pid = pid.as_raw(), signal = %signal, "signalled {what}");
-            true
-        }
-        Err(err) => {
-            tracing::warn!(pid = pid.as_raw(), signal = %signal, error = %err, "cannot signal {what}");
-            false
-        }
+/// Forwards the helper's SIGTERM, SIGINT and SIGQUIT into a channel until shutdown.
+fn forward_os_signals(shutdown: &CancellationToken) -> mpsc::UnboundedReceiver<Signal> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let (tx, rx) = mpsc::unbounded_channel();
+    for (kind, sig) in [
+        (SignalKind::terminate(), Signal::SIGTERM),
+        (SignalKind::interrupt(), Signal::SIGINT),
+        (SignalKind::quit(), Signal::SIGQUIT),
+    ] {
+        let mut stream = match signal(kind) {
+            Ok(stream) => stream,
+            Err(err) => {
+                tracing::warn!(signal = %sig, error = %err, "cannot listen for signal to forward");
+                continue;
+            }
+        };
+        let (tx, stop) = (tx.clone(), shutdown.clone());
+        tokio::spawn(async move {
+            loop {
+                tokio::select! {
+                    biased;
+                    got = stream.recv() => {
+                        if got.is_none() || tx.send(sig).is_err() {
+                            return;
+                        }
+                    }
+                    () = stop.cancelled() => return,
+                }
+            }
+        });
     }
-}
-
-/// Reads the pid file afresh and signals it. Only a pid > 0 is ever signalled: 0 and negative
-/// values address process groups (docs/behaviour.md#pid-file; upstream v0.11.0 signals them).
-fn signal_pid_file(path: &Path, signal: Signal) -> Result<(), String> {
-    let text = std::fs::read_to_string(path).map_err(|err| format!("reading: {err}"))?;
-    let pid = parse_pid(&text)?;
-    kill(Pid::from_raw(pid), signal).map_err(|err| format!("pid {pid}: {err}"))?;
-    tracing::info!(path = %path.display(), pid, signal = %signal, "signalled pid file process");
-    Ok(())
-}
-
-fn parse_pid(text: &str) -> Result<i32, String> {
-    let trimmed = text.trim();
-    let pid: i32 = trimmed
-        .parse()
-        .map_err(|_| format!("{trimmed:?} is not a decimal pid"))?;
-    if pid <= 0 {
-        return Err(format!(
-            "pid {pid} is not > 0; refusing to signal a process group"
-        ));
-    }
-    Ok(pid)
+    rx
 }
 
 #[cfg(test)]
-mod tests {
-    use super::parse_pid;
-
-    #[test]
-    fn only_positive_decimal_pids_are_accepted() {
-        assert_eq!(parse_pid(" 1234\n"), Ok(1234));
-        for bad in ["0", "-1", "", "abc", "12x", "99999999999"] {
-            assert!(parse_pid(bad).is_err(), "{bad:?}");
-        }
-    }
-}
+#[path = "notify_tests.rs"]
+mod tests;

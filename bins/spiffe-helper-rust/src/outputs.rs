@@ -131,7 +131,7 @@ pub fn write_x509(
         now: SystemTime::now(),
     };
     let rendered = files::render_x509(&material, &options)?;
-    let renamed = files::replace_x509(&files_cfg.paths, &rendered, files_cfg.modes)?;
+    let renamed = files::replace_x509(&files_cfg.paths, None, &rendered, files_cfg.modes)?;
     let mut changed = renamed.written().is_changed();
     if let Some(dir) = &files_cfg.federated_dir {
         changed |=

@@ -75,9 +75,14 @@ fn bind_message(port: u16, addr: SocketAddr, source: &std::io::Error) -> String 
             "not permitted to listen on health check port {port} ({addr}); use a port \
              above 1023 in health_checks.bind_port or grant the capability to bind it"
         ),
+        ErrorKind::AddrNotAvailable => format!(
+            "cannot listen on health check port {port} ({addr}): {ip} is not an address of \
+             this machine; check health_checks.bind_address",
+            ip = addr.ip()
+        ),
         _ => format!(
             "cannot listen on health check port {port} ({addr}): {source}; \
-             check health_checks.bind_port"
+             check health_checks.bind_address and health_checks.bind_port"
         ),
     }
 }

@@ -325,6 +325,43 @@ async fn a_taken_port_fails_bind_with_the_port_in_the_message() {
 }
 
 #[tokio::test]
+async fn ipv6_literals_bind_and_bind_errors_name_the_address_and_port() {
+    // [::1]: serves like 127.0.0.1 (skipped where the kernel has no IPv6 loopback).
+    if std::net::TcpListener::bind("[::1]:0").is_ok() {
+        let v6: SocketAddr = "[::1]:0".parse().unwrap();
+        let server = HealthServer::bind(v6, paths(), HealthState::new(false, vec![], None))
+            .await
+            .unwrap();
+        let addr = server.local_addr();
+        assert!(addr.is_ipv6(), "{addr}");
+        let (_, stop, task) = spawn(server);
+        assert_eq!(request(addr, "GET", "/live", &[]).await.status, 200);
+        stop.cancel();
+        let _ = task.await;
+
+        let holder = std::net::TcpListener::bind("[::1]:0").unwrap();
+        let taken = holder.local_addr().unwrap();
+        let err = HealthServer::bind(taken, paths(), HealthState::new(true, vec![], None))
+            .await
+            .unwrap_err();
+        let message = err.to_string();
+        assert!(
+            message.contains(&format!("[::1]:{}", taken.port())),
+            "{message}"
+        );
+    }
+    // An address this machine does not have (TEST-NET-1; bind only, nothing is sent).
+    let foreign: SocketAddr = "192.0.2.1:18080".parse().unwrap();
+    let err = HealthServer::bind(foreign, paths(), HealthState::new(true, vec![], None))
+        .await
+        .unwrap_err();
+    let message = err.to_string();
+    assert!(message.contains("192.0.2.1:18080"), "{message}");
+    assert!(message.contains("port 18080"), "{message}");
+    assert!(message.contains("health_checks.bind_address"), "{message}");
+}
+
+#[tokio::test]
 async fn cancel_closes_the_port_and_lets_an_in_flight_request_finish() {
     let delay = Duration::from_millis(800);
     let (hook, mut entered) = slow_handler(delay);

@@ -50,27 +50,54 @@ pub fn write_x509(
     files: &crate::RenderedX509,
     modes: X509Modes,
 ) -> Result<Written, PemError> {
-    let renamed = replace_x509(paths, files, modes)?;
-    let written = renamed.written();
-    renamed.finish()?;
-    Ok(written)
+    finish(replace_x509(paths, None, files, modes)?)
 }
 
-/// [`write_x509`] up to the renames: the new files are in place and readers see them; the
-/// directory fsync is left to [`Renamed::finish`], so a daemon can signal its consumer first.
+/// [`write_x509`] plus the combined key-and-chain file at `combined` (docs/consumers.md), in
+/// the same batch, renamed in the order **key, combined, cert, bundle**: like the key, the
+/// combined file is in place before the new certificate becomes visible, so a consumer
+/// signalled or watching the cert file never reads an old combined file. Its mode is the key
+/// mode (it holds the key); its bytes are [`crate::render_combined`] of `files`.
+///
+/// # Errors
+/// As [`write_x509`].
+pub fn write_x509_with_combined(
+    paths: &X509Paths,
+    combined: &Path,
+    files: &crate::RenderedX509,
+    modes: X509Modes,
+) -> Result<Written, PemError> {
+    finish(replace_x509(paths, Some(combined), files, modes)?)
+}
+
+/// [`write_x509`] (or, with `combined`, [`write_x509_with_combined`]) up to the renames: the
+/// new files are in place and readers see them; the directory fsync is left to
+/// [`Renamed::finish`], so a daemon can signal its consumer first.
 ///
 /// # Errors
 /// As [`write_x509`], except the directory fsync.
 pub fn replace_x509(
     paths: &X509Paths,
+    combined: Option<&Path>,
     files: &crate::RenderedX509,
     modes: X509Modes,
 ) -> Result<Renamed, PemError> {
-    replace_all(&[
-        (&paths.key, files.key.as_bytes(), modes.key),
-        (&paths.cert, &files.cert, modes.cert),
-        (&paths.bundle, &files.bundle, modes.cert),
-    ])
+    let key = (paths.key.as_path(), files.key.as_bytes(), modes.key);
+    let cert = (paths.cert.as_path(), files.cert.as_slice(), modes.cert);
+    let bundle = (paths.bundle.as_path(), files.bundle.as_slice(), modes.cert);
+    match combined {
+        Some(path) => {
+            let both = crate::render::render_combined(files);
+            replace_all(&[key, (path, both.as_bytes(), modes.key), cert, bundle])
+        }
+        None => replace_all(&[key, cert, bundle]),
+    }
+}
+
+fn finish(renamed: Renamed) -> Result<Written, PemError> {
+    let written = renamed.written();
+    renamed.finish()?;
+    Ok(written)
 }
 
 /// Name of the ownership record kept in a federated bundle directory.
@@ -126,7 +153,7 @@ pub fn write_federated_bundles(
 }
 
 /// SPIFFE trust-domain names: lowercase letters, digits, `.`, `-`, `_` (SPIFFE-ID spec §2.1).
-fn is_valid_td_name(name: &str) -> bool {
+pub(crate) fn is_valid_td_name(name: &str) -> bool {
     !name.is_empty()
         && name != "."
         && name != ".."
@@ -153,7 +180,7 @@ fn check_parses(td: &str, roots: &[Vec<u8>]) -> Result<(), PemError> {
 
 /// Names recorded by an earlier call; lines that are not valid names are ignored, so an
 /// edited manifest can never point a removal outside the directory.
-fn read_manifest(path: &Path) -> Result<BTreeSet<String>, PemError> {
+pub(crate) fn read_manifest(path: &Path) -> Result<BTreeSet<String>, PemError> {
     match fs::read_to_string(path) {
         Ok(text) => Ok(text
             .lines()
@@ -167,12 +194,12 @@ fn read_manifest(path: &Path) -> Result<BTreeSet<String>, PemError> {
 
 /// Removes a file we wrote earlier; true if something was removed. A directory at that name
 /// is left alone (we never create directories there).
-fn remove_owned(path: &Path) -> Result<bool, PemError> {
+pub(crate) fn remove_owned(path: &Path) -> Result<bool, PemError> {
     match fs::symlink_metadata(path) {
         Ok(meta) if meta.is_dir() => Ok(false),
         Ok(_) => match fs::remove_file(path) {
             Ok(()) => {
-                tracing::info!(path = %path.display(), "removed bundle of a trust domain that is no longer federated");
+                tracing::info!(path = %path.display(), "removed the bundle of a trust domain that is no longer delivered");
                 Ok(true)
             }
             Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(false),

@@ -18,6 +18,11 @@
 //!   reload when the certificate changes; writing the key first means a new certificate is
 //!   never visible next to the old key.
 //! - [`write_federated_bundles`]: opt-in per-trust-domain bundle files.
+//! - [`render_combined`] + [`write_x509_with_combined`]: the one-PEM key-and-chain file
+//!   (`HAProxy` `crt`, `ghostunnel --keystore`), renamed after the key and before the cert.
+//! - [`render_filesystem_delivery`] + [`write_filesystem_delivery`]: the SPIFFE
+//!   filesystem-delivery folder (draft, spiffe/spiffe PR #376):
+//!   [`CREDENTIAL_BUNDLE_FILE`] and one `<trust-domain>`[`TRUST_BUNDLE_SUFFIX`] per domain.
 //!
 //! Key material stays in [`SecretBytes`] (zeroized on drop, redacted `Debug`).
 //!
@@ -47,18 +52,24 @@
 //! ```
 
 mod atomic;
+mod delivery;
 mod error;
 mod files;
 mod render;
 mod secret;
 
 pub use atomic::{Renamed, Written, ensure_dir, replace_all, write_atomic, write_atomic_all};
+pub use delivery::{
+    CREDENTIAL_BUNDLE_FILE, DELIVERY_MANIFEST, RenderedDelivery, TRUST_BUNDLE_SUFFIX,
+    render_filesystem_delivery, write_filesystem_delivery,
+};
 pub use error::{CertSource, IoOp, PemError};
 pub use files::{
     FEDERATED_MANIFEST, X509Modes, X509Paths, replace_x509, write_federated_bundles, write_x509,
+    write_x509_with_combined,
 };
 pub use render::{
-    RenderedX509, X509Material, X509Options, render_certificates, render_jwt_bundle,
-    render_private_key, render_x509,
+    RenderedX509, X509Material, X509Options, render_certificates, render_combined,
+    render_jwt_bundle, render_private_key, render_x509,
 };
 pub use secret::SecretBytes;

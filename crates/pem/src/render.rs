@@ -90,7 +90,7 @@ pub fn render_certificates(ders: &[Vec<u8>]) -> Vec<u8> {
     render_cert_refs(ders.iter().map(Vec::as_slice))
 }
 
-fn render_cert_refs<'a>(ders: impl Iterator<Item = &'a [u8]>) -> Vec<u8> {
+pub(crate) fn render_cert_refs<'a>(ders: impl Iterator<Item = &'a [u8]>) -> Vec<u8> {
     let mut out = Vec::new();
     for der in ders {
         encode_block("CERTIFICATE", der, &mut out);
@@ -105,6 +105,39 @@ pub fn render_private_key(pkcs8_der: &[u8]) -> SecretBytes {
     // Pre-sized: the Vec never reallocates, so no unzeroized copy of the key is left behind.
     let mut out = Vec::with_capacity(block_len(TAG, pkcs8_der.len()));
     encode_block(TAG, pkcs8_der, &mut out);
+    SecretBytes::new(out)
+}
+
+/// The combined file (`svid_combined_file_name`, docs/consumers.md): the key file's `PRIVATE KEY`
+/// block, then the SVID file's `CERTIFICATE` blocks in the same order, byte for byte. This is
+/// the one-PEM form `HAProxy`'s `crt` and `ghostunnel`'s `--keystore` read. It follows the SVID
+/// file exactly, so with `add_intermediates_to_bundle` it carries only the leaf, and with
+/// `omit_expired` it drops the same certificates.
+///
+/// Holds the key, so it is a [`SecretBytes`] (pre-sized: no unzeroized copy is left behind).
+#[must_use]
+pub fn render_combined(files: &RenderedX509) -> SecretBytes {
+    let mut out = Vec::with_capacity(files.key.len() + files.cert.len());
+    out.extend_from_slice(files.key.as_bytes());
+    out.extend_from_slice(&files.cert);
+    SecretBytes::new(out)
+}
+
+/// A `PRIVATE KEY` block holding `pkcs8_der`, then one `CERTIFICATE` block per DER in `chain`
+/// (given order), in one zeroized buffer allocated once: the credential bundle of the SPIFFE
+/// filesystem-delivery draft.
+pub(crate) fn render_key_and_chain(pkcs8_der: &[u8], chain: &[&[u8]]) -> SecretBytes {
+    const TAG: &str = "PRIVATE KEY";
+    let len = block_len(TAG, pkcs8_der.len())
+        + chain
+            .iter()
+            .map(|der| block_len("CERTIFICATE", der.len()))
+            .sum::<usize>();
+    let mut out = Vec::with_capacity(len);
+    encode_block(TAG, pkcs8_der, &mut out);
+    for der in chain {
+        encode_block("CERTIFICATE", der, &mut out);
+    }
     SecretBytes::new(out)
 }
 
@@ -124,12 +157,15 @@ pub fn render_jwt_bundle(bundles: &BTreeMap<String, Vec<u8>>) -> Vec<u8> {
 }
 
 /// A certificate that parsed, with its `NotAfter`.
-struct Checked<'a> {
-    der: &'a [u8],
-    not_after_unix: i64,
+pub(crate) struct Checked<'a> {
+    pub(crate) der: &'a [u8],
+    pub(crate) not_after_unix: i64,
 }
 
-fn check_all<'a>(ders: &'a [Vec<u8>], source: &CertSource) -> Result<Vec<Checked<'a>>, PemError> {
+pub(crate) fn check_all<'a>(
+    ders: &'a [Vec<u8>],
+    source: &CertSource,
+) -> Result<Vec<Checked<'a>>, PemError> {
     ders.iter()
         .enumerate()
         .map(|(index, der)| {
@@ -152,7 +188,7 @@ fn check_all<'a>(ders: &'a [Vec<u8>], source: &CertSource) -> Result<Vec<Checked
 }
 
 /// Nanoseconds since the Unix epoch (negative before it).
-fn unix_nanos(t: SystemTime) -> i128 {
+pub(crate) fn unix_nanos(t: SystemTime) -> i128 {
     match t.duration_since(UNIX_EPOCH) {
         Ok(d) => i128::try_from(d.as_nanos()).unwrap_or(i128::MAX),
         Err(e) => -i128::try_from(e.duration().as_nanos()).unwrap_or(i128::MAX),

@@ -1,0 +1,72 @@
+//! `openssl` probes: the serial of the certificate a TLS server presents (plain TLS or
+//! `PostgreSQL`'s STARTTLS), and of a PEM file.
+
+use std::io::Write as _;
+use std::path::Path;
+use std::process::{Command, Stdio};
+
+/// The serial (upper-case hex, as `openssl x509 -serial` prints it) of the first certificate
+/// in `pem`, or `None` when there is none.
+#[must_use]
+pub fn serial_of_pem(pem: &[u8]) -> Option<String> {
+    let mut child = Command::new("openssl")
+        .args(["x509", "-noout", "-serial"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .ok()?;
+    // Only certificates are piped here, never the key: the PEM is cut at its first
+    // certificate block by the caller's data (s_client output or a certificate file).
+    child.stdin.take()?.write_all(pem).ok()?;
+    let out = child.wait_with_output().ok()?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    let serial = text.trim().strip_prefix("serial=")?;
+    out.status.success().then(|| serial.to_owned())
+}
+
+/// The serial of the first certificate in the file at `path` (e.g. the helper's `svid.pem`).
+#[must_use]
+pub fn serial_of_file(path: &Path) -> Option<String> {
+    let pem = std::fs::read(path).ok()?;
+    serial_of_pem(&only_certificates(&pem))
+}
+
+/// The serial of the certificate served on `127.0.0.1:port`; with `starttls`, the protocol
+/// name for `openssl s_client -starttls` (e.g. `"postgres"`). `None` when the handshake fails.
+#[must_use]
+pub fn served_serial(port: u16, starttls: Option<&str>) -> Option<String> {
+    let mut cmd = Command::new("timeout");
+    cmd.args(["10", "openssl", "s_client", "-connect"])
+        .arg(format!("127.0.0.1:{port}"));
+    if let Some(proto) = starttls {
+        cmd.args(["-starttls", proto]);
+    }
+    let out = cmd
+        .stdin(Stdio::null())
+        .stderr(Stdio::null())
+        .output()
+        .ok()?;
+    serial_of_pem(&only_certificates(&out.stdout))
+}
+
+/// Keeps only the `CERTIFICATE` blocks of a PEM text (drops a key block, so a combined file
+/// never has its key piped anywhere).
+fn only_certificates(pem: &[u8]) -> Vec<u8> {
+    let text = String::from_utf8_lossy(pem);
+    let mut out = String::new();
+    let mut inside = false;
+    for line in text.lines() {
+        if line == "-----BEGIN CERTIFICATE-----" {
+            inside = true;
+        }
+        if inside {
+            out.push_str(line);
+            out.push('\n');
+        }
+        if line == "-----END CERTIFICATE-----" {
+            inside = false;
+        }
+    }
+    out.into_bytes()
+}
