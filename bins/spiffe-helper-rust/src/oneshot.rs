@@ -33,9 +33,7 @@ pub async fn run(
     };
     // Nobody probes a one-shot run: the writer reports to no health state.
     let result = initial.write(&Writer::new(outputs, None)).await;
-    if let Some(source) = initial.x509 {
-        source.shutdown().await;
-    }
+    initial.shutdown().await;
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {

@@ -1,17 +1,20 @@
-//! The start-up fetch shared by both modes (docs/behaviour.md, "Start-up"): everything the
-//! config asks for, fetched before any file is written, retrying transient errors until one
-//! deadline, then written in one go.
+//! The start-up fetch shared by both modes (docs/behaviour.md#start-up): everything the config
+//! asks for, fetched before any file is written, retrying transient errors until one deadline,
+//! then written in one go. The fetching is done by the client crate's sources, which keep
+//! the identity fresh from then on: [`X509Source`] (waits for an SVID with the hint) and
+//! [`JwtSource`] (the JWT bundles, and one self-refreshing JWT-SVID per audience set).
 
 use std::future::Future;
 use std::sync::Arc;
-
 use std::time::Duration;
 
-use anyhow::{Context as _, anyhow, bail};
+use anyhow::{Context as _, anyhow};
 use spiffe_helper_config::JwtSvidOutput;
 use spiffe_workload_client::{
-    Backoff, Error as ApiError, JwtBundleSet, JwtSvid, WorkloadApiClient, X509Context, X509Source,
+    Backoff, Error as ApiError, JwtBundleSet, JwtSource, JwtSvid, WorkloadApiClient, X509Context,
+    X509Source,
 };
+use tokio::sync::watch;
 use tokio::task::JoinSet;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
@@ -19,16 +22,23 @@ use tokio_util::sync::CancellationToken;
 use crate::outputs::Outputs;
 use crate::writer::Writer;
 
+/// Retry schedule of a failed JWT-SVID refresh (docs/behaviour.md#jwt-svid-refresh).
+const JWT_RETRY_FIRST: Duration = Duration::from_secs(1);
+const JWT_RETRY_MAX: Duration = Duration::from_secs(60);
+
 /// What the first fetch brought back.
 pub struct Initial {
     /// The running X.509 source (None for a JWT-only config).
     pub x509: Option<X509Source>,
     /// The first X.509 context whose SVID matches the hint.
     pub x509_context: Option<Arc<X509Context>>,
+    /// The running JWT source, when any JWT output is configured.
+    pub jwt: Option<JwtSource>,
     /// The JWT bundles, when a JWT bundle file is configured.
     pub jwt_bundles: Option<JwtBundleSet>,
-    /// One JWT-SVID per `jwt_svids` entry, in config order.
-    pub jwt_svids: Vec<JwtSvid>,
+    /// One JWT-SVID receiver per `jwt_svids` entry, in config order; the source refreshes
+    /// each token and the receiver sees every new one.
+    pub jwt_svids: Vec<watch::Receiver<Arc<JwtSvid>>>,
 }
 
 impl Initial {
@@ -47,8 +57,8 @@ impl Initial {
             let writer = writer.clone();
             pending.spawn(async move { writer.jwt_bundle(bundles).await });
         }
-        for (index, svid) in self.jwt_svids.iter().cloned().enumerate() {
-            let writer = writer.clone();
+        for (index, svid) in self.jwt_svids.iter().enumerate() {
+            let (writer, svid) = (writer.clone(), JwtSvid::clone(&svid.borrow()));
             pending.spawn(async move { writer.jwt_svid(index, svid).await });
         }
         let mut result = Ok(());
@@ -61,6 +71,16 @@ impl Initial {
             }
         }
         result
+    }
+
+    /// Stops both sources (their watches and refresh tasks).
+    pub async fn shutdown(self) {
+        if let Some(source) = self.x509 {
+            source.shutdown().await;
+        }
+        if let Some(source) = self.jwt {
+            source.shutdown().await;
+        }
     }
 }
 
@@ -80,8 +100,8 @@ pub async fn fetch_initial(
     }
 }
 
-/// The three kinds of output are fetched concurrently (each JWT-SVID too): start-up takes as
-/// long as the slowest fetch, not the sum. The first failure cancels the rest.
+/// X.509 and JWT are fetched concurrently: start-up takes as long as the slower, not the sum.
+/// The first failure cancels the other.
 async fn fetch_all(
     client: &WorkloadApiClient,
     outputs: &Outputs,
@@ -96,50 +116,27 @@ async fn fetch_all(
             Ok(None)
         }
     };
-    let jwt_bundles = async {
-        if outputs.jwt_bundle.is_some() {
-            retry_until(deadline, "fetching JWT bundles", || {
-                client.fetch_jwt_bundles()
-            })
-            .await
-            .map(Some)
-        } else {
-            Ok(None)
+    let ((x509, x509_context), jwt) = tokio::try_join!(
+        async { x509.await.map(Option::unzip) },
+        start_jwt(client, outputs, deadline)
+    )?;
+    let (jwt, jwt_bundles, jwt_svids) = match jwt {
+        Some((source, svids)) => {
+            let bundles = outputs
+                .jwt_bundle
+                .is_some()
+                .then(|| JwtBundleSet::clone(&source.bundle_set()));
+            (Some(source), bundles, svids)
         }
+        None => (None, None, Vec::new()),
     };
-    let (x509, jwt_bundles, jwt_svids) =
-        tokio::try_join!(x509, jwt_bundles, fetch_jwts(client, outputs, deadline))?;
-    let (x509, x509_context) = x509.unzip();
     Ok(Initial {
         x509,
         x509_context,
+        jwt,
         jwt_bundles,
         jwt_svids,
     })
-}
-
-/// One JWT-SVID per `jwt_svids` entry, fetched concurrently, returned in config order.
-async fn fetch_jwts(
-    client: &WorkloadApiClient,
-    outputs: &Outputs,
-    deadline: Instant,
-) -> anyhow::Result<Vec<JwtSvid>> {
-    let mut pending = JoinSet::new();
-    for (index, entry) in outputs.jwt_svids.iter().cloned().enumerate() {
-        let (client, hint) = (client.clone(), outputs.hint.clone());
-        pending.spawn(async move {
-            let svid = fetch_jwt_until(&client, &entry, hint.as_deref(), deadline).await;
-            (index, svid)
-        });
-    }
-    let mut svids: Vec<Option<JwtSvid>> = std::iter::repeat_with(|| None)
-        .take(outputs.jwt_svids.len())
-        .collect();
-    while let Some(joined) = pending.join_next().await {
-        let (index, svid) = joined?;
-        svids[index] = Some(svid?);
-    }
-    Ok(svids.into_iter().flatten().collect())
 }
 
 async fn start_x509(
@@ -147,78 +144,74 @@ async fn start_x509(
     hint: Option<&str>,
     deadline: Instant,
 ) -> anyhow::Result<(X509Source, Arc<X509Context>)> {
-    let budget = deadline.saturating_duration_since(Instant::now());
-    let source = X509Source::start(client.clone(), budget)
+    // Entries propagate with delay: the source waits (until the deadline) for an SVID that
+    // carries the hint.
+    let source = X509Source::builder()
+        .client(client.clone())
+        .hint(hint)
+        .startup_timeout(deadline.saturating_duration_since(Instant::now()))
+        .build()
         .await
-        .map_err(|err| describe(&err, client))?;
-    let Some(hint) = hint else {
-        let context = source.current();
-        return Ok((source, context));
-    };
-    // Entries propagate with delay: wait (until the deadline) for one carrying the hint.
-    let mut updates = source.subscribe();
-    loop {
-        let context = updates.borrow_and_update().clone();
-        if context.svid_with_hint(hint).is_some() {
-            return Ok((source, context));
-        }
-        let wait = tokio::time::timeout_at(deadline, updates.changed()).await;
-        if !matches!(wait, Ok(Ok(()))) {
-            source.shutdown().await;
-            bail!(
-                "no X.509-SVID with hint {hint:?} within {budget:?} (the agent offers hints: {})",
-                hints(&context)
-            );
+        .map_err(|err| describe(&err, client, hint))?;
+    let context = source.current();
+    Ok((source, context))
+}
+
+/// The JWT source and one JWT-SVID per `jwt_svids` entry (fetched concurrently, returned in
+/// config order), when any JWT output is configured.
+async fn start_jwt(
+    client: &WorkloadApiClient,
+    outputs: &Outputs,
+    deadline: Instant,
+) -> anyhow::Result<Option<(JwtSource, Vec<watch::Receiver<Arc<JwtSvid>>>)>> {
+    if outputs.jwt_bundle.is_none() && outputs.jwt_svids.is_empty() {
+        return Ok(None);
+    }
+    let source = JwtSource::builder()
+        .client(client.clone())
+        .hint(outputs.hint.as_deref())
+        .backoff(Backoff::exact(JWT_RETRY_FIRST, JWT_RETRY_MAX))
+        // Without a bundle file the bundles are not an output: start-up does not wait for them.
+        .wait_for_bundles(outputs.jwt_bundle.is_some())
+        .startup_timeout(deadline.saturating_duration_since(Instant::now()))
+        .build()
+        .await
+        .map_err(anyhow::Error::new)
+        .context("fetching JWT bundles")?;
+    let mut pending = JoinSet::new();
+    for (index, entry) in outputs.jwt_svids.iter().cloned().enumerate() {
+        let (source, hint) = (source.clone(), outputs.hint.clone());
+        pending.spawn(async move {
+            let what = format!("fetching JWT-SVID for audience {:?}", entry.audience);
+            let audiences = audiences(&entry);
+            let svid = retry_until(deadline, &what, || {
+                source.watch_jwt_svid(&audiences, hint.as_deref())
+            })
+            .await;
+            (index, svid)
+        });
+    }
+    let mut svids: Vec<Option<watch::Receiver<Arc<JwtSvid>>>> = std::iter::repeat_with(|| None)
+        .take(outputs.jwt_svids.len())
+        .collect();
+    while let Some(joined) = pending.join_next().await {
+        let (index, svid) = joined?;
+        match svid {
+            Ok(svid) => svids[index] = Some(svid),
+            Err(err) => {
+                source.shutdown().await;
+                return Err(err);
+            }
         }
     }
+    Ok(Some((source, svids.into_iter().flatten().collect())))
 }
 
-fn hints(context: &X509Context) -> String {
-    let all: Vec<String> = context
-        .svids()
-        .iter()
-        .map(|svid| format!("{:?}", svid.hint()))
-        .collect();
-    all.join(", ")
-}
-
-async fn fetch_jwt_until(
-    client: &WorkloadApiClient,
-    entry: &JwtSvidOutput,
-    hint: Option<&str>,
-    deadline: Instant,
-) -> anyhow::Result<JwtSvid> {
-    let what = format!("fetching JWT-SVID for audience {:?}", entry.audience);
-    retry_until(deadline, &what, || fetch_jwt(client, entry, hint)).await
-}
-
-/// One `FetchJWTSVID` call for a `jwt_svids` entry, with the hint rule of
-/// docs/behaviour.md, "Which SVID".
-pub async fn fetch_jwt(
-    client: &WorkloadApiClient,
-    entry: &JwtSvidOutput,
-    hint: Option<&str>,
-) -> Result<JwtSvid, ApiError> {
-    let mut audiences = Vec::with_capacity(1 + entry.extra_audiences.len());
-    audiences.push(entry.audience.clone());
-    audiences.extend(entry.extra_audiences.iter().cloned());
-    let svids = client.fetch_jwt_svids(&audiences, None).await?;
-    select_jwt(svids, hint)
-}
-
-/// The JWT-SVID the hint rule picks: the first, or the one whose hint matches exactly.
-fn select_jwt(svids: Vec<JwtSvid>, hint: Option<&str>) -> Result<JwtSvid, ApiError> {
-    let mut svids = svids.into_iter();
-    let chosen = match hint {
-        None => svids.next(),
-        Some(hint) => svids.find(|svid| svid.hint() == hint),
-    };
-    chosen.ok_or_else(|| ApiError::InvalidResponse {
-        reason: match hint {
-            None => "the agent returned no JWT-SVID".to_owned(),
-            Some(hint) => format!("no JWT-SVID with hint {hint:?}"),
-        },
-    })
+/// `jwt_audience` then `jwt_extra_audiences`.
+fn audiences(entry: &JwtSvidOutput) -> Vec<String> {
+    std::iter::once(entry.audience.clone())
+        .chain(entry.extra_audiences.iter().cloned())
+        .collect()
 }
 
 /// Retries `call` with backoff on retryable errors until `deadline`; fails at once otherwise.
@@ -249,7 +242,7 @@ where
 }
 
 /// Turns the start-up error into one line that says what to check.
-fn describe(err: &ApiError, client: &WorkloadApiClient) -> anyhow::Error {
+fn describe(err: &ApiError, client: &WorkloadApiClient, hint: Option<&str>) -> anyhow::Error {
     // At the deadline the cause is the last error seen before it.
     let cause = match err {
         ApiError::Timeout {
@@ -262,6 +255,8 @@ fn describe(err: &ApiError, client: &WorkloadApiClient) -> anyhow::Error {
         "; no registration entry matches this workload (PermissionDenied): register it with the SPIRE server"
     } else if matches!(cause, ApiError::Transport { .. }) {
         "; is the SPIRE agent running and is agent_address right?"
+    } else if matches!(cause, ApiError::NoSuitableSvid { .. }) && hint.is_some() {
+        "; no registration entry for this workload carries that hint (spire-server entry create -hint)"
     } else {
         ""
     };

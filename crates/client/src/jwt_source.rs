@@ -86,6 +86,7 @@ pub struct JwtSourceBuilder {
     hint: Option<String>,
     backoff: Backoff,
     startup_timeout: Duration,
+    wait_for_bundles: bool,
 }
 
 impl JwtSourceBuilder {
@@ -119,6 +120,15 @@ impl JwtSourceBuilder {
         self
     }
 
+    /// Whether [`Self::build`] waits for the first JWT bundles (default `true`). A caller
+    /// that only fetches JWT-SVIDs, and validates nothing, need not wait: with `false` the
+    /// source starts with no bundles, the watch fills them in the background, and
+    /// [`JwtSource::connection`] says `Disconnected` until its first message.
+    pub fn wait_for_bundles(mut self, wait: bool) -> Self {
+        self.wait_for_bundles = wait;
+        self
+    }
+
     /// Starts watching the JWT bundles and waits for the first set.
     ///
     /// # Errors
@@ -130,32 +140,25 @@ impl JwtSourceBuilder {
             (None, None) => WorkloadApiClient::from_env()?,
         };
         let shutdown = CancellationToken::new();
-        let mut events =
+        let mut events: BundleEvents =
             Box::pin(client.watch_jwt_bundles_retrying(self.backoff.clone(), shutdown.clone()));
-        let deadline = tokio::time::Instant::now() + self.startup_timeout;
-        let mut last_error = None;
-        let first = loop {
-            match tokio::time::timeout_at(deadline, events.next()).await {
-                Ok(Some(Ok(WatchEvent::Update(set)))) => break set,
-                Ok(Some(Ok(
-                    WatchEvent::Disconnected { error, .. } | WatchEvent::Invalid(error),
-                ))) => last_error = Some(error),
-                Ok(Some(Err(error))) => {
+        let (first, connected) = if self.wait_for_bundles {
+            let first = first_bundles(&mut events, self.startup_timeout).await;
+            match first {
+                Ok(first) => (first, ConnectionState::Connected),
+                Err(err) => {
                     shutdown.cancel();
-                    return Err(error);
-                }
-                Ok(None) => return Err(Error::Closed),
-                Err(_) => {
-                    shutdown.cancel();
-                    return Err(Error::Timeout {
-                        after: self.startup_timeout,
-                        last_error: last_error.map(Box::new),
-                    });
+                    return Err(err);
                 }
             }
+        } else {
+            let waiting = ConnectionState::Disconnected {
+                last_error: "no JWT bundles received yet".to_owned(),
+            };
+            (JwtBundleSet::default(), waiting)
         };
         let (bundles_tx, bundles) = watch::channel(Arc::new(first));
-        let (connection_tx, connection) = watch::channel(ConnectionState::Connected);
+        let (connection_tx, connection) = watch::channel(connected);
         let task = tokio::spawn(async move {
             while let Some(event) = events.next().await {
                 match event {
@@ -203,6 +206,7 @@ impl JwtSource {
             hint: None,
             backoff: Backoff::default(),
             startup_timeout: DEFAULT_STARTUP_TIMEOUT,
+            wait_for_bundles: true,
         }
     }
 
@@ -352,6 +356,35 @@ impl BundleSource for JwtSource {
 
     fn bundle_for(&self, trust_domain: &TrustDomain) -> Option<Arc<JwtBundle>> {
         self.inner.bundles.borrow().bundle_for(trust_domain)
+    }
+}
+
+type BundleEvents = std::pin::Pin<
+    Box<dyn tokio_stream::Stream<Item = Result<WatchEvent<JwtBundleSet>, Error>> + Send>,
+>;
+
+/// The first JWT bundle set of the watch, retrying until `timeout`.
+async fn first_bundles(
+    events: &mut BundleEvents,
+    timeout: Duration,
+) -> Result<JwtBundleSet, Error> {
+    let deadline = tokio::time::Instant::now() + timeout;
+    let mut last_error = None;
+    loop {
+        match tokio::time::timeout_at(deadline, events.next()).await {
+            Ok(Some(Ok(WatchEvent::Update(set)))) => return Ok(set),
+            Ok(Some(Ok(WatchEvent::Disconnected { error, .. } | WatchEvent::Invalid(error)))) => {
+                last_error = Some(error);
+            }
+            Ok(Some(Err(error))) => return Err(error),
+            Ok(None) => return Err(Error::Closed),
+            Err(_) => {
+                return Err(Error::Timeout {
+                    after: timeout,
+                    last_error: last_error.map(Box::new),
+                });
+            }
+        }
     }
 }
 

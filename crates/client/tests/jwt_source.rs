@@ -117,3 +117,32 @@ async fn picks_by_hint_and_reports_a_missing_one() {
     assert!(matches!(source.jwt_svid(&["a"]).await, Err(Error::Closed)));
     fake.shutdown().await;
 }
+
+/// A caller that only needs JWT-SVIDs does not wait for bundles the agent never sends: the
+/// source starts at once, reports the watch as not connected, and serves tokens.
+#[tokio::test]
+async fn without_waiting_for_bundles_tokens_are_served_before_any_bundle() {
+    let fake = FakeAgent::start().await;
+    let token = certs::jwt_token(ID, &["db"], SystemTime::now() + Duration::from_secs(600));
+    fake.set_jwt_svids(svids(&[(&token, "")]));
+    let client = WorkloadApiClient::new(Endpoint::parse(&fake.endpoint()).unwrap());
+    let source = tokio::time::timeout(
+        Duration::from_secs(5),
+        JwtSource::builder()
+            .client(client)
+            .wait_for_bundles(false)
+            .startup_timeout(Duration::from_secs(1))
+            .build(),
+    )
+    .await
+    .expect("build does not wait for bundles")
+    .unwrap();
+    assert!(source.bundle_set().bundles().is_empty());
+    assert!(matches!(
+        *source.connection().borrow(),
+        spiffe_workload_client::ConnectionState::Disconnected { .. }
+    ));
+    let svid = source.jwt_svid(&["db"]).await.unwrap();
+    assert_eq!(svid.token().as_str(), token);
+    source.shutdown().await;
+}

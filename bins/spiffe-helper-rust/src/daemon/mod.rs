@@ -19,7 +19,8 @@ use std::time::Duration;
 use anyhow::Context as _;
 use spiffe_helper_config::Config;
 use spiffe_helper_health::{HealthPaths, HealthServer, HealthState};
-use spiffe_workload_client::{WorkloadApiClient, X509Source};
+use spiffe_workload_client::{ConnectionState, JwtSource, WorkloadApiClient, X509Source};
+use tokio::sync::watch;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
@@ -66,6 +67,7 @@ pub struct Daemon {
     shutdown: CancellationToken,
     tasks: JoinSet<Result<(), Fatal>>,
     source: Option<X509Source>,
+    jwt: Option<JwtSource>,
 }
 
 impl Daemon {
@@ -82,6 +84,7 @@ impl Daemon {
             shutdown,
             tasks: JoinSet::new(),
             source: None,
+            jwt: None,
         }
     }
 
@@ -103,6 +106,7 @@ impl Daemon {
         let writer = Writer::new(outputs, Some(self.health.clone()));
         let written = initial.write(&writer).await;
         self.source = initial.x509;
+        self.jwt = initial.jwt;
         written?;
 
         if let Some(source) = &self.source {
@@ -118,17 +122,19 @@ impl Daemon {
             // succeeded, and the JWT bundle watch (if any) reports the connection from here on.
             self.health.agent_connected(true);
         }
-        let jwt = jwt::Tasks {
-            client,
-            writer,
-            health: self.health.clone(),
-            shutdown: self.shutdown.clone(),
-        };
-        jwt.spawn(
-            &mut self.tasks,
-            initial.jwt_bundles.is_some(),
-            initial.jwt_svids,
-        );
+        if let Some(source) = &self.jwt {
+            let jwt = jwt::Tasks {
+                source: source.clone(),
+                writer,
+                health: self.health.clone(),
+                shutdown: self.shutdown.clone(),
+            };
+            jwt.spawn(
+                &mut self.tasks,
+                initial.jwt_bundles.is_some(),
+                initial.jwt_svids,
+            );
+        }
         Ok(Started::Running)
     }
 
@@ -151,6 +157,9 @@ impl Daemon {
     pub async fn drain(mut self) {
         self.shutdown.cancel();
         if let Some(source) = self.source.take() {
+            source.shutdown().await;
+        }
+        if let Some(source) = self.jwt.take() {
             source.shutdown().await;
         }
         let all_done = async { while self.tasks.join_next().await.is_some() {} };
@@ -191,5 +200,19 @@ impl Daemon {
             self.health.clone(),
             self.shutdown.clone(),
         )
+    }
+}
+
+/// Mirrors a source's connection state into the health state (readiness and `/metrics`).
+async fn report_connection(
+    mut state: watch::Receiver<ConnectionState>,
+    health: HealthState,
+) -> Result<(), Fatal> {
+    loop {
+        let connected = matches!(*state.borrow_and_update(), ConnectionState::Connected);
+        health.agent_connected(connected);
+        if state.changed().await.is_err() {
+            return Ok(());
+        }
     }
 }

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use spiffe_helper_health::HealthState;
-use spiffe_workload_client::{Backoff, ConnectionState, X509Context, X509Source};
+use spiffe_workload_client::{Backoff, X509Context, X509Source};
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
@@ -39,7 +39,10 @@ impl Watch {
         source: &X509Source,
         written: Option<Arc<X509Context>>,
     ) {
-        tasks.spawn(track_connection(source.connection(), self.health.clone()));
+        tasks.spawn(super::report_connection(
+            source.connection(),
+            self.health.clone(),
+        ));
         tasks.spawn(log_liveness(
             source.subscribe(),
             self.writer.outputs().hint.clone(),
@@ -143,19 +146,6 @@ impl Watch {
                 false
             }
             Ok(_) => true,
-        }
-    }
-}
-
-async fn track_connection(
-    mut state: watch::Receiver<ConnectionState>,
-    health: HealthState,
-) -> Result<(), Fatal> {
-    loop {
-        let connected = matches!(*state.borrow_and_update(), ConnectionState::Connected);
-        health.agent_connected(connected);
-        if state.changed().await.is_err() {
-            return Ok(());
         }
     }
 }
