@@ -50,7 +50,13 @@ fn main() -> ExitCode {
         .enable_all()
         .build()
     {
-        Ok(runtime) => runtime.block_on(run(config)),
+        Ok(runtime) => {
+            let code = runtime.block_on(run(config));
+            // Everything has stopped by now; the idle blocking-pool thread need not be joined
+            // (that join was a measurable part of a one-shot run).
+            runtime.shutdown_background();
+            code
+        }
         Err(err) => {
             tracing::error!(error = %err, "cannot start the async runtime");
             ExitCode::FAILURE
