@@ -296,12 +296,21 @@ kill_our_shims() {
   done
 }
 
+mounts_under_state() {
+  awk -v s="$STATE" '$5 == s || index($5, s "/") == 1 {print $5}' /proc/self/mountinfo | sort -r
+}
+
+# Pod volumes, containerd's overlays and shm, the kubelet's bind mount of its own root dir:
+# deepest first, a few rounds (unmounting one can reveal another beneath it).
 unmount_state() {
   local m
-  # Deepest first.
-  for m in $(awk -v s="$STATE/" 'index($2, s) == 1 {print $2}' /proc/self/mountinfo | sort -r); do
-    umount "$m" 2>/dev/null || umount -l "$m" 2>/dev/null || say "could not unmount $m"
+  for _ in 1 2 3; do
+    for m in $(mounts_under_state); do
+      umount "$m" 2>/dev/null || umount -l "$m" 2>/dev/null || say "could not unmount $m"
+    done
+    [ -z "$(mounts_under_state)" ] && return 0
   done
+  return 1
 }
 
 remove_netns() {
@@ -372,7 +381,7 @@ cmd_down() {
   stop kube-scheduler
   stop kube-apiserver
   stop etcd
-  unmount_state
+  unmount_state || die "mounts under $STATE remain: $(mounts_under_state | tr '\n' ' '); not removing it"
   remove_netns
   ip link show "$BRIDGE" >/dev/null 2>&1 && ip link delete "$BRIDGE"
   clean_iptables
@@ -387,7 +396,7 @@ cmd_check() {
   local left=()
   [ ! -e "$STATE" ] || left+=("state dir $STATE")
   pgrep -f "$STATE/" >/dev/null 2>&1 && left+=("processes: $(pgrep -af "$STATE/" | cut -c1-120 | tr '\n' ';')")
-  grep -q " $STATE/" /proc/self/mountinfo && left+=("mounts under $STATE")
+  [ -z "$(mounts_under_state)" ] || left+=("mounts: $(mounts_under_state | tr '\n' ' ')")
   ip netns list 2>/dev/null | grep -q '^cni-' && left+=("netns: $(ip netns list | grep '^cni-' | tr '\n' ' ')")
   ip link show "$BRIDGE" >/dev/null 2>&1 && left+=("bridge $BRIDGE")
   ip -o link show type veth 2>/dev/null | grep -q . && left+=("veths: $(ip -o link show type veth | awk -F': ' '{print $2}' | tr '\n' ' ')")
