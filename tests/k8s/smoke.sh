@@ -191,35 +191,49 @@ free_port() {
 }
 
 # served: nginx's certificate and answer as the host sees them through kubectl port-forward;
-# leaves the served certificate in WORK/served.pem.
+# leaves the served certificate in WORK/served.pem. Returns 1 with the reason in
+# WORK/served.err (it is also polled, so it does not fail the test itself).
 served() {
-  local port out
+  local port out rc=0
   port="$(free_port)"
-  kc -n demo port-forward --address 127.0.0.1 svc/demo-sidecar "$port:8443" >"$WORK/pf.log" 2>&1 &
+  : >"$WORK/served.err"
+  # kubectl itself in the background (not the kc function, whose $! would be a subshell).
+  "$(k8s_bin)/kubectl" --kubeconfig "$KUBECONFIG_FILE" -n demo port-forward --address 127.0.0.1 \
+    svc/demo-sidecar "$port:8443" >"$WORK/pf.log" 2>&1 &
   PF_PID=$!
-  if ! wait_for 20 "kubectl port-forward on 127.0.0.1:$port" bash -c "exec 3<>/dev/tcp/127.0.0.1/$port"; then
-    cat "$WORK/pf.log" >&2
-    fail "kubectl port-forward did not listen"
+  if wait_for 20 "kubectl port-forward on 127.0.0.1:$port" bash -c "exec 3<>/dev/tcp/127.0.0.1/$port"; then
+    out="$(printf 'GET / HTTP/1.0\r\nHost: demo-sidecar.demo.svc\r\n\r\n' |
+      timeout 20 openssl s_client -connect "127.0.0.1:$port" -servername demo-sidecar.demo.svc \
+        -cert "$WORK/client-svid.pem" -key "$WORK/client-svid_key.pem" -CAfile "$WORK/client-svid_bundle.pem" \
+        -verify_return_error -ign_eof 2>&1)" || rc=$?
+  else
+    { echo "kubectl port-forward did not listen:"; cat "$WORK/pf.log"; } >"$WORK/served.err"
+    rc=1
   fi
-  out="$(printf 'GET / HTTP/1.0\r\nHost: demo-sidecar.demo.svc\r\n\r\n' |
-    timeout 20 openssl s_client -connect "127.0.0.1:$port" -servername demo-sidecar.demo.svc \
-      -cert "$WORK/client-svid.pem" -key "$WORK/client-svid_key.pem" -CAfile "$WORK/client-svid_bundle.pem" \
-      -verify_return_error -ign_eof 2>&1)" || {
-    kill "$PF_PID" 2>/dev/null
-    PF_PID=""
-    echo "$out" | grep -v -- '-----' | tail -n 20 >&2
-    fail "openssl s_client through the port-forward failed"
-  }
   kill "$PF_PID" 2>/dev/null
   wait "$PF_PID" 2>/dev/null || true
   PF_PID=""
-  echo "$out" | grep -q 'Verify return code: 0 (ok)' || fail "s_client did not verify nginx's certificate"
-  echo "$out" | grep -q 'hello over SPIFFE mTLS' || fail "s_client did not get nginx's answer over mTLS"
-  echo "$out" | openssl x509 >"$WORK/served.pem" 2>/dev/null || fail "s_client showed no certificate"
+  [ "$rc" = 0 ] || {
+    [ -s "$WORK/served.err" ] || { echo "openssl s_client through the port-forward failed ($rc):"; echo "$out" | grep -v -- '-----' | tail -n 15; } >"$WORK/served.err"
+    return 1
+  }
+  if ! echo "$out" | grep -q 'Verify return code: 0 (ok)'; then
+    echo "s_client did not verify nginx's certificate" >"$WORK/served.err"
+    return 1
+  fi
+  if ! echo "$out" | grep -q 'hello over SPIFFE mTLS'; then
+    echo "s_client did not get nginx's answer over mTLS" >"$WORK/served.err"
+    return 1
+  fi
+  echo "$out" | openssl x509 >"$WORK/served.pem" 2>/dev/null || { echo "s_client showed no certificate" >"$WORK/served.err"; return 1; }
+}
+
+served_or_fail() {
+  served || fail "$(cat "$WORK/served.err")"
 }
 
 served_serial() {
-  served
+  served || return 1
   serial_of <"$WORK/served.pem"
 }
 
@@ -227,7 +241,7 @@ check_mtls() {
   step "the client pod reaches nginx over mTLS through the Service; the host does too (port-forward)"
   check_client_mtls
   client_creds
-  served
+  served_or_fail
   local serial san
   serial="$(serial_of <"$WORK/served.pem")"
   san="$(uri_san_of <"$WORK/served.pem")"
@@ -279,7 +293,8 @@ check_rotation() {
   local pod first nginx_id
   pod="$(pod_of demo-sidecar)"
   nginx_id="$(jp demo "$pod" '{.status.containerStatuses[?(@.name=="nginx")].containerID}')"
-  first="$(served_serial)"
+  served_or_fail
+  first="$(serial_of <"$WORK/served.pem")"
   until_ok 60 "nginx to serve a rotated certificate (first served serial $first)" served_changed "$first"
   [ "$(restarts "$pod")" = 0 ] || fail "the sidecar pod restarted during rotation"
   [ "$(jp demo "$pod" '{.status.containerStatuses[?(@.name=="nginx")].containerID}')" = "$nginx_id" ] ||
@@ -289,7 +304,9 @@ check_rotation() {
 }
 
 served_changed() {
-  [ "$(served_serial)" != "$1" ]
+  local now
+  now="$(served_serial)" || return 1
+  [ "$now" != "$1" ]
 }
 
 # --- 6. probes while the agent is away -----------------------------------------------------------
