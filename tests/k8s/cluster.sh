@@ -268,7 +268,9 @@ drain_pods() {
   stop kube-controller-manager
   stop kube-scheduler
   kc delete pods --all -A --grace-period=0 --force --wait=false >/dev/null 2>&1 || true
+  local t0=$SECONDS
   wait_for 60 "the kubelet to stop every pod" no_sandboxes || say "some pods still run; removing them by hand"
+  say "pods stopped in $((SECONDS - t0))s"
 }
 
 no_sandboxes() {
@@ -363,6 +365,13 @@ restore_host_state() {
   [ -e "$STATE/saved/var-lib-cni-existed" ] || rm -rf /var/lib/cni
 }
 
+# timed STEP ARGS...: runs a teardown step; says so when it took 2 s or more.
+timed() {
+  local t0=$SECONDS
+  "$@"
+  [ $((SECONDS - t0)) -lt 2 ] || say "teardown: $* took $((SECONDS - t0))s"
+}
+
 cmd_down() {
   if [ ! -e "$STATE" ]; then
     say "no cluster in $STATE"
@@ -370,25 +379,24 @@ cmd_down() {
     return 0
   fi
   [ -e "$MARKER" ] || die "$STATE was not made by tests/k8s/cluster.sh; not touching it"
-  drain_pods
-  stop kube-proxy
-  stop kubelet
-  kill_leftover_tasks
-  stop containerd
-  kill_our_shims
-  stop dns
-  stop kube-controller-manager
-  stop kube-scheduler
-  stop kube-apiserver
-  stop etcd
+  local t0=$SECONDS c
+  timed drain_pods
+  timed stop kube-proxy
+  timed stop kubelet
+  timed kill_leftover_tasks
+  timed stop containerd
+  timed kill_our_shims
+  for c in dns kube-controller-manager kube-scheduler kube-apiserver etcd; do
+    timed stop "$c"
+  done
   unmount_state || die "mounts under $STATE remain: $(mounts_under_state | tr '\n' ' '); not removing it"
-  remove_netns
-  ip link show "$BRIDGE" >/dev/null 2>&1 && ip link delete "$BRIDGE"
-  clean_iptables
-  remove_cgroups
-  restore_host_state
+  timed remove_netns
+  if ip link show "$BRIDGE" >/dev/null 2>&1; then ip link delete "$BRIDGE"; fi
+  timed clean_iptables
+  timed remove_cgroups
+  timed restore_host_state
   rm -rf "$STATE"
-  say "cluster stopped; host restored"
+  say "cluster stopped in $((SECONDS - t0))s; host restored"
 }
 
 # check: nothing of a cluster is left (processes, mounts, netns, veths, chains, bridge, state).
