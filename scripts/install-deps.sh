@@ -16,7 +16,7 @@ command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || missing+=(nginx-li
 command -v go >/dev/null 2>&1 || { echo "install-deps: Go >= 1.25.3 is required to build SPIRE for the tests" >&2; exit 1; }
 command -v gcc >/dev/null 2>&1 || missing+=(gcc)
 # The local Kubernetes: container runtime, CNI plugins, etcd, a DNS that forwards nothing,
-# podman + mmdebstrap for the images, iptables for kube-proxy.
+# podman + mmdebstrap for the images, iptables for kube-proxy (nft to drop its emptied tables).
 has containerd || missing+=(containerd)
 has runc || missing+=(runc)
 has bridge /usr/lib/cni/bridge || missing+=(containernetworking-plugins)
@@ -25,6 +25,7 @@ has dnsmasq /usr/sbin/dnsmasq || missing+=(dnsmasq-base)
 has podman || missing+=(podman)
 has mmdebstrap || missing+=(mmdebstrap)
 has iptables /usr/sbin/iptables || missing+=(iptables)
+has nft /usr/sbin/nft || missing+=(nftables)
 has ip /usr/sbin/ip /sbin/ip || missing+=(iproute2)
 has curl || missing+=(curl)
 has pgrep || missing+=(procps)

@@ -28,6 +28,10 @@ save_host_state() {
     fi
   done >"$STATE/saved/sysctls"
   ip netns list 2>/dev/null | awk '{print $1}' >"$STATE/saved/netns"
+  # The nf_tables tables that exist before kube-proxy and the kubelet create theirs.
+  if command -v nft >/dev/null; then
+    nft list tables 2>/dev/null >"$STATE/saved/nft-tables" || true
+  fi
   [ -e "$AGENT_SOCKET_HOST_DIR" ] && touch "$STATE/saved/agent-socket-dir-existed"
   [ -e /var/lib/cni ] && touch "$STATE/saved/var-lib-cni-existed"
   [ -e /run/spire ] && touch "$STATE/saved/run-spire-existed"
@@ -345,6 +349,23 @@ clean_iptables() {
   done
 }
 
+# With iptables-nft, emptied tables stay behind as empty nf_tables tables: remove the ones that
+# were not there before env-up and hold no rule.
+remove_empty_tables() {
+  command -v nft >/dev/null && [ -f "$STATE/saved/nft-tables" ] || return 0
+  local fam table ipt
+  while read -r _ fam table; do
+    grep -qx "table $fam $table" "$STATE/saved/nft-tables" && continue
+    case "$fam" in
+      ip) ipt=iptables ;;
+      ip6) ipt=ip6tables ;;
+      *) continue ;;
+    esac
+    "$ipt" -t "$table" -S 2>/dev/null | grep -q '^-A ' && continue
+    nft delete table "$fam" "$table" 2>/dev/null || say "could not delete nf_tables table $fam $table"
+  done < <(nft list tables 2>/dev/null)
+}
+
 remove_cgroups() {
   local d
   for d in /sys/fs/cgroup/*/kubepods /sys/fs/cgroup/*/kubepods.slice; do
@@ -393,6 +414,7 @@ cmd_down() {
   timed remove_netns
   if ip link show "$BRIDGE" >/dev/null 2>&1; then ip link delete "$BRIDGE"; fi
   timed clean_iptables
+  timed remove_empty_tables
   timed remove_cgroups
   timed restore_host_state
   rm -rf "$STATE"
@@ -405,6 +427,8 @@ cmd_check() {
   [ ! -e "$STATE" ] || left+=("state dir $STATE")
   pgrep -f "$STATE/" >/dev/null 2>&1 && left+=("processes: $(pgrep -af "$STATE/" | cut -c1-120 | tr '\n' ';')")
   [ -z "$(mounts_under_state)" ] || left+=("mounts: $(mounts_under_state | tr '\n' ' ')")
+  awk -v c="$CACHE_BASE/images/" 'index($5, c) == 1 {found = 1} END {exit !found}' /proc/self/mountinfo &&
+    left+=("podman storage mounts under $CACHE_BASE/images")
   ip netns list 2>/dev/null | grep -q '^cni-' && left+=("netns: $(ip netns list | grep '^cni-' | tr '\n' ' ')")
   ip link show "$BRIDGE" >/dev/null 2>&1 && left+=("bridge $BRIDGE")
   ip -o link show type veth 2>/dev/null | grep -q . && left+=("veths: $(ip -o link show type veth | awk -F': ' '{print $2}' | tr '\n' ' ')")

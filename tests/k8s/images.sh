@@ -24,6 +24,7 @@ HELPER_IMAGE="localhost/spiffe-helper-rust:0.1.0"
 IMAGES=(localhost/shr/pause:3.10 localhost/shr/spire-server:1.13.3 localhost/shr/spire-agent:1.13.3
   localhost/shr/nginx:bookworm localhost/shr/curl:bookworm "$HELPER_IMAGE")
 HERE="$ROOT/tests/k8s/images"
+ARCHIVE="$IMG_CACHE/archive/images.tar"
 
 # podman with this machine's settings and its storage in the cache (the host's stays untouched).
 export CONTAINERS_CONF="$HERE/containers.conf"
@@ -116,22 +117,21 @@ cmd_build() {
     --build-arg BINARY_STAGE=prebuilt \
     --build-arg PREBUILT_BINARY="$(basename "$HELPER_BIN")" \
     -t "$HELPER_IMAGE"
-  for c in "${IMAGES[@]}"; do
-    local f
-    f="$IMG_CACHE/archive/$(echo "$c" | tr '/:' '__').tar"
-    rm -f "$f"
-    podman save --quiet --format docker-archive -o "$f" "$c"
+  # One archive for all: the images share their base layers.
+  rm -f "$ARCHIVE"
+  podman save --quiet --multi-image-archive --format docker-archive -o "$ARCHIVE" "${IMAGES[@]}"
+  # Leave no mounts behind: buildah can keep working containers of a multi-stage build (and
+  # with them the storage's overlay mounts); the old helper images are dangling after a rebuild.
+  for c in $(podman ps -a --external --format '{{.ID}}'); do
+    podman rm -f --storage "$c" >/dev/null 2>&1 || true
   done
+  podman image prune -f >/dev/null
   say "images built: ${IMAGES[*]}"
 }
 
 cmd_import() {
-  local c f
-  for c in "${IMAGES[@]}"; do
-    f="$IMG_CACHE/archive/$(echo "$c" | tr '/:' '__').tar"
-    [ -s "$f" ] || die "no image archive $f (run: tests/k8s/images.sh build)"
-    ctr_k8s images import "$f" >/dev/null || die "ctr import of $c failed"
-  done
+  [ -s "$ARCHIVE" ] || die "no image archive $ARCHIVE (run: tests/k8s/images.sh build)"
+  ctr_k8s images import "$ARCHIVE" >/dev/null || die "ctr import of $ARCHIVE failed"
 }
 
 # The image id (config digest) podman gave the helper image: the smoke test compares the pod's.
