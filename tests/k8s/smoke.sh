@@ -46,6 +46,11 @@ cleanup() {
 # fail MESSAGE: the state of the demo pods, their helpers' logs and the agent's, then exit 1.
 fail() {
   say "FAILED: $*"
+  # Once per run: a failure inside $(...) also fails its caller.
+  if [ -n "$WORK" ] && [ -e "$WORK/failed" ]; then
+    exit 1
+  fi
+  [ -z "$WORK" ] || touch "$WORK/failed"
   {
     echo "----- kubectl get pods -A -o wide -----"
     kc get pods -A -o wide
@@ -73,7 +78,19 @@ until_ok() {
 
 spire_server() { kc -n spire exec spire-server-0 -c spire-server -- /opt/spire/bin/spire-server "$@"; }
 
-pod_of() { kc -n demo get pods -l "app=$1" --field-selector=status.phase=Running -o jsonpath='{.items[0].metadata.name}'; }
+# pod_of APP: the name of a Running pod of the app, empty when there is none.
+pod_of() {
+  kc -n demo get pods -l "app=$1" --field-selector=status.phase=Running \
+    -o jsonpath='{range .items[*]}{.metadata.name}{"\n"}{end}' | head -n 1
+}
+
+# need_pod APP: pod_of, failing the test when there is none.
+need_pod() {
+  local p
+  p="$(pod_of "$1")"
+  [ -n "$p" ] || fail "no Running pod with app=$1"
+  echo "$p"
+}
 
 jp() { kc -n "$1" get pod "$2" -o jsonpath="$3"; }
 
@@ -111,7 +128,7 @@ check_pods() {
 check_image_and_security() {
   step "the helper's image is deploy/Dockerfile's; it runs as non-root, no capabilities, read-only rootfs"
   local pod want got status
-  pod="$(pod_of demo-sidecar)"
+  pod="$(need_pod demo-sidecar)"
   want="sha256:$("$ROOT/tests/k8s/images.sh" helper-id)"
   got="$(jp demo "$pod" '{.status.initContainerStatuses[?(@.name=="spiffe-helper")].imageID}')"
   [ "$got" = "$want" ] || fail "the sidecar runs image $got, not the one built from deploy/Dockerfile ($want)"
@@ -148,11 +165,11 @@ check_oneshot() {
   local job client san
   job="$(kc -n demo get pods -l job-name=demo-client -o jsonpath='{.items[0].metadata.name}')"
   init_before_main demo "$job"
-  client="$(pod_of mtls-client)"
+  client="$(need_pod mtls-client)"
   init_before_main demo "$client"
   san="$(cert_in "$client" client | uri_san_of)"
   [ "$san" = "$CLIENT_ID" ] || fail "the client's certificate has URI SAN '$san', want $CLIENT_ID"
-  san="$(cert_in "$(pod_of demo-sidecar)" nginx | uri_san_of)"
+  san="$(cert_in "$(need_pod demo-sidecar)" nginx | uri_san_of)"
   [ "$san" = "$SIDECAR_ID" ] || fail "nginx's certificate has URI SAN '$san', want $SIDECAR_ID"
   say "    $job and $client: init exit 0 before main; SANs $CLIENT_ID, $SIDECAR_ID"
 }
@@ -161,7 +178,7 @@ check_oneshot() {
 
 check_client_mtls() {
   local client out
-  client="$(pod_of mtls-client)"
+  client="$(need_pod mtls-client)"
   out="$(kc -n demo exec "$client" -c client -- curl -sS --max-time 10 --cert /run/spiffe/certs/svid.pem \
     --key /run/spiffe/certs/svid_key.pem --cacert /run/spiffe/certs/svid_bundle.pem \
     https://demo-sidecar.demo.svc:8443/ 2>&1)" || fail "the client pod's mTLS call failed: $out"
@@ -171,7 +188,7 @@ check_client_mtls() {
 # The client pod's SVID on the host, to be the client of s_client (mode 600 in a mode-700 dir).
 client_creds() {
   local client f
-  client="$(pod_of mtls-client)"
+  client="$(need_pod mtls-client)"
   for f in svid.pem svid_key.pem svid_bundle.pem; do
     kc -n demo exec "$client" -c client -- cat "/run/spiffe/certs/$f" >"$WORK/client-$f"
   done
@@ -246,7 +263,7 @@ check_mtls() {
   serial="$(serial_of <"$WORK/served.pem")"
   san="$(uri_san_of <"$WORK/served.pem")"
   [ "$san" = "$SIDECAR_ID" ] || fail "nginx serves URI SAN '$san', want $SIDECAR_ID"
-  [ "$serial" = "$(cert_in "$(pod_of demo-sidecar)" nginx | serial_of)" ] ||
+  [ "$serial" = "$(cert_in "$(need_pod demo-sidecar)" nginx | serial_of)" ] ||
     fail "nginx serves serial $serial, not the one the helper wrote"
   say "    served through 127.0.0.1 port-forward: serial $serial, $san"
 }
@@ -266,7 +283,7 @@ sidecar_serial() { cert_in "$(pod_of demo-sidecar)" nginx | serial_of; }
 check_entry_recreate() {
   step "the sidecar's entry deleted and recreated (x509SVIDTTL ${SHORT_TTL}s): the helper gets the new SVID"
   local id before pod
-  pod="$(pod_of demo-sidecar)"
+  pod="$(need_pod demo-sidecar)"
   before="$(sidecar_serial)"
   id="$(spire_server entry show -spiffeID "$SIDECAR_ID" | awk '/^Entry ID/ {print $4; exit}')"
   [ -n "$id" ] || fail "no entry for $SIDECAR_ID"
@@ -291,7 +308,7 @@ new_short_svid() {
 check_rotation() {
   step "rotation reaches nginx without a restart: a new serial is served"
   local pod first nginx_id
-  pod="$(pod_of demo-sidecar)"
+  pod="$(need_pod demo-sidecar)"
   nginx_id="$(jp demo "$pod" '{.status.containerStatuses[?(@.name=="nginx")].containerID}')"
   served_or_fail
   first="$(serial_of <"$WORK/served.pem")"
@@ -325,7 +342,7 @@ no_agent_pod() { [ -z "$(kc -n spire get pods -l app=spire-agent -o name)" ]; }
 check_readiness() {
   step "agent away until the SVID expires: NotReady; agent back: Ready again, restart count 0"
   local pod not_after
-  pod="$(pod_of demo-sidecar)"
+  pod="$(need_pod demo-sidecar)"
   agent_away
   until_ok 60 "the agent pod to be gone" no_agent_pod
   cert_in "$pod" nginx >"$WORK/c.pem"
@@ -348,10 +365,10 @@ check_readiness() {
 check_pod_delete() {
   step "the helper's pod deleted: the Deployment brings it back and it attests again"
   local old new san
-  old="$(pod_of demo-sidecar)"
+  old="$(need_pod demo-sidecar)"
   kc -n demo delete pod "$old" --wait=false >/dev/null
   until_ok 120 "a new demo-sidecar pod to be Ready" new_ready_pod "$old"
-  new="$(pod_of demo-sidecar)"
+  new="$(need_pod demo-sidecar)"
   san="$(cert_in "$new" nginx | uri_san_of)"
   [ "$san" = "$SIDECAR_ID" ] || fail "the new pod's certificate has URI SAN '$san'"
   check_client_mtls
@@ -372,6 +389,9 @@ main() {
   WORK="$(mktemp -d /tmp/shr-smoke.XXXXXX)"
   chmod 700 "$WORK"
   trap cleanup EXIT
+  # Any command failing outside a polled condition fails the test with the diagnostics.
+  set -E
+  trap 'fail "unexpected error (line $LINENO): $BASH_COMMAND"' ERR
   local t0=$SECONDS
   check_pods
   check_image_and_security
