@@ -1,6 +1,8 @@
 # spiffe-helper-rust — developer entry points. After cloning, two commands matter:
 #   make demo   run the helper against a local SPIRE it starts itself
 #   make test   everything CI runs: fmt, clippy, unit tests, end-to-end tests against real SPIRE
+# The Kubernetes environment (env-up / smoke-test / env-down, k8s-test) is a real single-node
+# cluster with SPIRE in it: tests/k8s, docs/integration_test.md.
 SHELL := /bin/bash
 .DEFAULT_GOAL := help
 
@@ -11,10 +13,10 @@ HELPER       := target/debug/spiffe-helper-rust
 
 .PHONY: help
 help: ## list targets
-	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
+	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
 
 .PHONY: deps
-deps: ## install what the tests need (SPIRE from the Go module proxy, openssl/nginx from Debian)
+deps: ## install what the tests need (SPIRE from the Go module proxy; openssl, nginx, containerd, podman... from Debian)
 	@scripts/install-deps.sh
 	@tests/spire/build-spire.sh >/dev/null
 
@@ -46,16 +48,43 @@ test: deps fmt-check clippy ## fmt, clippy, unit tests and end-to-end tests agai
 proto: ## regenerate the committed gRPC code from proto/workload.proto (no protoc needed)
 	UPDATE_PROTO=1 $(CARGO) test -p spiffe-workload-client --test proto
 
+.PHONY: helper
+helper:
+	$(CARGO) build -p spiffe-helper-rust
+
+# The single-node Kubernetes (tests/k8s). Needs root; builds Kubernetes v1.32.2 into the cache
+# the first time (~10 min on 2 cores), then starts in about a minute.
 .PHONY: env-up
-env-up: spire build ## start a local SPIRE server+agent in $(ENV_DIR), register this uid, print the socket
-	@scripts/env.sh up $(ENV_DIR)
+env-up: deps helper ## start the local Kubernetes with SPIRE and the demo workloads; last line: export KUBECONFIG=...
+	@tests/k8s/env.sh up
 
 .PHONY: smoke-test
-smoke-test: build ## run the helper one-shot and as a daemon against env-up's SPIRE; check files with openssl
-	@scripts/env.sh smoke $(ENV_DIR)
+smoke-test: ## the smoke test in env-up's cluster (mTLS, rotation, probes, re-attestation)
+	@tests/k8s/smoke.sh
 
 .PHONY: env-down
-env-down: ## stop env-up's SPIRE (by pid) and remove $(ENV_DIR)
+env-down: ## stop env-up's cluster by pid and restore the host (also fine without a cluster)
+	@tests/k8s/env.sh down
+
+.PHONY: k8s-test
+k8s-test: deps helper ## env-up, smoke-test, env-down, then check that nothing is left on the host
+	@tests/k8s/ci.sh
+
+.PHONY: demo-k8s
+demo-k8s: env-up ## env-up, then show what the helper did in the cluster (make env-down when done)
+	@tests/k8s/demo.sh
+
+# The bare-process SPIRE (scripts/env.sh): fast, no Kubernetes; make demo and the e2e suites use it.
+.PHONY: spire-up
+spire-up: spire build ## start a local SPIRE server+agent in $(ENV_DIR), register this uid, print the socket
+	@scripts/env.sh up $(ENV_DIR)
+
+.PHONY: spire-smoke
+spire-smoke: build ## run the helper one-shot and as a daemon against spire-up's SPIRE; check files with openssl
+	@scripts/env.sh smoke $(ENV_DIR)
+
+.PHONY: spire-down
+spire-down: ## stop spire-up's SPIRE (by pid) and remove $(ENV_DIR)
 	@scripts/env.sh down $(ENV_DIR)
 
 .PHONY: demo

@@ -1,0 +1,121 @@
+#!/usr/bin/env bash
+# `make env-up` / `make env-down`: the single-node cluster (tests/k8s/cluster.sh) with SPIRE and
+# the demo workloads deployed from deploy/k8s (the manifests users apply) through the
+# deploy/local overlay, which only swaps in the local images, `imagePullPolicy: Never`, a
+# hostPath volume and the node address.
+#
+#   tests/k8s/env.sh up     build/cache what is missing, start the cluster, deploy, register;
+#                           idempotent; the last line is `export KUBECONFIG=...`
+#   tests/k8s/env.sh down   everything stopped and removed (works without a cluster too)
+#
+# The walkthrough of deploy/README.md, step by step: SPIRE server and agent, the node entry and
+# the two workload entries, then the native-sidecar nginx and the one-shot Job. Plus the smoke
+# test's client pod (tests/k8s/mtls-client.yaml).
+set -euo pipefail
+# shellcheck source=tests/k8s/lib.sh
+. "$(dirname "$0")/lib.sh"
+
+TD="example.org"
+AGENT_PARENT="spiffe://$TD/ns/spire/sa/spire-agent"
+SERVER_BIN="/opt/spire/bin/spire-server"
+
+# spire_server ARGS...: the server CLI inside the StatefulSet's pod (its default socket path).
+spire_server() { kc -n spire exec spire-server-0 -c spire-server -- "$SERVER_BIN" "$@"; }
+
+# entry_id SPIFFE_ID: the id of the entry for SPIFFE_ID, empty when there is none.
+entry_id() {
+  spire_server entry show -spiffeID "$1" 2>/dev/null | awk '/^Entry ID/ {print $4; exit}'
+}
+
+# ensure_entry SPIFFE_ID ARGS...: `entry create` unless an entry for SPIFFE_ID exists.
+ensure_entry() {
+  local id="$1"
+  shift
+  [ -n "$(entry_id "$id")" ] && return 0
+  spire_server entry create -spiffeID "$id" "$@" >/dev/null
+}
+
+register() {
+  ensure_entry "$AGENT_PARENT" -node \
+    -selector k8s_psat:cluster:demo-cluster -selector k8s_psat:agent_ns:spire -selector k8s_psat:agent_sa:spire-agent
+  ensure_entry "spiffe://$TD/ns/demo/sa/demo-sidecar" -parentID "$AGENT_PARENT" \
+    -selector k8s:ns:demo -selector k8s:sa:demo-sidecar -dns demo-sidecar.demo.svc
+  ensure_entry "spiffe://$TD/ns/demo/sa/demo-client" -parentID "$AGENT_PARENT" \
+    -selector k8s:ns:demo -selector k8s:sa:demo-client
+}
+
+# describe_failure KIND/NAME NAMESPACE: what a person would look at when a rollout hangs.
+describe_failure() {
+  say "----- kubectl get pods -A -o wide -----"
+  kc get pods -A -o wide >&2 || true
+  say "----- kubectl -n $2 describe $1 (and its pods) -----"
+  kc -n "$2" describe "$1" >&2 || true
+  kc -n "$2" describe pods >&2 2>/dev/null | tail -n 60 >&2 || true
+  local p
+  for p in $(kc -n "$2" get pods -o name 2>/dev/null); do
+    say "----- logs of $p -----"
+    kc -n "$2" logs "$p" --all-containers --tail 30 >&2 || true
+  done
+}
+
+rollout() {
+  kc -n "$2" rollout status "$1" --timeout "${3:-180}s" >/dev/null || {
+    describe_failure "$1" "$2"
+    die "$1 in namespace $2 did not roll out"
+  }
+}
+
+# The overlay rendered once; the Job is applied after the sidecar it calls is Ready (as in
+# deploy/README.md), so its four attempts are not spent waiting for nginx.
+render() {
+  mkdir -p "$STATE/manifests"
+  kc kustomize --load-restrictor LoadRestrictionsNone "$ROOT/deploy/local" >"$STATE/manifests/all.yaml"
+  awk -v jobs="$STATE/manifests/jobs.yaml" -v rest="$STATE/manifests/rest.yaml" '
+    function flush() { if (doc != "") { print doc "---" > (isjob ? jobs : rest) } doc = ""; isjob = 0 }
+    /^---$/ { flush(); next }
+    /^kind: Job$/ { isjob = 1 }
+    { doc = doc $0 "\n" }
+    END { flush() }' "$STATE/manifests/all.yaml"
+  [ -s "$STATE/manifests/jobs.yaml" ] && [ -s "$STATE/manifests/rest.yaml" ] || die "the overlay rendered no Job or nothing else"
+}
+
+deploy() {
+  # The SPIRE server's PersistentVolume (deploy/local/spire-data-pv.yaml), owned by its uid.
+  install -d -o 1000 -g 1000 -m 0750 "$STATE/pv/spire-data"
+  render
+  kc apply -f "$STATE/manifests/rest.yaml" >/dev/null
+  "$ROOT/tests/k8s/cluster.sh" dns
+  rollout statefulset/spire-server spire
+  register
+  rollout daemonset/spire-agent spire
+  rollout deployment/demo-sidecar demo
+  "$ROOT/tests/k8s/cluster.sh" dns
+  kc apply -f "$STATE/manifests/jobs.yaml" >/dev/null
+  kc apply -f "$ROOT/tests/k8s/mtls-client.yaml" >/dev/null
+  kc -n demo wait --for=condition=complete job/demo-client --timeout 180s >/dev/null || {
+    describe_failure job/demo-client demo
+    die "the one-shot Job demo-client did not complete"
+  }
+  rollout deployment/mtls-client demo
+}
+
+cmd_up() {
+  local t0=$SECONDS
+  "$ROOT/tests/k8s/build-k8s.sh" >/dev/null
+  "$ROOT/tests/spire/build-spire.sh" >/dev/null
+  "$ROOT/tests/k8s/images.sh" build
+  "$ROOT/tests/k8s/cluster.sh" up
+  deploy
+  say "SPIRE and the demo workloads are up in $((SECONDS - t0))s:"
+  kc get pods -A -o wide >&2
+  echo "export KUBECONFIG=$KUBECONFIG_FILE"
+}
+
+case "${1:-}" in
+  up) cmd_up ;;
+  down) "$ROOT/tests/k8s/cluster.sh" down ;;
+  *)
+    echo "usage: $0 up|down" >&2
+    exit 2
+    ;;
+esac
