@@ -41,8 +41,9 @@ clippy:
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
 
 .PHONY: test
-test: deps fmt-check clippy ## fmt, clippy, unit tests and end-to-end tests against a real SPIRE
+test: deps fmt-check clippy ## fmt, clippy, unit tests, end-to-end tests against a real SPIRE, the Kubernetes smoke test
 	SPIRE_BIN_DIR=$(SPIRE_BIN) $(CARGO) test --workspace --no-fail-fast
+	$(MAKE) --no-print-directory k8s-test
 
 .PHONY: proto
 proto: ## regenerate the committed gRPC code from proto/workload.proto (no protoc needed)
