@@ -178,6 +178,22 @@ async fn start_jwt(
         .await
         .map_err(anyhow::Error::new)
         .context("fetching JWT bundles")?;
+    match watch_jwt_svids(&source, outputs, deadline).await {
+        Ok(svids) => Ok(Some((source, svids))),
+        Err(err) => {
+            source.shutdown().await;
+            Err(err)
+        }
+    }
+}
+
+/// One receiver per `jwt_svids` entry, its first token fetched (retrying until `deadline`);
+/// the entries concurrently, returned in config order.
+async fn watch_jwt_svids(
+    source: &JwtSource,
+    outputs: &Outputs,
+    deadline: Instant,
+) -> anyhow::Result<Vec<watch::Receiver<Arc<JwtSvid>>>> {
     let mut pending = JoinSet::new();
     for (index, entry) in outputs.jwt_svids.iter().cloned().enumerate() {
         let (source, hint) = (source.clone(), outputs.hint.clone());
@@ -196,15 +212,9 @@ async fn start_jwt(
         .collect();
     while let Some(joined) = pending.join_next().await {
         let (index, svid) = joined?;
-        match svid {
-            Ok(svid) => svids[index] = Some(svid),
-            Err(err) => {
-                source.shutdown().await;
-                return Err(err);
-            }
-        }
+        svids[index] = Some(svid?);
     }
-    Ok(Some((source, svids.into_iter().flatten().collect())))
+    Ok(svids.into_iter().flatten().collect())
 }
 
 /// `jwt_audience` then `jwt_extra_audiences`.
