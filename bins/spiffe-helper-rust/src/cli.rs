@@ -21,7 +21,7 @@ pub struct Cli {
     pub daemon_mode: Option<bool>,
     /// `--validate`: check the configuration, print the effective one, exit.
     pub validate: bool,
-    /// Wrapper mode (issue 15 §4): everything after `--`, verbatim (no `cmd_args` splitting),
+    /// Wrapper mode (docs/consumers.md, "Wrapper mode and the restart policy"): everything after `--`, verbatim (no `cmd_args` splitting),
     /// program first. `None` without `--`; never `Some` of an empty list (that is a usage
     /// error). It replaces `cmd`/`cmd_args`: both set is a usage error, see [`check_child_conflict`].
     pub child_argv: Option<Vec<OsString>>,
@@ -225,13 +225,6 @@ fn usage_error(message: &str) -> CliExit {
 ///
 /// # Errors
 /// [`CliExit`] with code 2 naming both.
-#[cfg_attr(
-    not(test),
-    expect(
-        dead_code,
-        reason = "wired into the daemon in issue 15 phase 2, with the cmd_restart config key"
-    )
-)]
 pub fn check_child_conflict(cli: &Cli, cmd_set: bool) -> Result<(), CliExit> {
     if cli.child_argv.is_some() && cmd_set {
         return Err(usage_error(
