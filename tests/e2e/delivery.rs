@@ -70,7 +70,7 @@ fn delivery_folder_follows_the_federated_domains() {
     assert!(
         wait_until(PROPAGATION, || credential.exists() && federated.exists()),
         "no delivery folder; files: {:?}; log:\n{}",
-        fs::read_dir(&delivery).map(|d| d.count()),
+        fs::read_dir(&delivery).map(Iterator::count),
         helper.log_tail()
     );
     let text = read(&credential);
