@@ -71,6 +71,23 @@ fn cmd_and_a_wrapped_program_together_are_a_usage_error() {
         stderr.contains("`cmd`") && stderr.contains("'--'"),
         "{stderr}"
     );
+
+    // A JWT-only file never writes X.509, so a wrapped program would never start.
+    let jwt_only = write_file(
+        dir.path(),
+        "jwt.conf",
+        "agent_address = \"unix:///run/agent.sock\"\ncert_dir = \"certs\"\n\
+         jwt_svids = [{ jwt_audience = \"a\", jwt_svid_file_name = \"a.token\" }]\n",
+    );
+    let out = Command::new(HELPER)
+        .arg("-config")
+        .arg(&jwt_only)
+        .args(["--", "/bin/true"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("only JWT files"), "{stderr}");
 }
 
 #[test]

@@ -234,6 +234,20 @@ pub fn check_child_conflict(cli: &Cli, cmd_set: bool) -> Result<(), CliExit> {
     Ok(())
 }
 
+/// The child starts at the first X.509 write: a program after `--` with a JWT-only config
+/// would never run, so that is a usage error too (`x509_on`: the config writes X.509 files).
+///
+/// # Errors
+/// [`CliExit`] with code 2.
+pub fn check_child_runs(cli: &Cli, x509_on: bool) -> Result<(), CliExit> {
+    if cli.child_argv.is_some() && !x509_on {
+        return Err(usage_error(
+            "a program after '--' starts after the first X.509 write, and the config writes only JWT files",
+        ));
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -313,6 +327,9 @@ mod tests {
         assert!(exit.message.contains("`cmd`"), "{}", exit.message);
         assert!(check_child_conflict(&wrapped, false).is_ok());
         assert!(check_child_conflict(&parse(&[]).unwrap(), true).is_ok());
+        assert_eq!(check_child_runs(&wrapped, false).unwrap_err().code, 2);
+        assert!(check_child_runs(&wrapped, true).is_ok());
+        assert!(check_child_runs(&parse(&[]).unwrap(), false).is_ok());
     }
 
     #[test]

@@ -40,7 +40,9 @@ fn main() -> ExitCode {
         Ok(loaded) => loaded,
         Err(err) => return report_config_error(&err),
     };
-    if let Err(exit) = cli::check_child_conflict(&cli, config.cmd.is_some()) {
+    let child_checks = cli::check_child_conflict(&cli, config.cmd.is_some())
+        .and_then(|()| cli::check_child_runs(&cli, config.x509.is_some()));
+    if let Err(exit) = child_checks {
         return exit.report();
     }
     if cli.validate {
