@@ -4,12 +4,19 @@
 //! By module: `oneshot` (docs/behaviour.md#one-shot-mode, #start-up, the upstream README
 //! example), `daemon` (#daemon-mode, #notification, #shutdown), `jwt` (#jwt-svid-refresh,
 //! #jwt-bundle-file), `health` (#health-endpoints), `consumers` (nginx through its pid file,
-//! mutual TLS between two hinted identities), `idle` (an idle daemon does not poll).
+//! mutual TLS between two hinted identities), `idle` (an idle daemon does not poll); and what
+//! docs/consumers.md adds: `reload` (`PostgreSQL` through `postmaster.pid`, `HAProxy` serving the
+//! combined file), `wrapper` (nginx as the wrapped child, exit codes), `delivery` (the
+//! filesystem-delivery folder with a federated domain), `config_errors` (several mistakes, `cmd`
+//! with `--`, the health bind address).
 
+mod config_errors;
 mod consumers;
-mod consumers15;
 mod daemon;
+mod delivery;
 mod health;
 mod idle;
 mod jwt;
 mod oneshot;
+mod reload;
+mod wrapper;

@@ -1,4 +1,5 @@
-//! The child supervisor (SPEC §5.1, issue 15 §4): starts `cmd` (or the wrapper-mode program),
+//! The child supervisor (docs/behaviour.md, "Child process"; docs/consumers.md, "Wrapper
+//! mode and the restart policy"): starts `cmd` (or the wrapper-mode program),
 //! signals it on rotation, restarts it by policy, forwards SIGTERM/SIGINT/SIGQUIT to it, and
 //! stops it with a grace period.
 //!
@@ -25,13 +26,6 @@ pub enum RestartPolicy {
     /// Start it again at the next X.509 update (upstream behaviour; the default for `cmd`).
     #[default]
     OnRotation,
-    #[cfg_attr(
-        not(test),
-        expect(
-            dead_code,
-            reason = "wired into the daemon in issue 15 phase 2, with the cmd_restart config key"
-        )
-    )]
     /// Start it again at once, with backoff (1 s doubling to 30 s, reset after 10 s of running).
     Always,
     /// The helper stops and exits with the child's exit code, or 128 + signal (the default in

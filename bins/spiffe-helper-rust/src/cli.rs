@@ -21,7 +21,7 @@ pub struct Cli {
     pub daemon_mode: Option<bool>,
     /// `--validate`: check the configuration, print the effective one, exit.
     pub validate: bool,
-    /// Wrapper mode (issue 15 §4): everything after `--`, verbatim (no `cmd_args` splitting),
+    /// Wrapper mode (docs/consumers.md, "Wrapper mode and the restart policy"): everything after `--`, verbatim (no `cmd_args` splitting),
     /// program first. `None` without `--`; never `Some` of an empty list (that is a usage
     /// error). It replaces `cmd`/`cmd_args`: both set is a usage error, see [`check_child_conflict`].
     pub child_argv: Option<Vec<OsString>>,
@@ -225,17 +225,24 @@ fn usage_error(message: &str) -> CliExit {
 ///
 /// # Errors
 /// [`CliExit`] with code 2 naming both.
-#[cfg_attr(
-    not(test),
-    expect(
-        dead_code,
-        reason = "wired into the daemon in issue 15 phase 2, with the cmd_restart config key"
-    )
-)]
 pub fn check_child_conflict(cli: &Cli, cmd_set: bool) -> Result<(), CliExit> {
     if cli.child_argv.is_some() && cmd_set {
         return Err(usage_error(
             "the config sets `cmd` and the command line gives a program after '--'; use one",
+        ));
+    }
+    Ok(())
+}
+
+/// The child starts at the first X.509 write: a program after `--` with a JWT-only config
+/// would never run, so that is a usage error too (`x509_on`: the config writes X.509 files).
+///
+/// # Errors
+/// [`CliExit`] with code 2.
+pub fn check_child_runs(cli: &Cli, x509_on: bool) -> Result<(), CliExit> {
+    if cli.child_argv.is_some() && !x509_on {
+        return Err(usage_error(
+            "a program after '--' starts after the first X.509 write, and the config writes only JWT files",
         ));
     }
     Ok(())
@@ -320,6 +327,9 @@ mod tests {
         assert!(exit.message.contains("`cmd`"), "{}", exit.message);
         assert!(check_child_conflict(&wrapped, false).is_ok());
         assert!(check_child_conflict(&parse(&[]).unwrap(), true).is_ok());
+        assert_eq!(check_child_runs(&wrapped, false).unwrap_err().code, 2);
+        assert!(check_child_runs(&wrapped, true).is_ok());
+        assert!(check_child_runs(&parse(&[]).unwrap(), false).is_ok());
     }
 
     #[test]

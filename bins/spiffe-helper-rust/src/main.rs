@@ -4,7 +4,8 @@
 //! This file is the start-up and shutdown contract (docs/behaviour.md, "Exit codes"):
 //! logging, config, runtime; then one-shot, or the daemon's start → wait → drain.
 //! Exit 0 on success or a clean shutdown, 1 on a config, fetch or write failure, 2 on a
-//! usage error.
+//! usage error; when the child is the workload (`cmd_restart` always or never, wrapper mode),
+//! the child's exit code, or 128 + the signal that ended it.
 
 mod cli;
 mod daemon;
@@ -15,6 +16,7 @@ mod outputs;
 mod startup;
 mod writer;
 
+use std::ffi::OsString;
 use std::process::ExitCode;
 
 use spiffe_helper_config::{Config, Overrides};
@@ -32,11 +34,17 @@ fn main() -> ExitCode {
     };
     let overrides = Overrides {
         daemon_mode: cli.daemon_mode,
+        wrapper_mode: cli.child_argv.is_some(),
     };
     let (config, warnings) = match Config::load(&cli.config, &overrides) {
         Ok(loaded) => loaded,
         Err(err) => return report_config_error(&err),
     };
+    let child_checks = cli::check_child_conflict(&cli, config.cmd.is_some())
+        .and_then(|()| cli::check_child_runs(&cli, config.x509.is_some()));
+    if let Err(exit) = child_checks {
+        return exit.report();
+    }
     if cli.validate {
         return print_effective(&config, &warnings);
     }
@@ -51,7 +59,7 @@ fn main() -> ExitCode {
         .build()
     {
         Ok(runtime) => {
-            let code = runtime.block_on(run(config));
+            let code = runtime.block_on(run(config, cli.child_argv));
             // Everything has stopped by now; the idle blocking-pool thread need not be joined
             // (that join was a measurable part of a one-shot run).
             runtime.shutdown_background();
@@ -64,7 +72,7 @@ fn main() -> ExitCode {
     }
 }
 
-async fn run(config: Config) -> ExitCode {
+async fn run(config: Config, child_argv: Option<Vec<OsString>>) -> ExitCode {
     // SIGTERM and SIGINT mean "stop cleanly", in every phase.
     let shutdown = CancellationToken::new();
     if let Err(err) = cancel_on_signal(shutdown.clone()) {
@@ -78,29 +86,36 @@ async fn run(config: Config) -> ExitCode {
         return ExitCode::FAILURE;
     }
     if !config.daemon_mode {
+        if child_argv.is_some() {
+            tracing::warn!(
+                "the program after '--' is not run in one-shot mode (daemon_mode = false)"
+            );
+        }
         let client = WorkloadApiClient::new(config.agent_address.clone());
         let (outputs, timeout) = (Outputs::from_config(&config), config.startup_timeout);
         return oneshot::run(client, outputs, timeout, &shutdown).await;
     }
 
-    let mut daemon = Daemon::new(config, shutdown.clone());
-    let code = match daemon.start().await {
+    let mut daemon = Daemon::new(config, child_argv, shutdown.clone());
+    // `None`: stopped by SIGTERM/SIGINT (or before the first write).
+    let failed = match daemon.start().await {
         Ok(Started::Running) => tokio::select! {
-            () = shutdown.cancelled() => ExitCode::SUCCESS,
+            () = shutdown.cancelled() => None,
             fatal = daemon.failed() => {
-                tracing::error!("{:#}", fatal.reason);
-                fatal.code
+                fatal.log();
+                Some(fatal.code)
             }
         },
-        Ok(Started::Interrupted) => ExitCode::SUCCESS,
+        Ok(Started::Interrupted) => None,
         Err(err) => {
             tracing::error!("{err:#}");
-            ExitCode::FAILURE
+            Some(ExitCode::FAILURE)
         }
     };
-    // The one cleanup path, whatever ended the run: bounded.
-    daemon.drain().await;
-    code
+    // The one cleanup path, whatever ended the run: bounded. When the child is the workload
+    // (cmd_restart always/never), a stop by signal exits with the child's status.
+    let child = daemon.drain().await;
+    failed.unwrap_or_else(|| child.map_or(ExitCode::SUCCESS, ExitCode::from))
 }
 
 fn cancel_on_signal(shutdown: CancellationToken) -> std::io::Result<()> {
@@ -121,7 +136,10 @@ fn cancel_on_signal(shutdown: CancellationToken) -> std::io::Result<()> {
     reason = "config errors are reported before logging starts"
 )]
 fn report_config_error(err: &spiffe_helper_config::ConfigError) -> ExitCode {
-    eprintln!("spiffe-helper-rust: {err}");
+    // One line per mistake, as a compiler reports them.
+    for mistake in err.iter() {
+        eprintln!("spiffe-helper-rust: {mistake}");
+    }
     ExitCode::FAILURE
 }
 

@@ -1,8 +1,8 @@
-//! Telling the consumer about a new X.509-SVID (SPEC §5, issue 15 §1 and §4): start or signal
-//! the child (`cmd`, or the program after `--`), signal the pid in `pid_file_name`, and stop
-//! the child at shutdown.
+//! Telling the consumer about a new X.509-SVID (docs/behaviour.md, "Notification";
+//! docs/consumers.md): start or signal the child (`cmd`, or the program after `--`), signal
+//! the pid in `pid_file_name`, and stop the child at shutdown.
 //!
-//! The daemon's side of it: [`Notifier::new`] once, [`Notifier::x509_updated`] after each X.509
+//! The daemon's side of it: [`Notifier::with_settings`] once, [`Notifier::x509_updated`] after each X.509
 //! update that changed a file, [`Notifier::stopped`] in its wait loop (the child can end the
 //! helper), [`Notifier::shutdown`] at the end, whose result is the exit code to use when the
 //! child decides it.
@@ -69,44 +69,18 @@ pub struct Notifier {
 }
 
 impl Notifier {
-    /// The upstream settings only (`cmd` + split `cmd_args`, `renew_signal`, `pid_file_name`),
-    /// with [`RestartPolicy::OnRotation`] and the default stop timeout: what the daemon calls
-    /// until its wiring passes a [`NotifySettings`] to [`Notifier::with_settings`].
-    #[expect(
-        clippy::needless_pass_by_value,
-        reason = "the daemon's current call; it moves to `with_settings` in phase 2"
-    )]
-    pub fn new(
-        cmd: Option<(String, Vec<String>)>,
-        renew_signal: Option<Signal>,
-        pid_file: Option<PathBuf>,
-        health: HealthState,
-        shutdown: CancellationToken,
-    ) -> Self {
-        let child = cmd.map(|(program, args)| ChildCommand {
-            program: program.into(),
-            args: args.into_iter().map(Into::into).collect(),
-        });
-        let settings = NotifySettings {
-            child,
-            renew_signal,
-            pid_file,
-            ..NotifySettings::default()
-        };
-        Self::with_settings(settings, health, &shutdown)
-    }
-
     /// Starts the child supervisor (idle until the first [`Notifier::x509_updated`]). When there
     /// is a child and the policy is [`RestartPolicy::Always`] or [`RestartPolicy::Never`], the
     /// helper's SIGTERM, SIGINT and SIGQUIT are forwarded to it as they are (under
-    /// [`RestartPolicy::OnRotation`] the child gets SIGTERM at shutdown, SPEC §5.1). Must be
+    /// [`RestartPolicy::OnRotation`] the child gets SIGTERM at shutdown, as upstream's `cmd`;
+    /// docs/behaviour.md, "Shutdown"). Must be
     /// called inside the tokio runtime.
     pub fn with_settings(
         settings: NotifySettings,
         health: HealthState,
         shutdown: &CancellationToken,
     ) -> Self {
-        // Under on-rotation (upstream `cmd`), SPEC §5.1 holds: the child gets SIGTERM at
+        // Under on-rotation (upstream `cmd`), upstream's contract holds: the child gets SIGTERM at
         // shutdown whatever stopped the helper, and SIGQUIT keeps its default action. When the
         // child is the workload (`always`, `never`: wrapper mode), it gets the signal itself.
         let forward = settings.restart != RestartPolicy::OnRotation;
@@ -118,7 +92,7 @@ impl Notifier {
         Self::with_signals(settings, health, shutdown, signals)
     }
 
-    /// [`Notifier::new`] with the forwarded signals supplied (tests inject them instead of
+    /// [`Notifier::with_settings`] with the forwarded signals supplied (tests inject them instead of
     /// signalling the test process).
     fn with_signals(
         settings: NotifySettings,
@@ -171,17 +145,15 @@ impl Notifier {
     /// SIGQUIT, which was forwarded to the child (the child's code after it exited or was
     /// killed at the stop timeout; 131 when no child was running). Pending forever otherwise.
     /// Cancel-safe: use it as a `select!` branch in a loop.
-    #[cfg_attr(
-        not(test),
-        expect(
-            dead_code,
-            reason = "wired into the daemon in issue 15 phase 2, with the cmd_restart config key"
-        )
-    )]
     pub async fn stopped(&mut self) -> u8 {
-        match self.must_stop.wait_for(Option::is_some).await {
-            Ok(code) => code.unwrap_or(1),
-            Err(_) => std::future::pending().await,
+        // The borrow of the value ends here, before any other await (it is not `Send`).
+        let code = match self.must_stop.wait_for(Option::is_some).await {
+            Ok(code) => Some(code.unwrap_or(1)),
+            Err(_) => None,
+        };
+        match code {
+            Some(code) => code,
+            None => std::future::pending().await,
         }
     }
 

@@ -31,11 +31,15 @@ pub struct Outputs {
 #[derive(Debug, Clone)]
 pub struct X509Files {
     paths: X509Paths,
+    /// `svid_combined_file_name`: key and chain in one file, renamed before the cert.
+    combined: Option<PathBuf>,
     modes: X509Modes,
     add_intermediates_to_bundle: bool,
     include_federated_domains: bool,
     omit_expired: bool,
     federated_dir: Option<PathBuf>,
+    /// `filesystem_delivery_dir` (docs/consumers.md, "The SPIFFE filesystem-delivery layout").
+    delivery_dir: Option<PathBuf>,
 }
 
 /// What one X.509 write did.
@@ -60,6 +64,7 @@ impl Outputs {
                 key: paths.key.clone(),
                 bundle: paths.bundle.clone(),
             },
+            combined: paths.combined.clone(),
             modes: X509Modes {
                 cert: config.cert_file_mode.bits(),
                 key: config.key_file_mode.bits(),
@@ -68,6 +73,7 @@ impl Outputs {
             include_federated_domains: config.include_federated_domains,
             omit_expired: config.omit_expired,
             federated_dir: config.federated_bundle_dir.clone(),
+            delivery_dir: config.filesystem_delivery_dir.clone(),
         });
         Self {
             x509,
@@ -99,8 +105,9 @@ pub fn select_x509<'a>(
     }
 }
 
-/// Renders and writes cert, key and bundle (and the per-domain bundles when configured). The
-/// files are in place when this returns; the directory fsync is left to the caller
+/// Renders and writes cert, key and bundle (with the combined file, renamed before the cert,
+/// when configured), then the per-domain bundles and the filesystem-delivery folder when
+/// configured. The files are in place when this returns; the directory fsync is left to the caller
 /// ([`Renamed::finish`]), so that the consumer can be told first.
 ///
 /// # Errors
@@ -131,11 +138,18 @@ pub fn write_x509(
         now: SystemTime::now(),
     };
     let rendered = files::render_x509(&material, &options)?;
-    let renamed = files::replace_x509(&files_cfg.paths, None, &rendered, files_cfg.modes)?;
+    let combined = files_cfg.combined.as_deref();
+    let renamed = files::replace_x509(&files_cfg.paths, combined, &rendered, files_cfg.modes)?;
     let mut changed = renamed.written().is_changed();
     if let Some(dir) = &files_cfg.federated_dir {
         changed |=
             files::write_federated_bundles(dir, &federated, files_cfg.modes.cert)?.is_changed();
+    }
+    if let Some(dir) = &files_cfg.delivery_dir {
+        let delivery = files::render_filesystem_delivery(&material, own.name(), &options)?;
+        let modes = files_cfg.modes;
+        changed |=
+            files::write_filesystem_delivery(dir, &delivery, modes.key, modes.cert)?.is_changed();
     }
     let outcome = X509Outcome {
         changed,

@@ -1,4 +1,5 @@
-//! Signalling the process named by `pid_file_name` (SPEC §5.3, issue 15 §1).
+//! Signalling the process named by `pid_file_name` (docs/behaviour.md, "Pid file";
+//! docs/consumers.md, "Pid files as daemons write them").
 //!
 //! Pid files are read the way daemons write them: the pid is the **first line**, trimmed, and
 //! the rest is ignored. `PostgreSQL`'s `$PGDATA/postmaster.pid` holds the pid and seven more
@@ -24,10 +25,10 @@ use nix::sys::signal::{Signal, kill};
 use nix::unistd::{Pid, geteuid};
 use spiffe_workload_client::Backoff;
 
-/// Attempts to signal the pid-file process (SPEC §5.3): 10 tries.
+/// Attempts to signal the pid-file process (docs/behaviour.md, "Pid file"): 10 tries.
 pub const ATTEMPTS: u32 = 10;
 /// The retry schedule: 100 ms doubling (±20% jitter) under a 30 s cap: the nine waits add up
-/// to about 51 s, SPEC §5.3's "about 50 s in all".
+/// to about 51 s, docs/behaviour.md's "about 51 s".
 pub fn retry_backoff() -> Backoff {
     Backoff::new(Duration::from_millis(100), Duration::from_secs(30))
 }

@@ -15,7 +15,7 @@ use crate::raw::{Fields, Raw, Val, Value};
 use crate::tree::{Entry, Kind, Node, Pos};
 use crate::values::{FileMode, LogFormat, LogLevel, parse_duration};
 
-/// Decodes entries into a [`Raw`], reporting the first problem.
+/// Decodes entries into a [`Raw`], reporting every problem of every entry.
 pub(crate) struct Decoder<'a> {
     pub file: &'a Path,
 }
@@ -45,19 +45,39 @@ impl Decoder<'_> {
     ) -> Result<Fields<K>, ConfigError> {
         let mut out = Fields::new(pos);
         let mut seen = HashMap::new();
+        // Every entry is decoded, so that a file with several mistakes reports them all.
+        let mut errors = Vec::new();
         for entry in entries {
-            let spec = self.known_key::<K>(entry, prefix)?;
-            // Repeated `jwt_svids "x" { }` blocks are the HCL v1 way to write a list.
-            let repeatable = spec.shape == Shape::JwtSvids && entry.block_labels.is_some();
-            if !repeatable {
-                self.no_duplicate(&mut seen, spec.name, entry, prefix)?;
+            if let Err(err) = self.entry(&mut out, &mut seen, entry, prefix) {
+                errors.push(err);
             }
-            let name = format!("{prefix}{}", spec.name);
-            let first_jwt = out.jwt_svid_count(spec.key);
-            let value = self.value(spec.shape, &name, entry, first_jwt)?;
-            out.merge(spec.key, value);
         }
-        Ok(out)
+        if errors.is_empty() {
+            Ok(out)
+        } else {
+            Err(ConfigError::from_many(errors))
+        }
+    }
+
+    /// Decodes one entry of a block into `out`.
+    fn entry<K: Table>(
+        &self,
+        out: &mut Fields<K>,
+        seen: &mut HashMap<&'static str, Pos>,
+        entry: &Entry,
+        prefix: &str,
+    ) -> Result<(), ConfigError> {
+        let spec = self.known_key::<K>(entry, prefix)?;
+        // Repeated `jwt_svids "x" { }` blocks are the HCL v1 way to write a list.
+        let repeatable = spec.shape == Shape::JwtSvids && entry.block_labels.is_some();
+        if !repeatable {
+            self.no_duplicate(seen, spec.name, entry, prefix)?;
+        }
+        let name = format!("{prefix}{}", spec.name);
+        let first_jwt = out.jwt_svid_count(spec.key);
+        let value = self.value(spec.shape, &name, entry, first_jwt)?;
+        out.merge(spec.key, value);
+        Ok(())
     }
 
     /// Decodes one value as its key's shape says; `name` is the key in messages.
@@ -267,7 +287,7 @@ impl Decoder<'_> {
             )),
         };
         let numbered = objects.into_iter().enumerate();
-        numbered
+        let (list, errors): (Vec<_>, Vec<_>) = numbered
             .map(|(i, node)| {
                 let name = format!("{key}[{}]", first + i);
                 let Kind::Object(entries) = &node.kind else {
@@ -275,7 +295,14 @@ impl Decoder<'_> {
                 };
                 self.block(entries, &format!("{name}."), node.pos)
             })
-            .collect()
+            .partition(Result::is_ok);
+        if errors.is_empty() {
+            Ok(list.into_iter().filter_map(Result::ok).collect())
+        } else {
+            Err(ConfigError::from_many(
+                errors.into_iter().filter_map(Result::err).collect(),
+            ))
+        }
     }
 
     fn health(&self, key: &str, entry: &Entry) -> Result<Fields<HealthKey>, ConfigError> {

@@ -39,6 +39,7 @@ fn value(c: &Config, key: Key) -> Option<String> {
         Key::SvidFileName => path(&x509?.svid, dir),
         Key::SvidKeyFileName => path(&x509?.key, dir),
         Key::SvidBundleFileName => path(&x509?.bundle, dir),
+        Key::SvidCombinedFileName => path(x509?.combined.as_deref()?, dir),
         Key::AddIntermediatesToBundle => c.add_intermediates_to_bundle.to_string(),
         Key::IncludeFederatedDomains => c.include_federated_domains.to_string(),
         Key::OmitExpired => c.omit_expired.to_string(),
@@ -56,6 +57,9 @@ fn value(c: &Config, key: Key) -> Option<String> {
             (c.pid_file_name.as_deref()).map_or_else(|| quote(""), |p| path(p, None))
         }
         Key::FederatedBundleDir => path(c.federated_bundle_dir.as_deref()?, dir),
+        Key::FilesystemDeliveryDir => path(c.filesystem_delivery_dir.as_deref()?, dir),
+        Key::CmdRestart => quote(c.cmd_restart.as_str()),
+        Key::CmdStopTimeout => quote(&format_duration(c.cmd_stop_timeout)),
         Key::StartupTimeout => quote(&format_duration(c.startup_timeout)),
         Key::LogLevel => quote(c.log_level.as_str()),
         Key::LogFormat => quote(c.log_format.as_str()),
@@ -96,6 +100,7 @@ fn health(health: Option<&HealthConfig>) -> String {
         let value = match (spec.key, health) {
             (HealthKey::ListenerEnabled, _) => health.is_some().to_string(),
             (_, None) => continue,
+            (HealthKey::BindAddress, Some(h)) => quote(&h.bind_address.to_string()),
             (HealthKey::BindPort, Some(h)) => h.bind_port.to_string(),
             (HealthKey::LivenessPath, Some(h)) => quote(&h.liveness_path),
             (HealthKey::ReadinessPath, Some(h)) => quote(&h.readiness_path),

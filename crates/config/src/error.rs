@@ -147,6 +147,13 @@ pub enum ConfigError {
         #[source]
         source: EndpointError,
     },
+    /// Several independent mistakes, in file order (a file with one mistake reports it alone,
+    /// as its own variant). Displayed one per line; [`ConfigError::iter`] yields each.
+    #[error("{}", several(errors))]
+    Several {
+        /// The mistakes (never fewer than two).
+        errors: Vec<ConfigError>,
+    },
     /// `cmd_args` cannot be split.
     #[error("{location}: cmd_args: {source}")]
     CmdArgs {
@@ -156,6 +163,60 @@ pub enum ConfigError {
         #[source]
         source: ArgsError,
     },
+}
+
+impl ConfigError {
+    /// One error as itself; several as [`ConfigError::Several`], flattened and in file order
+    /// (line, then column; errors about the whole file or the environment first).
+    #[must_use]
+    pub(crate) fn from_many(errors: Vec<ConfigError>) -> Self {
+        let mut flat: Vec<ConfigError> = Vec::with_capacity(errors.len());
+        for err in errors {
+            match err {
+                ConfigError::Several { errors } => flat.extend(errors),
+                one => flat.push(one),
+            }
+        }
+        flat.sort_by_key(|e| e.location().map(|l| (l.line, l.column)));
+        if flat.len() == 1
+            && let Some(one) = flat.pop()
+        {
+            return one;
+        }
+        ConfigError::Several { errors: flat }
+    }
+
+    /// Each mistake on its own: the errors of [`ConfigError::Several`], or this one.
+    pub fn iter(&self) -> impl Iterator<Item = &ConfigError> {
+        match self {
+            ConfigError::Several { errors } => errors.iter(),
+            one => std::slice::from_ref(one).iter(),
+        }
+    }
+
+    /// Where the mistake is, when it is in the file.
+    fn location(&self) -> Option<&Location> {
+        match self {
+            ConfigError::Syntax { location, .. }
+            | ConfigError::UnknownKey { location, .. }
+            | ConfigError::RemovedKey { location, .. }
+            | ConfigError::WrongType { location, .. }
+            | ConfigError::InvalidValue { location, .. }
+            | ConfigError::Duplicate { location, .. }
+            | ConfigError::Missing { location, .. }
+            | ConfigError::Conflict { location, .. }
+            | ConfigError::CmdArgs { location, .. } => Some(location),
+            ConfigError::Io { .. }
+            | ConfigError::AgentAddress { .. }
+            | ConfigError::Several { .. } => None,
+        }
+    }
+}
+
+/// Several mistakes, one per line, as `file:line:column: ...` each.
+fn several(errors: &[ConfigError]) -> String {
+    let lines: Vec<String> = errors.iter().map(ToString::to_string).collect();
+    lines.join("\n")
 }
 
 /// Something worth telling the user that does not stop the program.

@@ -88,6 +88,7 @@ key_table! {
         SvidFileName = "svid_file_name": Shape::Text("svid.pem"),
         SvidKeyFileName = "svid_key_file_name": Shape::Text("svid_key.pem"),
         SvidBundleFileName = "svid_bundle_file_name": Shape::Text("svid_bundle.pem"),
+        SvidCombinedFileName = "svid_combined_file_name": Shape::Text(""),
         AddIntermediatesToBundle = "add_intermediates_to_bundle": Shape::Bool(false),
         IncludeFederatedDomains = "include_federated_domains": Shape::Bool(false),
         OmitExpired = "omit_expired": Shape::Bool(false),
@@ -102,7 +103,10 @@ key_table! {
         CmdArgs = "cmd_args": Shape::Text(""),
         RenewSignal = "renew_signal": Shape::Text(""),
         PidFileName = "pid_file_name": Shape::Text(""),
+        CmdRestart = "cmd_restart": Shape::Text("on-rotation"),
+        CmdStopTimeout = "cmd_stop_timeout": Shape::Duration(Duration::from_secs(10)),
         FederatedBundleDir = "federated_bundle_dir": Shape::Text(""),
+        FilesystemDeliveryDir = "filesystem_delivery_dir": Shape::Text(""),
         StartupTimeout = "startup_timeout": Shape::Duration(Duration::from_secs(30)),
         LogLevel = "log_level": Shape::Level(LogLevel::Info),
         LogFormat = "log_format": Shape::Format(LogFormat::Text),
@@ -125,6 +129,7 @@ key_table! {
     /// defaults are upstream's.
     enum HealthKey {
         ListenerEnabled = "listener_enabled": Shape::Bool(false),
+        BindAddress = "bind_address": Shape::Text("0.0.0.0"),
         BindPort = "bind_port": Shape::Port(8080),
         LivenessPath = "liveness_path": Shape::Text("/health/live"),
         ReadinessPath = "readiness_path": Shape::Text("/health/ready"),

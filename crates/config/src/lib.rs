@@ -50,7 +50,7 @@ pub use args::{ArgsError, split_cmd_args};
 pub use error::{ConfigError, Location, Warning};
 pub use nix::sys::signal::Signal;
 pub use spiffe_workload_client::{Endpoint, EndpointError};
-pub use values::{FileMode, HealthConfig, LogFormat, LogLevel};
+pub use values::{CmdRestart, FileMode, HealthConfig, LogFormat, LogLevel};
 
 /// The validated configuration, every default applied.
 #[derive(Clone, Debug, PartialEq)]
@@ -98,10 +98,18 @@ pub struct Config {
     pub renew_signal: Option<Signal>,
     /// File holding the pid to signal (daemon mode only; requires `renew_signal`).
     pub pid_file_name: Option<PathBuf>,
+    /// Extra: what happens when the child exits (`cmd_restart`; default on-rotation, never in
+    /// wrapper mode).
+    pub cmd_restart: CmdRestart,
+    /// Extra: stop signal to SIGKILL for the child (`cmd_stop_timeout`, default 10 s).
+    pub cmd_stop_timeout: Duration,
     /// Health server; `None` when absent, disabled, or in one-shot mode.
     pub health: Option<HealthConfig>,
     /// Extra: directory for one bundle file per federated trust domain (resolved).
     pub federated_bundle_dir: Option<PathBuf>,
+    /// Extra: the SPIFFE filesystem-delivery folder (`filesystem_delivery_dir`, resolved;
+    /// docs/consumers.md).
+    pub filesystem_delivery_dir: Option<PathBuf>,
     /// Extra: deadline for the first X.509 fetch (default 30 s).
     pub startup_timeout: Duration,
     /// Extra: log level (default info; `RUST_LOG` overrides).
@@ -119,6 +127,8 @@ pub struct X509Output {
     pub key: PathBuf,
     /// Trust bundle file (`svid_bundle_file_name`).
     pub bundle: PathBuf,
+    /// Extra: the key and the chain in one file (`svid_combined_file_name`), when set.
+    pub combined: Option<PathBuf>,
 }
 
 /// One JWT-SVID to fetch and write.
@@ -137,6 +147,8 @@ pub struct JwtSvidOutput {
 pub struct Overrides {
     /// `--daemon-mode`, when given.
     pub daemon_mode: Option<bool>,
+    /// A program was given after `--` (wrapper mode): `cmd_restart` defaults to never.
+    pub wrapper_mode: bool,
 }
 
 impl Config {

@@ -23,6 +23,7 @@ pub(crate) struct Outputs {
     pub jwt_svids: Vec<JwtSvidOutput>,
     pub jwt_bundle: Option<PathBuf>,
     pub federated_bundle_dir: Option<PathBuf>,
+    pub filesystem_delivery_dir: Option<PathBuf>,
 }
 
 /// Resolves every output name the file gives (or defaults) against `cert_dir`.
@@ -49,13 +50,15 @@ pub(crate) fn outputs(
         jwt_svids,
         jwt_bundle: paths.optional(raw, Key::JwtBundleFileName)?,
         federated_bundle_dir: paths.optional(raw, Key::FederatedBundleDir)?,
+        filesystem_delivery_dir: paths.optional(raw, Key::FilesystemDeliveryDir)?,
     })
 }
 
 /// X.509 output is on unless the file is JWT-only: it sets `jwt_svids` or
 /// `jwt_bundle_file_name` and none of the `svid_*` names.
 fn x509_on(raw: &Raw) -> bool {
-    let svid_set = SVID_KEYS.iter().any(|key| raw.text(*key).is_some());
+    let svid_set =
+        (SVID_KEYS.iter().chain([&Key::SvidCombinedFileName])).any(|key| raw.text(*key).is_some());
     let jwt_set = !raw.jwt_svids().is_empty() || raw.text(Key::JwtBundleFileName).is_some();
     svid_set || !jwt_set
 }
@@ -109,10 +112,12 @@ impl Paths<'_> {
             self.resolve(key.name().to_owned(), &name, pos)
         };
         let [svid, key, bundle] = SVID_KEYS;
+        let (svid, key, bundle) = (path(svid)?, path(key)?, path(bundle)?);
         Ok(X509Output {
-            svid: path(svid)?,
-            key: path(key)?,
-            bundle: path(bundle)?,
+            svid,
+            key,
+            bundle,
+            combined: self.optional(raw, Key::SvidCombinedFileName)?,
         })
     }
 

@@ -1,6 +1,7 @@
 //! Stage two: the key table's defaults, the environment, and the rules between keys
 //! (docs/configuration.md, "Keys"). Output paths are resolved in `paths`.
 
+use std::net::IpAddr;
 use std::path::PathBuf;
 
 use nix::sys::signal::Signal;
@@ -13,7 +14,7 @@ use crate::keys::{HealthKey, Key, Table};
 use crate::paths;
 use crate::raw::{self, Fields, Raw};
 use crate::tree::Pos;
-use crate::values::{FileMode, HealthConfig, parse_signal};
+use crate::values::{CmdRestart, FileMode, HealthConfig, parse_signal};
 use crate::{Config, Overrides};
 
 pub(crate) struct Resolver<'a> {
@@ -36,14 +37,25 @@ impl Resolver<'_> {
         }
     }
 
+    /// The typed config; every independent mistake is reported, in file order.
     pub fn resolve(mut self, overrides: Overrides) -> Result<(Config, Vec<Warning>), ConfigError> {
         let daemon_mode =
             (overrides.daemon_mode).unwrap_or_else(|| self.raw.value_or_default(Key::DaemonMode));
-        let agent_address = self.agent_address()?;
         let cert_dir = self.raw.text(Key::CertDir).map(|v| PathBuf::from(&v.value));
-        let outputs = paths::outputs(&self.d, &self.raw, cert_dir.as_deref())?;
-        let notify = self.notify(daemon_mode)?;
-        let health = self.health(daemon_mode)?;
+        let mut errors = Vec::new();
+        let agent_address = keep(&mut errors, self.agent_address());
+        let outputs = keep(
+            &mut errors,
+            paths::outputs(&self.d, &self.raw, cert_dir.as_deref()),
+        );
+        let notify = keep(&mut errors, self.notify(daemon_mode));
+        let cmd_restart = keep(&mut errors, self.cmd_restart(overrides.wrapper_mode));
+        let health = keep(&mut errors, self.health(daemon_mode));
+        let (Some(agent_address), Some(outputs), Some(notify), Some(cmd_restart), Some(health)) =
+            (agent_address, outputs, notify, cmd_restart, health)
+        else {
+            return Err(ConfigError::from_many(errors));
+        };
         let cert_file_mode = self.mode(Key::CertFileMode);
         let key_file_mode = self.mode(Key::KeyFileMode);
         let jwt_bundle_file_mode = self.mode(Key::JwtBundleFileMode);
@@ -68,13 +80,34 @@ impl Resolver<'_> {
             cmd_args: notify.cmd_args,
             renew_signal: notify.renew_signal,
             pid_file_name: notify.pid_file_name,
+            cmd_restart,
+            cmd_stop_timeout: raw.value_or_default(Key::CmdStopTimeout),
             health,
             federated_bundle_dir: outputs.federated_bundle_dir,
+            filesystem_delivery_dir: outputs.filesystem_delivery_dir,
             startup_timeout: raw.value_or_default(Key::StartupTimeout),
             log_level: raw.value_or_default(Key::LogLevel),
             log_format: raw.value_or_default(Key::LogFormat),
         };
         Ok((config, self.warnings))
+    }
+
+    /// `cmd_restart` as written; unset, `on-rotation`, or `never` in wrapper mode
+    /// (docs/consumers.md, "Wrapper mode and the restart policy").
+    fn cmd_restart(&self, wrapper_mode: bool) -> Result<CmdRestart, ConfigError> {
+        let Some(v) = self.raw.text(Key::CmdRestart) else {
+            return Ok(if wrapper_mode {
+                CmdRestart::Never
+            } else {
+                CmdRestart::OnRotation
+            });
+        };
+        v.value.parse().map_err(|()| ConfigError::InvalidValue {
+            location: self.d.loc(v.pos),
+            key: Key::CmdRestart.name().into(),
+            value: v.raw.clone(),
+            reason: "unknown restart policy (on-rotation, always or never)".into(),
+        })
     }
 
     /// The file key, then `SPIFFE_ENDPOINT_SOCKET`, then the deprecated `SPIRE_AGENT_ADDRESS`.
@@ -218,6 +251,7 @@ impl Resolver<'_> {
 
     fn health_settings(&self, block: &Fields<HealthKey>) -> Result<HealthConfig, ConfigError> {
         let health = HealthConfig {
+            bind_address: self.bind_address(block)?,
             bind_port: block.value_or_default(HealthKey::BindPort),
             liveness_path: self.url_path(block, HealthKey::LivenessPath)?,
             readiness_path: self.url_path(block, HealthKey::ReadinessPath)?,
@@ -237,6 +271,22 @@ impl Resolver<'_> {
         Ok(health)
     }
 
+    /// An IPv4 or IPv6 literal; a host name is refused, so that what is bound never depends
+    /// on a resolver (docs/configuration.md, "Health checks").
+    fn bind_address(&self, block: &Fields<HealthKey>) -> Result<IpAddr, ConfigError> {
+        let Some(v) = block.text(HealthKey::BindAddress) else {
+            return Ok(HealthConfig::default().bind_address);
+        };
+        let literal = v.value.trim();
+        let bracketed = literal.strip_prefix('[').and_then(|l| l.strip_suffix(']'));
+        bracketed.unwrap_or(literal).parse().map_err(|_| ConfigError::InvalidValue {
+            location: self.d.loc(v.pos),
+            key: health_key(HealthKey::BindAddress),
+            value: v.raw.clone(),
+            reason: "not an IP address literal (for example 127.0.0.1, 0.0.0.0, ::1 or ::); host names are not accepted".into(),
+        })
+    }
+
     /// A probe path as written (even `""`, which is refused), else the table's default.
     fn url_path(&self, block: &Fields<HealthKey>, key: HealthKey) -> Result<String, ConfigError> {
         let Some(v) = block.get::<String>(key) else {
@@ -252,6 +302,11 @@ impl Resolver<'_> {
         }
         Ok(v.value.clone())
     }
+}
+
+/// The value of a step that succeeded; a failed step's error joins `errors`.
+fn keep<T>(errors: &mut Vec<ConfigError>, result: Result<T, ConfigError>) -> Option<T> {
+    result.map_err(|err| errors.push(err)).ok()
 }
 
 /// `health_checks.<key>`, as messages name a key of the block.

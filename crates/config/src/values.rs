@@ -1,6 +1,7 @@
 //! Small typed values: file modes, log settings, the health block, durations and signals.
 
 use std::fmt;
+use std::net::IpAddr;
 use std::str::FromStr;
 use std::time::Duration;
 
@@ -130,10 +131,56 @@ impl fmt::Display for LogFormat {
     }
 }
 
+/// What the helper does when its child (`cmd`, or the program after `--`) exits
+/// (`cmd_restart`; docs/consumers.md, "Wrapper mode and the restart policy").
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum CmdRestart {
+    /// Start it again at the next X.509 update (upstream's behaviour; the default with `cmd`).
+    #[default]
+    OnRotation,
+    /// Start it again after a backoff whenever it exits.
+    Always,
+    /// Stop the helper, which exits with the child's code (the default in wrapper mode).
+    Never,
+}
+
+impl CmdRestart {
+    /// The configuration spelling.
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::OnRotation => "on-rotation",
+            Self::Always => "always",
+            Self::Never => "never",
+        }
+    }
+}
+
+impl FromStr for CmdRestart {
+    type Err = ();
+    fn from_str(s: &str) -> Result<Self, ()> {
+        match s.to_ascii_lowercase().as_str() {
+            "on-rotation" => Ok(Self::OnRotation),
+            "always" => Ok(Self::Always),
+            "never" => Ok(Self::Never),
+            _ => Err(()),
+        }
+    }
+}
+
+impl fmt::Display for CmdRestart {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// The health server (`health_checks` with `listener_enabled = true`).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct HealthConfig {
-    /// TCP port, bound on all interfaces.
+    /// Address to bind (`bind_address`, an IP literal); `0.0.0.0`, all interfaces, by default.
+    pub bind_address: IpAddr,
+    /// TCP port.
     pub bind_port: u16,
     /// Liveness URL path (starts with `/`).
     pub liveness_path: String,
@@ -142,9 +189,11 @@ pub struct HealthConfig {
 }
 
 impl Default for HealthConfig {
-    /// Upstream's defaults, from the key table: port 8080, `/health/live`, `/health/ready`.
+    /// Upstream's defaults, from the key table: all interfaces, port 8080, `/health/live`,
+    /// `/health/ready`.
     fn default() -> Self {
         Self {
+            bind_address: IpAddr::from([0, 0, 0, 0]),
             bind_port: raw::default(HealthKey::BindPort),
             liveness_path: raw::default(HealthKey::LivenessPath),
             readiness_path: raw::default(HealthKey::ReadinessPath),

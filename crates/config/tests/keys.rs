@@ -121,7 +121,8 @@ fn every_key_set() {
         Some(HealthConfig {
             bind_port: 9090,
             liveness_path: "/live".into(),
-            readiness_path: "/ready".into()
+            readiness_path: "/ready".into(),
+            ..HealthConfig::default()
         })
     );
     assert_eq!(
@@ -144,7 +145,8 @@ fn health_block_defaults_are_the_seed_values() {
         Some(HealthConfig {
             bind_port: 8080,
             liveness_path: "/health/live".into(),
-            readiness_path: "/health/ready".into()
+            readiness_path: "/health/ready".into(),
+            ..HealthConfig::default()
         })
     );
     // `false` disables the server and ignores the other keys, even invalid ones.
@@ -210,6 +212,7 @@ fn daemon_mode_override_wins_only_when_given() {
         &text,
         Overrides {
             daemon_mode: Some(true),
+            ..Overrides::default()
         },
         &[],
     )
@@ -220,6 +223,7 @@ fn daemon_mode_override_wins_only_when_given() {
         BASE,
         Overrides {
             daemon_mode: Some(false),
+            ..Overrides::default()
         },
         &[],
     )

@@ -12,6 +12,7 @@ fn loads_a_file_and_names_it() {
         &path,
         &Overrides {
             daemon_mode: Some(false),
+            ..Overrides::default()
         },
     )
     .unwrap();

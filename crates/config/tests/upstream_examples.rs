@@ -121,7 +121,8 @@ health_checks {
         Some(HealthConfig {
             bind_port: 8081,
             liveness_path: "/live".into(),
-            readiness_path: "/ready".into()
+            readiness_path: "/ready".into(),
+            ..HealthConfig::default()
         })
     );
     assert_eq!(c.x509.as_ref().unwrap().svid, Path::new("/certs/tls.crt"));

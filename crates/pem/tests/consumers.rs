@@ -1,4 +1,4 @@
-//! The outputs of issue 15: the combined key-and-chain file and the SPIFFE
+//! The outputs of docs/consumers.md: the combined key-and-chain file and the SPIFFE
 //! filesystem-delivery folder. Exact bytes (against the independent `pem` crate encoder),
 //! modes, order within the batch, removal of vanished domains, no temp files left.
 #![allow(clippy::unwrap_used, clippy::expect_used)]

@@ -12,27 +12,31 @@
 mod jwt;
 mod x509;
 
-use std::net::{Ipv4Addr, SocketAddr};
+use std::ffi::OsString;
+use std::net::SocketAddr;
 use std::process::ExitCode;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use anyhow::Context as _;
-use spiffe_helper_config::Config;
+use spiffe_helper_config::{CmdRestart, Config};
 use spiffe_helper_health::{HealthPaths, HealthServer, HealthState};
 use spiffe_workload_client::{ConnectionState, JwtSource, WorkloadApiClient, X509Source};
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
-use crate::notify::Notifier;
+use crate::notify::{ChildCommand, Notifier, NotifySettings, RestartPolicy};
 use crate::outputs::Outputs;
 use crate::startup;
 use crate::writer::Writer;
 
-/// How long the tasks get to finish after the shutdown signal. Covers the child's grace
-/// period between SIGTERM and SIGKILL (5 s, the X.509 watch waits for it) plus the health
-/// server's request drain.
+/// The least time the tasks get to finish after the shutdown signal: the health server's
+/// request drain (5 s) and the rest.
 const DRAIN: Duration = Duration::from_secs(10);
+/// Added to `cmd_stop_timeout` (the X.509 watch waits for the child between its stop signal
+/// and SIGKILL) for the drain bound, so that the helper never exits before its child.
+const DRAIN_AFTER_CHILD: Duration = Duration::from_secs(5);
 
 /// A task that stopped for good, and the exit code the helper ends with.
 #[derive(Debug)]
@@ -41,6 +45,9 @@ pub struct Fatal {
     pub code: ExitCode,
     /// Why, for the log.
     pub reason: anyhow::Error,
+    /// The child decided (it exited under `cmd_restart = "never"`, or after SIGQUIT): an
+    /// ordinary end, logged as such.
+    by_child: bool,
 }
 
 impl Fatal {
@@ -48,6 +55,27 @@ impl Fatal {
         Self {
             code: ExitCode::FAILURE,
             reason,
+            by_child: false,
+        }
+    }
+
+    /// The helper ends because its child did, with the child's `code`.
+    fn child_exited(code: u8) -> Self {
+        Self {
+            code: ExitCode::from(code),
+            reason: anyhow::anyhow!(
+                "the child has stopped (exit code {code}); the helper exits with its code"
+            ),
+            by_child: true,
+        }
+    }
+
+    /// Logs why the helper stops: an error, unless the child decided.
+    pub fn log(&self) {
+        if self.by_child {
+            tracing::info!("{:#}", self.reason);
+        } else {
+            tracing::error!("{:#}", self.reason);
         }
     }
 }
@@ -63,6 +91,10 @@ pub enum Started {
 /// The running daemon: its tasks and the X.509 source they follow.
 pub struct Daemon {
     config: Config,
+    /// The program after `--` (wrapper mode), which replaces `cmd`/`cmd_args`.
+    child_argv: Option<Vec<OsString>>,
+    /// The child's exit code, when the child is the workload and was stopped at shutdown.
+    child_exit: Arc<OnceLock<u8>>,
     health: HealthState,
     shutdown: CancellationToken,
     tasks: JoinSet<Result<(), Fatal>>,
@@ -71,8 +103,13 @@ pub struct Daemon {
 }
 
 impl Daemon {
-    /// A daemon for `config` that stops when `shutdown` is cancelled. Starts nothing yet.
-    pub fn new(config: Config, shutdown: CancellationToken) -> Self {
+    /// A daemon for `config` (and the wrapper-mode program, if any) that stops when `shutdown`
+    /// is cancelled. Starts nothing yet.
+    pub fn new(
+        config: Config,
+        child_argv: Option<Vec<OsString>>,
+        shutdown: CancellationToken,
+    ) -> Self {
         let health = HealthState::new(
             config.x509.is_some(),
             config.jwt_svids.iter().map(|e| e.path.clone()).collect(),
@@ -80,6 +117,8 @@ impl Daemon {
         );
         Self {
             config,
+            child_argv,
+            child_exit: Arc::default(),
             health,
             shutdown,
             tasks: JoinSet::new(),
@@ -113,6 +152,7 @@ impl Daemon {
             let watch = x509::Watch {
                 writer: writer.clone(),
                 notifier: self.notifier(),
+                child_exit: self.child_exit.clone(),
                 health: self.health.clone(),
                 shutdown: self.shutdown.clone(),
             };
@@ -152,9 +192,11 @@ impl Daemon {
         }
     }
 
-    /// Stops everything: cancels the shutdown token, stops the X.509 source, and waits up
-    /// to [`DRAIN`] for the tasks (the child is stopped by the notifier task).
-    pub async fn drain(mut self) {
+    /// Stops everything: cancels the shutdown token, stops the X.509 source, and waits (at
+    /// least [`DRAIN`], and `cmd_stop_timeout` + [`DRAIN_AFTER_CHILD`]) for the tasks (the
+    /// child is stopped by the X.509 watch). Returns the child's exit code when the child is
+    /// the workload (`cmd_restart` always or never) and was started.
+    pub async fn drain(mut self) -> Option<u8> {
         self.shutdown.cancel();
         if let Some(source) = self.source.take() {
             source.shutdown().await;
@@ -162,17 +204,19 @@ impl Daemon {
         if let Some(source) = self.jwt.take() {
             source.shutdown().await;
         }
+        let bound = (self.config.cmd_stop_timeout + DRAIN_AFTER_CHILD).max(DRAIN);
         let all_done = async { while self.tasks.join_next().await.is_some() {} };
-        if tokio::time::timeout(DRAIN, all_done).await.is_err() {
-            tracing::warn!("tasks did not stop within {DRAIN:?}; exiting anyway");
+        if tokio::time::timeout(bound, all_done).await.is_err() {
+            tracing::warn!("tasks did not stop within {bound:?}; exiting anyway");
         }
+        self.child_exit.get().copied()
     }
 
     async fn serve_health(&mut self) -> anyhow::Result<()> {
         let Some(settings) = &self.config.health else {
             return Ok(());
         };
-        let addr = SocketAddr::from((Ipv4Addr::UNSPECIFIED, settings.bind_port));
+        let addr = SocketAddr::new(settings.bind_address, settings.bind_port);
         let paths = HealthPaths {
             liveness: settings.liveness_path.clone(),
             readiness: settings.readiness_path.clone(),
@@ -191,15 +235,32 @@ impl Daemon {
         Ok(())
     }
 
+    /// The notifier of the X.509 watch: the child is the program after `--`, else `cmd` with
+    /// its split `cmd_args`.
     fn notifier(&self) -> Notifier {
         let config = &self.config;
-        Notifier::new(
-            config.cmd.clone().map(|cmd| (cmd, config.cmd_args.clone())),
-            config.renew_signal,
-            config.pid_file_name.clone(),
-            self.health.clone(),
-            self.shutdown.clone(),
-        )
+        let child = match &self.child_argv {
+            Some(argv) => argv.split_first().map(|(program, args)| ChildCommand {
+                program: program.clone(),
+                args: args.to_vec(),
+            }),
+            None => config.cmd.as_ref().map(|program| ChildCommand {
+                program: program.into(),
+                args: config.cmd_args.iter().map(Into::into).collect(),
+            }),
+        };
+        let settings = NotifySettings {
+            child,
+            restart: match config.cmd_restart {
+                CmdRestart::Always => RestartPolicy::Always,
+                CmdRestart::Never => RestartPolicy::Never,
+                _ => RestartPolicy::OnRotation,
+            },
+            stop_timeout: config.cmd_stop_timeout,
+            renew_signal: config.renew_signal,
+            pid_file: config.pid_file_name.clone(),
+        };
+        Notifier::with_settings(settings, self.health.clone(), &self.shutdown)
     }
 }
 

@@ -1,7 +1,7 @@
 //! The X.509 tasks: follow the source, write each usable update and tell the notifier;
 //! report the agent connection to health; log that the helper is alive every 30 s.
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, SystemTime};
 
 use spiffe_helper_health::HealthState;
@@ -24,6 +24,8 @@ pub struct Watch {
     pub writer: Writer,
     /// Tells the consumer that the files changed; stopped with the watch.
     pub notifier: Notifier,
+    /// Where the child's exit code goes when the child is the workload.
+    pub child_exit: Arc<OnceLock<u8>>,
     /// Connection state goes here.
     pub health: HealthState,
     /// Stops the tasks.
@@ -52,7 +54,8 @@ impl Watch {
     }
 
     /// Notifies for the start-up write, follows the source until shutdown, then stops the
-    /// consumer's child. Fails when the source stops for good.
+    /// consumer's child. Fails when the source stops for good, and ends the helper with the
+    /// child's code when the child decides (`cmd_restart = "never"`, or SIGQUIT).
     async fn run(
         mut self,
         updates: watch::Receiver<Arc<X509Context>>,
@@ -61,7 +64,9 @@ impl Watch {
         // The first write always notifies, even when the files were already current.
         self.notifier.x509_updated();
         let result = self.follow(updates, written).await;
-        self.notifier.shutdown().await;
+        if let Some(code) = self.notifier.shutdown().await {
+            let _ = self.child_exit.set(code);
+        }
         result
     }
 
@@ -92,6 +97,7 @@ impl Watch {
                 // Shutdown first: the source closing during the drain is not a failure.
                 biased;
                 () = self.shutdown.cancelled() => return Ok(()),
+                code = self.notifier.stopped() => return Err(Fatal::child_exited(code)),
                 changed = updates.changed() => {
                     if changed.is_err() {
                         return Err(Fatal::failure(anyhow::anyhow!(

@@ -12,7 +12,7 @@ fuzz_target!(|data: &[u8]| {
     let env = |name: &str| (name == "SPIFFE_ENDPOINT_SOCKET").then(|| "unix:///fuzz.sock".to_owned());
     let file = Path::new("fuzz.conf");
     let _ = split_cmd_args(text);
-    for overrides in [Overrides::default(), Overrides { daemon_mode: Some(false) }] {
+    for overrides in [Overrides::default(), Overrides { daemon_mode: Some(false), ..Overrides::default() }, Overrides { wrapper_mode: true, ..Overrides::default() }] {
         if let Ok((config, _)) = Config::parse_str(text, file, &overrides, &env) {
             let effective = config.effective();
             let again = Config::parse_str(&effective, file, &Overrides::default(), &env);

@@ -7,14 +7,12 @@ use std::fs::{self, File};
 use std::os::unix::process::CommandExt as _;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::thread::JoinHandle;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use nix::sys::signal::Signal;
 
-use super::{free_port, read_lossy, stop_child, wait_until};
+pub use super::probe::{LoopCounts, RequestLoop};
+use super::{free_port, probe, read_lossy, stop_child, wait_until};
 use crate::must;
 
 /// The `haproxy` binary: `$HAPROXY`, else Debian's `/usr/sbin/haproxy`.
@@ -152,9 +150,7 @@ impl Haproxy {
         read_lossy(&self.dir.path().join("haproxy.log"))
     }
 
-    /// Starts a request loop in a thread: one new TLS connection and one HTTPS request at a
-    /// time (`curl`, 2 s timeout each), `interval` apart, until [`RequestLoop::finish`] or
-    /// `max_requests` or `max_time`, whichever comes first (bounded in count and time).
+    /// Starts a request loop against this `HAProxy` ([`probe::request_loop`]).
     #[must_use]
     pub fn request_loop(
         &self,
@@ -162,74 +158,12 @@ impl Haproxy {
         max_requests: u32,
         max_time: Duration,
     ) -> RequestLoop {
-        let url = format!("https://127.0.0.1:{}/", self.port);
-        let stop = Arc::new(AtomicBool::new(false));
-        let flag = stop.clone();
-        let thread = std::thread::spawn(move || {
-            let started = Instant::now();
-            let mut counts = LoopCounts::default();
-            while !flag.load(Ordering::Acquire)
-                && counts.ok + counts.failed < max_requests
-                && started.elapsed() < max_time
-            {
-                let out = Command::new("curl")
-                    .args([
-                        "-sk",
-                        "--no-keepalive",
-                        "--max-time",
-                        "2",
-                        "-o",
-                        "/dev/null",
-                        "-w",
-                        "%{http_code}",
-                    ])
-                    .arg(&url)
-                    .stdin(Stdio::null())
-                    .stderr(Stdio::null())
-                    .output();
-                match out {
-                    Ok(o) if o.status.success() && o.stdout == b"200" => counts.ok += 1,
-                    _ => counts.failed += 1,
-                }
-                std::thread::sleep(interval);
-            }
-            counts
-        });
-        RequestLoop { stop, thread }
+        probe::request_loop(self.port, interval, max_requests, max_time)
     }
 }
 
 impl Drop for Haproxy {
     fn drop(&mut self) {
         stop_child(&mut self.master, Signal::SIGTERM, Duration::from_secs(5));
-    }
-}
-
-/// What a request loop saw.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct LoopCounts {
-    /// Requests answered `200`.
-    pub ok: u32,
-    /// Requests that failed (connection, TLS, timeout, or another status).
-    pub failed: u32,
-}
-
-/// A request loop running in a thread.
-pub struct RequestLoop {
-    stop: Arc<AtomicBool>,
-    thread: JoinHandle<LoopCounts>,
-}
-
-impl RequestLoop {
-    /// Stops the loop and returns its counts.
-    ///
-    /// # Panics
-    /// If the loop thread panicked.
-    #[must_use]
-    pub fn finish(self) -> LoopCounts {
-        self.stop.store(true, Ordering::Release);
-        self.thread
-            .join()
-            .unwrap_or_else(|_| panic!("testkit: the request loop panicked"))
     }
 }

@@ -1,7 +1,7 @@
-//! Real consumers of the helper's files, for end-to-end tests of issue 15: `PostgreSQL`
+//! Real consumers of the helper's files, for end-to-end tests of docs/consumers.md: `PostgreSQL`
 //! ([`postgres`]) reloaded through its `postmaster.pid`, `HAProxy` ([`haproxy`]) in
 //! master-worker mode serving the combined key+chain file, and `openssl` probes ([`probe`])
-//! that read the serial a server presents.
+//! that read the serial a server presents and count failed requests across a reload.
 //!
 //! Both servers are Debian packages installed by `make deps` (`scripts/install-deps.sh`);
 //! [`postgres::available`] and [`haproxy::available`] tell a test whether they are there.
@@ -10,7 +10,8 @@
 //! ## Users: who runs what
 //! `PostgreSQL` refuses to run as root, so it runs as the Debian package's `postgres` user. Its
 //! `postmaster.pid` is then owned by that user, and the helper trusts a pid file only when it is
-//! owned by root or by the helper's own uid (issue 15 §1). So a test that lets the helper
+//! owned by root or by the helper's own uid (docs/consumers.md, "Pid files as daemons write
+//! them"). So a test that lets the helper
 //! signal `PostgreSQL` runs **the helper as `postgres` too**, the way a sidecar runs next to its
 //! database: same uid, so it may signal the postmaster without root, and the key file it writes
 //! is owned by the database user with mode 0600, which is exactly what `PostgreSQL` demands of

@@ -1,9 +1,14 @@
 //! `openssl` probes: the serial of the certificate a TLS server presents (plain TLS or
-//! `PostgreSQL`'s STARTTLS), and of a PEM file.
+//! `PostgreSQL`'s STARTTLS), and of a PEM file; a bounded HTTPS request loop that counts the
+//! requests that fail, e.g. across a reload.
 
 use std::io::Write as _;
 use std::path::Path;
 use std::process::{Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
 
 /// The serial (upper-case hex, as `openssl x509 -serial` prints it) of the first certificate
 /// in `pem`, or `None` when there is none.
@@ -69,4 +74,80 @@ fn only_certificates(pem: &[u8]) -> Vec<u8> {
         }
     }
     out.into_bytes()
+}
+
+/// Starts a request loop in a thread against `https://127.0.0.1:<port>/`: one new TLS
+/// connection and one HTTPS request at a time (`curl`, 2 s timeout each), `interval` apart,
+/// until [`RequestLoop::finish`] or `max_requests` or `max_time`, whichever comes first
+/// (bounded in count and time).
+#[must_use]
+pub fn request_loop(
+    port: u16,
+    interval: Duration,
+    max_requests: u32,
+    max_time: Duration,
+) -> RequestLoop {
+    let url = format!("https://127.0.0.1:{port}/");
+    let stop = Arc::new(AtomicBool::new(false));
+    let flag = stop.clone();
+    let thread = std::thread::spawn(move || {
+        let started = Instant::now();
+        let mut counts = LoopCounts::default();
+        while !flag.load(Ordering::Acquire)
+            && counts.ok + counts.failed < max_requests
+            && started.elapsed() < max_time
+        {
+            let out = Command::new("curl")
+                .args([
+                    "-sk",
+                    "--no-keepalive",
+                    "--max-time",
+                    "2",
+                    "-o",
+                    "/dev/null",
+                    "-w",
+                    "%{http_code}",
+                ])
+                .arg(&url)
+                .stdin(Stdio::null())
+                .stderr(Stdio::null())
+                .output();
+            match out {
+                Ok(o) if o.status.success() && o.stdout == b"200" => counts.ok += 1,
+                _ => counts.failed += 1,
+            }
+            std::thread::sleep(interval);
+        }
+        counts
+    });
+    RequestLoop { stop, thread }
+}
+
+/// What a request loop saw.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct LoopCounts {
+    /// Requests answered `200`.
+    pub ok: u32,
+    /// Requests that failed (connection, TLS, timeout, or another status).
+    pub failed: u32,
+}
+
+/// A request loop running in a thread.
+pub struct RequestLoop {
+    stop: Arc<AtomicBool>,
+    thread: JoinHandle<LoopCounts>,
+}
+
+impl RequestLoop {
+    /// Stops the loop and returns its counts.
+    ///
+    /// # Panics
+    /// If the loop thread panicked.
+    #[must_use]
+    pub fn finish(self) -> LoopCounts {
+        self.stop.store(true, Ordering::Release);
+        self.thread
+            .join()
+            .unwrap_or_else(|_| panic!("testkit: the request loop panicked"))
+    }
 }

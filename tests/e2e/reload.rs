@@ -1,10 +1,7 @@
-//! Issue 15 with the current binary and real consumers: `PostgreSQL` reloaded on rotation
-//! through its `postmaster.pid` (pid on the first line, seven more lines), and `HAProxy` in
-//! master-worker mode reloaded with SIGUSR2 through its pid file while a request loop runs.
-//!
-//! Until `svid_combined_file_name` exists (issue 15 phase 2), `HAProxy` reads the key from
-//! `<crt>.key` (its `ssl-load-extra-files` default), so the helper writes `svid.pem` and
-//! `svid.pem.key`; the reload path, the pid file and the request count are the same.
+//! Reloading real consumers through their own pid files (docs/consumers.md): `PostgreSQL`
+//! through its `postmaster.pid` (pid on the first line, seven more lines) with SIGHUP, and
+//! `HAProxy` in master-worker mode, serving the helper's `svid_combined_file_name` as its one
+//! `crt` file, with SIGUSR2 while a request loop runs.
 
 use std::fs;
 use std::os::unix::fs::PermissionsExt as _;
@@ -35,7 +32,7 @@ fn rotated(svid: &Path, previous: &str, timeout: Duration) -> Option<String> {
     None
 }
 
-/// Issue 15 §1: the helper runs as `PostgreSQL`'s own user (see the testkit's `consumers` docs:
+/// docs/consumers.md, "Pid files as daemons write them": the helper runs as `PostgreSQL`'s own user (see the testkit's `consumers` docs:
 /// the helper trusts a pid file owned by root or by itself, and `PostgreSQL` wants its key owned
 /// by the database user, mode 0600), selected by SPIRE as `unix:uid:<postgres uid>`, with
 /// `pid_file_name = "<datadir>/postmaster.pid"` and `renew_signal = "SIGHUP"`.
@@ -118,10 +115,10 @@ fn postgres_serves_the_rotated_svid_after_sighup_through_postmaster_pid() {
     assert_no_secrets("postgres helper", &helper.log(), Some(&key), &[]);
 }
 
-/// Issue 15 §2's reload path: `HAProxy` (master-worker) terminates TLS with the helper's files;
-/// `pid_file_name` is the master's pid file and `renew_signal = "SIGUSR2"`; after a real SPIRE
-/// rotation `HAProxy` serves the new serial, and no request of a loop running across the reload
-/// fails.
+/// docs/consumers.md, "One file with the key and the chain": `HAProxy` (master-worker)
+/// terminates TLS with the helper's combined file (`crt`: key, then chain); `pid_file_name` is
+/// the master's pid file and `renew_signal = "SIGUSR2"`; after a real SPIRE rotation `HAProxy`
+/// serves the new serial, and no request of a loop running across the reload fails.
 #[test]
 fn haproxy_serves_the_rotated_svid_after_sigusr2_and_no_request_fails() {
     assert!(
@@ -132,12 +129,13 @@ fn haproxy_serves_the_rotated_svid_after_sigusr2_and_no_request_fails() {
     let dir = scratch();
     let certs = dir.path().join("certs");
     let svid = certs.join("svid.pem");
+    let combined = certs.join("combined.pem");
     let pid_file = dir.path().join("haproxy.pid");
     let config = write_file(
         dir.path(),
         "helper.conf",
         &format!(
-            "{}svid_key_file_name = \"svid.pem.key\"\npid_file_name = \"{}\"\nrenew_signal = \"SIGUSR2\"\n",
+            "{}svid_combined_file_name = \"combined.pem\"\npid_file_name = \"{}\"\nrenew_signal = \"SIGUSR2\"\n",
             base_config(&spire.endpoint(), &certs),
             pid_file.display()
         ),
@@ -149,7 +147,8 @@ fn haproxy_serves_the_rotated_svid_after_sigusr2_and_no_request_fails() {
         "no SVID written; log:\n{}",
         helper.log_tail()
     );
-    let mut hap = haproxy::Haproxy::start_with_pid_file(&svid, Some(&pid_file));
+    assert_combined_file(&combined, &certs.join("svid_key.pem"), &svid);
+    let mut hap = haproxy::Haproxy::start_with_pid_file(&combined, Some(&pid_file));
     let first = probe::serial_of_file(&svid).unwrap();
     assert_eq!(hap.served_serial().as_deref(), Some(first.as_str()));
 
@@ -160,6 +159,10 @@ fn haproxy_serves_the_rotated_svid_after_sigusr2_and_no_request_fails() {
             helper.log_tail()
         );
     };
+    assert_eq!(
+        probe::serial_of_file(&combined).as_deref(),
+        Some(second.as_str())
+    );
     let served = wait_until(Duration::from_secs(15), || {
         hap.served_serial().as_deref() == Some(second.as_str())
     });
@@ -180,7 +183,7 @@ fn haproxy_serves_the_rotated_svid_after_sigusr2_and_no_request_fails() {
     assert!(counts.ok > 50, "{counts:?}");
     assert_eq!(counts.failed, 0, "{counts:?}; HAProxy log:\n{}", hap.log());
     eprintln!(
-        "MEASURE haproxy via SIGUSR2: serial {first} -> {second}; {} requests ok, {} failed",
+        "MEASURE haproxy (combined file) via SIGUSR2: serial {first} -> {second}; {} requests ok, {} failed",
         counts.ok, counts.failed
     );
     helper.assert_running("after the rotation");
@@ -188,7 +191,21 @@ fn haproxy_serves_the_rotated_svid_after_sigusr2_and_no_request_fails() {
     assert_no_secrets(
         "haproxy helper",
         &helper.log(),
-        Some(&certs.join("svid.pem.key")),
+        Some(&certs.join("svid_key.pem")),
         &[],
+    );
+}
+
+/// The combined file is the key file's bytes, then the SVID file's, mode 0600 (`key_file_mode`).
+fn assert_combined_file(combined: &Path, key: &Path, svid: &Path) {
+    let mut want = fs::read(key).unwrap();
+    want.extend(fs::read(svid).unwrap());
+    assert!(
+        fs::read(combined).unwrap() == want,
+        "the combined file is not key + chain"
+    );
+    assert_eq!(
+        fs::metadata(combined).unwrap().permissions().mode() & 0o777,
+        0o600
     );
 }

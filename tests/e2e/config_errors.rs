@@ -1,0 +1,125 @@
+//! Start-up refusals of the new settings, with the real binary: a file with several mistakes
+//! reports each one (docs/configuration.md, "Error messages"), `cmd` together with a program
+//! after `--` is a usage error (docs/configuration.md, "Command line"), and the health server
+//! bound to `bind_address = "127.0.0.1"` is reachable there only.
+
+use std::net::TcpStream;
+use std::process::Command;
+use std::time::Duration;
+
+use spiffe_helper_testkit::spire::Entry;
+
+use crate::inspect::http_status;
+use crate::support::{
+    HELPER, Helper, WORKLOAD, base_config, free_port, scratch, spire_with, stop_cleanly,
+    wait_until, write_file,
+};
+
+#[test]
+fn several_config_mistakes_are_all_reported_with_their_positions() {
+    let dir = scratch();
+    let config = write_file(
+        dir.path(),
+        "helper.conf",
+        "agent_address = \"unix:///run/agent.sock\"\ncert_dri = \"certs\"\ncert_file_mode = 0899\n\
+         health_checks {\n  listener_enabled = \"yes\"\n}\n",
+    );
+    for validate in [false, true] {
+        let mut cmd = Command::new(HELPER);
+        cmd.arg("-config").arg(&config);
+        if validate {
+            cmd.arg("--validate");
+        }
+        let out = cmd.output().unwrap();
+        assert_eq!(out.status.code(), Some(1), "{out:?}");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        let name = config.display();
+        let want = [
+            format!(
+                "spiffe-helper-rust: {name}:2:1: unknown key `cert_dri` (did you mean `cert_dir`?)"
+            ),
+            format!(
+                "spiffe-helper-rust: {name}:3:18: cert_file_mode = 0899: not an octal mode (digits 0-7, at most 0777)"
+            ),
+            format!(
+                "spiffe-helper-rust: {name}:5:22: health_checks.listener_enabled = \"yes\": expected true or false (without quotes), found a string"
+            ),
+        ];
+        let lines: Vec<&str> = stderr.lines().collect();
+        assert_eq!(lines, want, "validate={validate}:\n{stderr}");
+        assert!(out.stdout.is_empty());
+    }
+}
+
+#[test]
+fn cmd_and_a_wrapped_program_together_are_a_usage_error() {
+    let dir = scratch();
+    let config = write_file(
+        dir.path(),
+        "helper.conf",
+        "agent_address = \"unix:///run/agent.sock\"\ncert_dir = \"certs\"\ncmd = \"/bin/true\"\n",
+    );
+    let out = Command::new(HELPER)
+        .arg("-config")
+        .arg(&config)
+        .args(["--", "/bin/true"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("`cmd`") && stderr.contains("'--'"),
+        "{stderr}"
+    );
+
+    // A JWT-only file never writes X.509, so a wrapped program would never start.
+    let jwt_only = write_file(
+        dir.path(),
+        "jwt.conf",
+        "agent_address = \"unix:///run/agent.sock\"\ncert_dir = \"certs\"\n\
+         jwt_svids = [{ jwt_audience = \"a\", jwt_svid_file_name = \"a.token\" }]\n",
+    );
+    let out = Command::new(HELPER)
+        .arg("-config")
+        .arg(&jwt_only)
+        .args(["--", "/bin/true"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("only JWT files"), "{stderr}");
+}
+
+#[test]
+fn health_bound_to_127_0_0_1_is_served_only_there() {
+    let spire = spire_with(&Entry::new(WORKLOAD));
+    let dir = scratch();
+    let port = free_port();
+    let config = write_file(
+        dir.path(),
+        "helper.conf",
+        &format!(
+            "{}health_checks {{\n  listener_enabled = true\n  bind_address = \"127.0.0.1\"\n  bind_port = {port}\n}}\n",
+            base_config(&spire.endpoint(), &dir.path().join("certs"))
+        ),
+    );
+    let mut helper = Helper::spawn(&config, &[]);
+    assert!(
+        wait_until(Duration::from_secs(30), || http_status(
+            port,
+            "/health/ready"
+        ) == Some(200)),
+        "not ready on 127.0.0.1:{port}; log:\n{}",
+        helper.log_tail()
+    );
+    // 127.0.0.2 is the same loopback interface: a server bound to all interfaces answers there.
+    let elsewhere = TcpStream::connect_timeout(
+        &format!("127.0.0.2:{port}").parse().unwrap(),
+        Duration::from_secs(2),
+    );
+    assert!(
+        elsewhere.is_err(),
+        "the health server answers on 127.0.0.2:{port}"
+    );
+    stop_cleanly(&mut helper);
+}
