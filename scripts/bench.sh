@@ -32,10 +32,26 @@ CARGO_PROFILE_RELEASE_LTO=off CARGO_PROFILE_RELEASE_CODEGEN_UNITS=16 \
   "$CARGO" build --release -p spiffe-helper-bench
 
 mkdir -p target/bench
-SPIRE_BIN_DIR="$BIN" target/release/spiffe-helper-bench "${BENCH_SECTIONS:-all}" \
-  --ours target/release/spiffe-helper-rust \
-  --upstream "$UPSTREAM" \
-  --upstream-stripped "$STRIPPED" \
-  --out target/bench/results.md \
-  "$@"
-echo "bench: table written to target/bench/results.md" >&2
+SECTIONS="${BENCH_SECTIONS:-all}"
+if [ "$SECTIONS" != tls ]; then
+  SPIRE_BIN_DIR="$BIN" target/release/spiffe-helper-bench "$SECTIONS" \
+    --ours target/release/spiffe-helper-rust \
+    --upstream "$UPSTREAM" \
+    --upstream-stripped "$STRIPPED" \
+    --out target/bench/results.md \
+    "$@"
+  echo "bench: table written to target/bench/results.md" >&2
+fi
+
+# TLS handshakes (issue 14): spiffe-workload-tls vs spiffe-rustls 0.11 vs go-spiffe v2 on one
+# SPIRE. Built with opt-level 3 (not the helper's size-first "z"), the same for both Rust
+# crates; spiffe-rustls is a dev-dependency of the bench only. BENCH_SECTIONS=tls runs only this.
+if [ "$SECTIONS" = all ] || [ "$SECTIONS" = tls ]; then
+  GO_PEER="$(tests/interop/build-go-peer.sh)"
+  echo "bench: building the TLS bench (opt-level 3)" >&2
+  CARGO_PROFILE_RELEASE_OPT_LEVEL=3 CARGO_PROFILE_RELEASE_LTO=off CARGO_PROFILE_RELEASE_CODEGEN_UNITS=16 \
+    CARGO_PROFILE_RELEASE_PANIC=unwind "$CARGO" build --release -p spiffe-helper-bench --example tls_bench
+  SPIRE_BIN_DIR="$BIN" target/release/examples/tls_bench --go-peer "$GO_PEER" \
+    --out target/bench/tls.md ${TLS_BENCH_ARGS:-}
+  echo "bench: TLS table written to target/bench/tls.md" >&2
+fi

@@ -10,8 +10,17 @@
 //! - [`WorkloadApiClient`]: one method per RPC (`fetch_*`, `watch_*`, `validate_jwt_svid`).
 //! - [`WorkloadApiClient::watch_x509_context_retrying`]: a stream that survives agent restarts,
 //!   reconnecting with [`Backoff`] and never retrying `InvalidArgument`/`Unimplemented`.
-//! - [`X509Source`]: waits for the first context with a deadline, then keeps the latest one in
-//!   memory and notifies subscribers of rotations.
+//! - [`X509Source`]: a cheap `Clone` handle built with [`X509Source::builder`]; waits (with a
+//!   deadline) for a context in which its [`SvidPicker`] (for example [`HintPicker`]) finds an
+//!   SVID, then keeps the latest [`X509Snapshot`] (chosen SVID + [`X509BundleSet`]) in memory,
+//!   notifies subscribers of real changes, reports [`X509Source::is_healthy`].
+//! - [`JwtSource`]: the JWT bundles kept fresh, and per audience set a JWT-SVID refreshed at
+//!   half its remaining life; [`JwtValidator`] checks JWT-SVIDs offline against the bundles.
+//! - Typed bundles ([`X509Bundle`], [`JwtBundle`]) behind the [`BundleSource`] trait, which
+//!   both sources implement (the `spiffe-workload-tls` crate verifies peers with it).
+//!
+//! With `default-features = false` (no `transport` feature) only [`Endpoint`], [`SpiffeId`] and
+//! [`TrustDomain`] are compiled, without the gRPC stack.
 //!
 //! Shutdown is driven by a [`CancellationToken`] (re-exported from `tokio-util`).
 //!

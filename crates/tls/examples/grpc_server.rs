@@ -147,6 +147,7 @@ async fn main() -> anyhow::Result<()> {
             let Ok((tcp, _)) = listener.accept().await else {
                 continue;
             };
+            let _ = tcp.set_nodelay(true);
             let (acceptor, tx) = (acceptor.clone(), tx.clone());
             tokio::spawn(async move {
                 match acceptor.accept(tcp).await {

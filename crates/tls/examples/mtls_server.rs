@@ -62,6 +62,7 @@ async fn main() -> anyhow::Result<()> {
     std::io::stdout().flush()?;
     loop {
         let (tcp, _) = listener.accept().await?;
+        let _ = tcp.set_nodelay(true);
         let acceptor = acceptor.clone();
         tokio::spawn(async move {
             let (stream, peer) = match acceptor.accept(tcp).await {

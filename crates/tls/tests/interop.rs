@@ -346,7 +346,8 @@ fn grpc_examples_authenticate_and_authorize_by_spiffe_id() {
 }
 
 /// A peer of another trust domain (its own SPIRE) is refused while our agent has no bundle for
-/// it, and accepted by the same running server once the bundle is federated.
+/// it, and accepted by the same running server once the bundle is federated: a Rust server
+/// with a Go client of the other trust domain, and a Go server with a Rust client.
 #[test]
 fn federated_go_peer_is_accepted_only_with_its_bundle() {
     let (_go, _rust) = (go_peer(), example("mtls_server"));
@@ -362,17 +363,32 @@ fn federated_go_peer_is_accepted_only_with_its_bundle() {
     );
     theirs.wait_for_svid(Duration::from_secs(60));
 
-    let mut server = Server::start(
-        Side::Rust,
-        &ours,
-        &["--hint", "server", "--allow-td", "other.org"],
-    );
-    let refused = client(Side::Go, &theirs, &server, &["--expect", SERVER]);
-    assert!(
-        !refused.ok,
-        "accepted without its bundle: {}",
-        refused.stdout
-    );
+    // One server of each kind on our side, both running across the federation change.
+    let mut servers: Vec<(Side, Server)> = [Side::Rust, Side::Go]
+        .into_iter()
+        .map(|side| {
+            (
+                side,
+                Server::start(
+                    side,
+                    &ours,
+                    &["--hint", "server", "--allow-td", "other.org"],
+                ),
+            )
+        })
+        .collect();
+    let foreign = |side: Side| match side {
+        Side::Rust => Side::Go,
+        Side::Go => Side::Rust,
+    };
+    for (side, server) in &servers {
+        let refused = client(foreign(*side), &theirs, server, &["--expect", SERVER]);
+        assert!(
+            !refused.ok,
+            "{side:?} server accepted a peer without its bundle: {}",
+            refused.stdout
+        );
+    }
 
     ours.set_federated_bundle("spiffe://other.org", &theirs.bundle_pem());
     ours.create_entry(
@@ -381,25 +397,28 @@ fn federated_go_peer_is_accepted_only_with_its_bundle() {
             .hint("federated")
             .federates_with("spiffe://other.org"),
     );
-    let deadline = Instant::now() + Duration::from_secs(60);
-    let accepted = loop {
-        let attempt = client(Side::Go, &theirs, &server, &["--expect", SERVER]);
-        if attempt.ok || Instant::now() > deadline {
-            break attempt;
-        }
-        std::thread::sleep(Duration::from_millis(500));
-    };
-    assert!(
-        accepted.ok,
-        "federated peer still refused: {}",
-        accepted.stderr
-    );
-    assert_eq!(
-        accepted.stdout.lines().next().unwrap(),
-        "hello spiffe://other.org/client from rust"
-    );
-    assert!(server.is_running(), "the server was not restarted");
-    let log = server.stop();
+    for (side, server) in &mut servers {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        let accepted = loop {
+            let attempt = client(foreign(*side), &theirs, server, &["--expect", SERVER]);
+            if attempt.ok || Instant::now() > deadline {
+                break attempt;
+            }
+            std::thread::sleep(Duration::from_millis(500));
+        };
+        assert!(
+            accepted.ok,
+            "{side:?} server still refuses the federated peer: {}",
+            accepted.stderr
+        );
+        assert_eq!(
+            accepted.stdout.lines().next().unwrap(),
+            format!("hello spiffe://other.org/client from {}", side.name())
+        );
+        assert!(server.is_running(), "the {side:?} server was not restarted");
+    }
+    let (_, rust_server) = servers.remove(0);
+    let log = rust_server.stop();
     assert!(
         log.contains("no X.509 bundle for trust domain other.org"),
         "{log}"

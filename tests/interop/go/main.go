@@ -18,6 +18,8 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/spiffe/go-spiffe/v2/spiffeid"
@@ -40,6 +42,8 @@ func main() {
 	expectTD := fs.String("expect-td", "", "client: trust domain to expect")
 	send := fs.String("send", "hi", "client: line to send")
 	hint := fs.String("hint", "", "pick the X.509-SVID with this hint")
+	seconds := fs.Int("seconds", 5, "bench: how long to run")
+	conns := fs.Int("conns", 4, "bench: concurrent connection loops")
 	_ = fs.Parse(os.Args[2:])
 
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
@@ -78,6 +82,8 @@ func main() {
 		serve(source, *listen, authorizer(*allow, *allowTD))
 	case "client":
 		dial(source, *connect, authorizer(*expect, *expectTD), *send)
+	case "bench":
+		bench(source, *connect, authorizer(*expect, *expectTD), *seconds, *conns)
 	default:
 		fail("unknown mode %q", os.Args[1])
 	}
@@ -143,6 +149,36 @@ func dial(source *workloadapi.X509Source, addr string, authz tlsconfig.Authorize
 	state := conn.(interface{ ConnectionState() tls.ConnectionState }).ConnectionState()
 	fmt.Print(line)
 	fmt.Printf("serial=%s\n", state.PeerCertificates[0].SerialNumber.Text(16))
+}
+
+// bench runs `conns` loops of full mTLS handshakes (connect, one line each way, close) for
+// `seconds` and prints "handshakes=N elapsed_ms=M". Go's client keeps no session cache, so
+// every connection is a full handshake.
+func bench(source *workloadapi.X509Source, addr string, authz tlsconfig.Authorizer, seconds, conns int) {
+	deadline := time.Now().Add(time.Duration(seconds) * time.Second)
+	start := time.Now()
+	var total atomic.Int64
+	var wg sync.WaitGroup
+	for i := 0; i < conns; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for time.Now().Before(deadline) {
+				conn, err := spiffetls.DialWithMode(context.Background(), "tcp", addr, spiffetls.MTLSClientWithSource(authz, source))
+				if err != nil {
+					fail("handshake failed: %v", err)
+				}
+				fmt.Fprint(conn, "x\n")
+				if _, err := bufio.NewReader(conn).ReadString('\n'); err != nil {
+					fail("read: %v", err)
+				}
+				conn.Close()
+				total.Add(1)
+			}
+		}()
+	}
+	wg.Wait()
+	fmt.Printf("handshakes=%d elapsed_ms=%d\n", total.Load(), time.Since(start).Milliseconds())
 }
 
 func fail(format string, args ...any) {
