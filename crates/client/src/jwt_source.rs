@@ -11,12 +11,15 @@ use tokio::task::JoinHandle;
 use tokio_stream::StreamExt as _;
 use tokio_util::sync::CancellationToken;
 
+#[cfg(feature = "jwt-validation")]
+use crate::ValidatedJwtSvid;
 use crate::bundle::{BundleSource, JwtBundle};
+#[cfg(feature = "jwt-validation")]
 use crate::jwt_validate::{JwtSvidError, JwtValidator};
 use crate::source::DEFAULT_STARTUP_TIMEOUT;
 use crate::{
-    Backoff, ConnectionState, Endpoint, Error, JwtBundleSet, JwtSvid, TrustDomain,
-    ValidatedJwtSvid, WatchEvent, WorkloadApiClient,
+    Backoff, ConnectionState, Endpoint, Error, JwtBundleSet, JwtSvid, TrustDomain, WatchEvent,
+    WorkloadApiClient,
 };
 
 /// Never wait less than this between two refreshes of one JWT-SVID, even when the agent hands
@@ -303,10 +306,12 @@ impl JwtSource {
         Ok(rx)
     }
 
-    /// Validates `token` for `audience` offline against the current bundles.
+    /// Validates `token` for `audience` offline against the current bundles (feature
+    /// `jwt-validation`, on by default).
     ///
     /// # Errors
     /// As [`JwtValidator::validate`].
+    #[cfg(feature = "jwt-validation")]
     pub fn validate(&self, token: &str, audience: &str) -> Result<ValidatedJwtSvid, JwtSvidError> {
         let bundles = self.bundle_set();
         JwtValidator::default().validate(token, &*bundles, audience)

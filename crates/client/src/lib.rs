@@ -60,7 +60,7 @@ mod error;
 mod jwt;
 #[cfg(feature = "transport")]
 mod jwt_source;
-#[cfg(feature = "transport")]
+#[cfg(feature = "jwt-validation")]
 mod jwt_validate;
 #[cfg(feature = "transport")]
 mod key;
@@ -92,6 +92,7 @@ mod transport_api {
     pub use crate::error::{Error, StatusCode};
     pub use crate::jwt::{JwtBundleSet, JwtSvid, JwtToken, ValidatedJwtSvid};
     pub use crate::jwt_source::{JwtSource, JwtSourceBuilder};
+    #[cfg(feature = "jwt-validation")]
     pub use crate::jwt_validate::{DEFAULT_LEEWAY, JwtSvidError, JwtValidator, validate_jwt_svid};
     pub use crate::key::PrivateKey;
     pub use crate::source::{
