@@ -111,6 +111,9 @@ async fn start_server(config: ServerConfig) -> Result<(SocketAddr, tokio::task::
 async fn handshake(connector: &TlsConnector, addr: SocketAddr) -> Result<String> {
     let tcp = TcpStream::connect(addr).await?;
     tcp.set_nodelay(true)?;
+    // Close with RST: tens of thousands of connections in TIME_WAIT would exhaust the
+    // loopback's ephemeral ports between runs (the Go client does the same).
+    tcp.set_zero_linger()?;
     let stream = connector
         .connect(ServerName::IpAddress(addr.ip().into()), tcp)
         .await?;
@@ -139,26 +142,35 @@ async fn rust_run(server: ServerConfig, client: ClientConfig, args: &Args) -> Re
     let (addr, task) = start_server(server).await?;
     let connector = TlsConnector::from(Arc::new(client));
     let count = Arc::new(AtomicU64::new(0));
+    let failed = Arc::new(AtomicU64::new(0));
     let cpu_before = cpu(UsageWho::RUSAGE_SELF)?;
     let start = Instant::now();
     let deadline = start + Duration::from_secs(args.seconds);
     let mut loops = Vec::new();
     for _ in 0..args.conns {
-        let (connector, count) = (connector.clone(), count.clone());
+        let (connector, count, failed) = (connector.clone(), count.clone(), failed.clone());
         loops.push(tokio::spawn(async move {
             while Instant::now() < deadline {
-                handshake(&connector, addr).await?;
-                count.fetch_add(1, Ordering::Relaxed);
+                match handshake(&connector, addr).await {
+                    Ok(_) => count.fetch_add(1, Ordering::Relaxed),
+                    Err(err) => {
+                        eprintln!("tls_bench: handshake failed: {err:#}");
+                        failed.fetch_add(1, Ordering::Relaxed)
+                    }
+                };
             }
-            anyhow::Ok(())
         }));
     }
     for l in loops {
-        l.await??;
+        l.await?;
     }
     let elapsed = start.elapsed();
     let used = cpu(UsageWho::RUSAGE_SELF)?.saturating_sub(cpu_before);
     task.abort();
+    let failed = failed.load(Ordering::Relaxed);
+    if failed > 0 {
+        eprintln!("tls_bench: {failed} failed handshakes");
+    }
     Ok(rates(count.load(Ordering::Relaxed), elapsed, used))
 }
 
@@ -208,7 +220,12 @@ fn go_run(args: &Args, spire: &Spire) -> Result<(f64, f64)> {
     let field = |name: &str| -> Result<u64> {
         text.split_whitespace()
             .find_map(|kv| kv.strip_prefix(name))
-            .with_context(|| format!("go bench output: {text:?}"))?
+            .with_context(|| {
+                format!(
+                    "go bench output: {text:?} {}",
+                    String::from_utf8_lossy(&out.stderr)
+                )
+            })?
             .parse()
             .map_err(Into::into)
     };
@@ -287,6 +304,7 @@ async fn main() -> Result<()> {
     for run in 0..args.runs {
         eprintln!("tls_bench: run {}/{}", run + 1, args.runs);
         for (i, im) in impls.iter_mut().enumerate() {
+            eprintln!("tls_bench: {}", im.name);
             let (rate, cpu_us) = match i {
                 0 => {
                     let (s, c) = ours_cfg()?;

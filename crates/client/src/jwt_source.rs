@@ -39,6 +39,13 @@ struct Cached {
     task: JoinHandle<()>,
 }
 
+impl Cached {
+    /// Its refresher still runs and the token has not expired.
+    fn is_fresh(&self) -> bool {
+        !self.task.is_finished() && self.svid.borrow().expiry() > SystemTime::now()
+    }
+}
+
 /// Follows the agent's JWT bundles and keeps JWT-SVIDs fresh, like go-spiffe's `JWTSource`
 /// plus a refresh loop per audience set.
 ///
@@ -278,14 +285,20 @@ impl JwtSource {
                 .collect(),
             hint: hint.map(str::to_owned),
         };
-        let mut svids = self.inner.svids.lock().await;
-        if let Some(cached) = svids.get(&key)
-            && !cached.task.is_finished()
-            && cached.svid.borrow().expiry() > SystemTime::now()
+        if let Some(cached) = self.inner.svids.lock().await.get(&key)
+            && cached.is_fresh()
         {
             return Ok(cached.svid.clone());
         }
+        // Fetch without holding the map: a slow agent must not block callers of other
+        // audience sets. Two first callers of one set may both fetch; the first insert wins.
         let svid = fetch(&self.inner.client, &key).await?;
+        let mut svids = self.inner.svids.lock().await;
+        if let Some(cached) = svids.get(&key)
+            && cached.is_fresh()
+        {
+            return Ok(cached.svid.clone());
+        }
         let (tx, rx) = watch::channel(Arc::new(svid));
         let stop = self.inner.shutdown.child_token();
         let task = tokio::spawn(refresh(

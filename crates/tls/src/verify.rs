@@ -4,7 +4,7 @@
 //! The server name is ignored: SVIDs carry a SPIFFE ID, not a DNS name, and the authorizer is
 //! what decides who the peer may be.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::fmt;
 use std::sync::{Arc, Mutex, PoisonError};
 
@@ -67,7 +67,14 @@ struct PeerVerifier {
     algorithms: WebPkiSupportedAlgorithms,
     /// Trust anchors by trust domain, rebuilt when the source hands out a new bundle.
     anchors: Mutex<HashMap<TrustDomain, (Arc<X509Bundle>, Anchors)>>,
+    /// SPIFFE IDs of recently seen leaves (DER → ID): a peer presents the same leaf on every
+    /// connection until it rotates, and the result depends on the bytes alone. Only the
+    /// parse is cached; chain, expiry and authorization are checked on every handshake.
+    ids: Mutex<VecDeque<(Vec<u8>, SpiffeId)>>,
 }
+
+/// How many distinct peer leaves [`PeerVerifier`] remembers the ID of.
+const ID_CACHE: usize = 64;
 
 impl PeerVerifier {
     fn new(bundles: X509BundleSource, authorizer: Authorizer) -> Self {
@@ -76,7 +83,25 @@ impl PeerVerifier {
             authorizer,
             algorithms: rustls::crypto::ring::default_provider().signature_verification_algorithms,
             anchors: Mutex::new(HashMap::new()),
+            ids: Mutex::new(VecDeque::with_capacity(ID_CACHE)),
         }
+    }
+
+    fn leaf_id(&self, leaf: &CertificateDer<'_>) -> Result<SpiffeId, Error> {
+        let lock = || self.ids.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some((_, id)) = lock()
+            .iter()
+            .find(|(der, _)| der.as_slice() == leaf.as_ref())
+        {
+            return Ok(id.clone());
+        }
+        let id = svid_id(leaf)?;
+        let mut ids = lock();
+        if ids.len() >= ID_CACHE {
+            ids.pop_front();
+        }
+        ids.push_back((leaf.as_ref().to_vec(), id.clone()));
+        Ok(id)
     }
 
     fn anchors_for(&self, id: &SpiffeId) -> Result<Anchors, Error> {
@@ -113,7 +138,7 @@ impl PeerVerifier {
         now: UnixTime,
         usage: KeyUsage,
     ) -> Result<SpiffeId, Error> {
-        let id = svid_id(end_entity)?;
+        let id = self.leaf_id(end_entity)?;
         let anchors = self.anchors_for(&id)?;
         let untrusted = |e: webpki::Error| Error::Untrusted {
             id: id.clone(),

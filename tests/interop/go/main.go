@@ -20,6 +20,7 @@ import (
 	"os"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/spiffe/go-spiffe/v2/spiffeid"
@@ -155,6 +156,13 @@ func dial(source *workloadapi.X509Source, addr string, authz tlsconfig.Authorize
 // `seconds` and prints "handshakes=N elapsed_ms=M". Go's client keeps no session cache, so
 // every connection is a full handshake.
 func bench(source *workloadapi.X509Source, addr string, authz tlsconfig.Authorizer, seconds, conns int) {
+	// Close with RST (SO_LINGER 0), as the Rust bench client does: thousands of connections in
+	// TIME_WAIT would exhaust the loopback's ephemeral ports between runs.
+	dialer := &net.Dialer{Control: func(_, _ string, c syscall.RawConn) error {
+		return c.Control(func(fd uintptr) {
+			_ = syscall.SetsockoptLinger(int(fd), syscall.SOL_SOCKET, syscall.SO_LINGER, &syscall.Linger{Onoff: 1, Linger: 0})
+		})
+	}}
 	deadline := time.Now().Add(time.Duration(seconds) * time.Second)
 	start := time.Now()
 	var total atomic.Int64
@@ -164,7 +172,8 @@ func bench(source *workloadapi.X509Source, addr string, authz tlsconfig.Authoriz
 		go func() {
 			defer wg.Done()
 			for time.Now().Before(deadline) {
-				conn, err := spiffetls.DialWithMode(context.Background(), "tcp", addr, spiffetls.MTLSClientWithSource(authz, source))
+				conn, err := spiffetls.DialWithMode(context.Background(), "tcp", addr,
+					spiffetls.MTLSClientWithSource(authz, source), spiffetls.WithDialer(dialer))
 				if err != nil {
 					fail("handshake failed: %v", err)
 				}
