@@ -115,6 +115,11 @@ pub enum Error {
     #[error(transparent)]
     Endpoint(#[from] EndpointError),
     /// The agent could not be reached, or the connection broke below gRPC.
+    ///
+    /// The cause chain (hyper, tonic, the OS error) is flattened into `detail` rather than
+    /// kept as [`std::error::Error::source`]: tonic's own top message ("transport error")
+    /// names neither the socket nor the OS error, and a kept source would make every chained
+    /// log line (`{:#}`) print the OS error twice, or a single-line `{}` print none.
     #[error("connecting to {endpoint}: {detail}")]
     Transport {
         /// The endpoint, for example `unix:///run/spire/agent.sock`.
