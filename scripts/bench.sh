@@ -43,7 +43,7 @@ if [ "$SECTIONS" != tls ]; then
   echo "bench: table written to target/bench/results.md" >&2
 fi
 
-# TLS handshakes (issue 14): spiffe-workload-tls vs spiffe-rustls 0.11 vs go-spiffe v2 on one
+# TLS handshakes (docs/benchmarks.md): spiffe-workload-tls vs spiffe-rustls 0.11 vs go-spiffe v2 on one
 # SPIRE. Built with opt-level 3 (not the helper's size-first "z"), the same for both Rust
 # crates; spiffe-rustls is a dev-dependency of the bench only. BENCH_SECTIONS=tls runs only this.
 if [ "$SECTIONS" = all ] || [ "$SECTIONS" = tls ]; then
