@@ -123,3 +123,44 @@ fn health_bound_to_127_0_0_1_is_served_only_there() {
     );
     stop_cleanly(&mut helper);
 }
+
+/// An IPv6 literal: the health server listens on `[::1]` and nowhere else (not on 127.0.0.1).
+#[test]
+fn health_bound_to_ipv6_loopback_is_served_only_there() {
+    let spire = spire_with(&Entry::new(WORKLOAD));
+    let dir = scratch();
+    let port = free_port();
+    let config = write_file(
+        dir.path(),
+        "helper.conf",
+        &format!(
+            "{}health_checks {{\n  listener_enabled = true\n  bind_address = \"::1\"\n  bind_port = {port}\n}}\n",
+            base_config(&spire.endpoint(), &dir.path().join("certs"))
+        ),
+    );
+    let mut helper = Helper::spawn(&config, &[]);
+    let v6: std::net::SocketAddr = format!("[::1]:{port}").parse().unwrap();
+    let ready_v6 = || {
+        use std::io::{Read as _, Write as _};
+        let Ok(mut conn) = TcpStream::connect_timeout(&v6, Duration::from_secs(2)) else {
+            return false;
+        };
+        let _ = conn.set_read_timeout(Some(Duration::from_secs(2)));
+        let request = "GET /health/ready HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n";
+        let mut response = String::new();
+        conn.write_all(request.as_bytes()).is_ok()
+            && conn.read_to_string(&mut response).is_ok()
+            && response.starts_with("HTTP/1.1 200")
+    };
+    assert!(
+        wait_until(Duration::from_secs(30), ready_v6),
+        "not ready on [::1]:{port}; log:\n{}",
+        helper.log_tail()
+    );
+    assert_eq!(
+        http_status(port, "/health/ready"),
+        None,
+        "the health server bound to ::1 answers on 127.0.0.1:{port}"
+    );
+    stop_cleanly(&mut helper);
+}

@@ -226,3 +226,39 @@ fn forwarded_sigterm_and_sigquit_end_with_the_programs_code() {
         );
     }
 }
+
+/// `cmd_restart = "always"`: a program that keeps exiting is started again with backoff (1 s,
+/// then 2 s, ...) while the helper keeps running; SIGTERM then stops the helper, which exits
+/// with the program's last status.
+#[test]
+fn always_restarts_a_program_that_exits_with_backoff() {
+    let (mut helper, dir, _spire) =
+        wrap("echo start >> starts; exit 5", "cmd_restart = \"always\"\n");
+    let starts = || {
+        std::fs::read_to_string(dir.path().join("starts")).map_or(0, |text| text.lines().count())
+    };
+    assert!(
+        wait_until(Duration::from_secs(20), || starts() >= 3),
+        "started {} times in 20 s; log:\n{}",
+        starts(),
+        helper.log_tail()
+    );
+    helper.assert_running("while restarting the program");
+    // Backoff, not a busy loop: 1 s + 2 s + 4 s... means few starts in a few seconds.
+    let seen = starts();
+    std::thread::sleep(Duration::from_secs(2));
+    assert!(
+        starts() <= seen + 2,
+        "restarted {} times in 2 s: no backoff; log:\n{}",
+        starts() - seen,
+        helper.log_tail()
+    );
+    helper.signal(Signal::SIGTERM);
+    let status = helper.wait_exit(Duration::from_secs(15));
+    assert_eq!(
+        status.and_then(|s| s.code()),
+        Some(5),
+        "{status:?}; log:\n{}",
+        helper.log_tail()
+    );
+}
