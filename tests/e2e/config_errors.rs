@@ -92,18 +92,7 @@ fn cmd_and_a_wrapped_program_together_are_a_usage_error() {
 
 #[test]
 fn health_bound_to_127_0_0_1_is_served_only_there() {
-    let spire = spire_with(&Entry::new(WORKLOAD));
-    let dir = scratch();
-    let port = free_port();
-    let config = write_file(
-        dir.path(),
-        "helper.conf",
-        &format!(
-            "{}health_checks {{\n  listener_enabled = true\n  bind_address = \"127.0.0.1\"\n  bind_port = {port}\n}}\n",
-            base_config(&spire.endpoint(), &dir.path().join("certs"))
-        ),
-    );
-    let mut helper = Helper::spawn(&config, &[]);
+    let (mut helper, port, _dir, _spire) = bound_to("127.0.0.1");
     assert!(
         wait_until(Duration::from_secs(30), || http_status(
             port,
@@ -127,18 +116,7 @@ fn health_bound_to_127_0_0_1_is_served_only_there() {
 /// An IPv6 literal: the health server listens on `[::1]` and nowhere else (not on 127.0.0.1).
 #[test]
 fn health_bound_to_ipv6_loopback_is_served_only_there() {
-    let spire = spire_with(&Entry::new(WORKLOAD));
-    let dir = scratch();
-    let port = free_port();
-    let config = write_file(
-        dir.path(),
-        "helper.conf",
-        &format!(
-            "{}health_checks {{\n  listener_enabled = true\n  bind_address = \"::1\"\n  bind_port = {port}\n}}\n",
-            base_config(&spire.endpoint(), &dir.path().join("certs"))
-        ),
-    );
-    let mut helper = Helper::spawn(&config, &[]);
+    let (mut helper, port, _dir, _spire) = bound_to("::1");
     let v6: std::net::SocketAddr = format!("[::1]:{port}").parse().unwrap();
     let ready_v6 = || {
         use std::io::{Read as _, Write as _};
@@ -163,4 +141,27 @@ fn health_bound_to_ipv6_loopback_is_served_only_there() {
         "the health server bound to ::1 answers on 127.0.0.1:{port}"
     );
     stop_cleanly(&mut helper);
+}
+
+/// A daemon against a real SPIRE with its health server on `address` and a free port.
+fn bound_to(
+    address: &str,
+) -> (
+    Helper,
+    u16,
+    tempfile::TempDir,
+    spiffe_helper_testkit::spire::Spire,
+) {
+    let spire = spire_with(&Entry::new(WORKLOAD));
+    let dir = scratch();
+    let port = free_port();
+    let config = write_file(
+        dir.path(),
+        "helper.conf",
+        &format!(
+            "{}health_checks {{\n  listener_enabled = true\n  bind_address = \"{address}\"\n  bind_port = {port}\n}}\n",
+            base_config(&spire.endpoint(), &dir.path().join("certs"))
+        ),
+    );
+    (Helper::spawn(&config, &[]), port, dir, spire)
 }

@@ -10,7 +10,7 @@ use spiffe_helper_config::{Config, JwtSvidOutput};
 use spiffe_helper_pem::{
     self as files, Renamed, Written, X509Material, X509Modes, X509Options, X509Paths,
 };
-use spiffe_workload_client::{JwtBundleSet, JwtSvid, X509Context, X509Svid};
+use spiffe_workload_client::{JwtBundleSet, JwtSvid, X509Snapshot};
 
 /// The settings of every output, without the rest of the config.
 #[derive(Debug, Clone)]
@@ -88,36 +88,18 @@ impl Outputs {
     }
 }
 
-/// The SVID the hint rule picks (docs/behaviour.md, "Which SVID"): the first one without a
-/// hint, else the one whose hint matches exactly.
-///
-/// # Errors
-/// When a hint is set and no SVID carries it.
-pub fn select_x509<'a>(
-    context: &'a X509Context,
-    hint: Option<&str>,
-) -> anyhow::Result<&'a X509Svid> {
-    match hint {
-        None => Ok(context.default_svid()),
-        Some(hint) => context.svid_with_hint(hint).ok_or_else(|| {
-            anyhow::anyhow!("no X.509-SVID with hint {hint:?} in the agent's update")
-        }),
-    }
-}
-
 /// Renders and writes cert, key and bundle (with the combined file, renamed before the cert,
 /// when configured), then the per-domain bundles and the filesystem-delivery folder when
 /// configured. The files are in place when this returns; the directory fsync is left to the caller
 /// ([`Renamed::finish`]), so that the consumer can be told first.
 ///
 /// # Errors
-/// Hint mismatch, a certificate that cannot be rendered, or a failed write.
+/// A certificate that cannot be rendered, or a failed write.
 pub fn write_x509(
     files_cfg: &X509Files,
-    hint: Option<&str>,
-    context: &X509Context,
+    snapshot: &X509Snapshot,
 ) -> anyhow::Result<(X509Outcome, Renamed)> {
-    let svid = select_x509(context, hint)?;
+    let (svid, context) = (snapshot.svid(), snapshot.context());
     let own = svid.spiffe_id().trust_domain();
     let federated: BTreeMap<String, Vec<Vec<u8>>> = context
         .federated_bundles()

@@ -11,7 +11,7 @@ use std::time::Duration;
 use anyhow::{Context as _, anyhow};
 use spiffe_helper_config::JwtSvidOutput;
 use spiffe_workload_client::{
-    Backoff, Error as ApiError, JwtBundleSet, JwtSource, JwtSvid, WorkloadApiClient, X509Context,
+    Backoff, Error as ApiError, JwtBundleSet, JwtSource, JwtSvid, WorkloadApiClient, X509Snapshot,
     X509Source,
 };
 use tokio::sync::watch;
@@ -30,8 +30,8 @@ const JWT_RETRY_MAX: Duration = Duration::from_secs(60);
 pub struct Initial {
     /// The running X.509 source (None for a JWT-only config).
     pub x509: Option<X509Source>,
-    /// The first X.509 context whose SVID matches the hint.
-    pub x509_context: Option<Arc<X509Context>>,
+    /// The first X.509 snapshot: the context and the SVID the hint picked.
+    pub x509_snapshot: Option<Arc<X509Snapshot>>,
     /// The running JWT source, when any JWT output is configured.
     pub jwt: Option<JwtSource>,
     /// The JWT bundles, when a JWT bundle file is configured.
@@ -49,9 +49,9 @@ impl Initial {
     /// The first failed write, naming what was being written.
     pub async fn write(&self, writer: &Writer) -> anyhow::Result<()> {
         let mut pending = JoinSet::new();
-        if let Some(context) = self.x509_context.clone() {
+        if let Some(snapshot) = self.x509_snapshot.clone() {
             let writer = writer.clone();
-            pending.spawn(async move { writer.x509(context).await.map(drop) });
+            pending.spawn(async move { writer.x509(snapshot).await.map(drop) });
         }
         if let Some(bundles) = self.jwt_bundles.clone() {
             let writer = writer.clone();
@@ -116,7 +116,7 @@ async fn fetch_all(
             Ok(None)
         }
     };
-    let ((x509, x509_context), jwt) = tokio::try_join!(
+    let ((x509, x509_snapshot), jwt) = tokio::try_join!(
         async { x509.await.map(Option::unzip) },
         start_jwt(client, outputs, deadline)
     )?;
@@ -132,7 +132,7 @@ async fn fetch_all(
     };
     Ok(Initial {
         x509,
-        x509_context,
+        x509_snapshot,
         jwt,
         jwt_bundles,
         jwt_svids,
@@ -143,7 +143,7 @@ async fn start_x509(
     client: &WorkloadApiClient,
     hint: Option<&str>,
     deadline: Instant,
-) -> anyhow::Result<(X509Source, Arc<X509Context>)> {
+) -> anyhow::Result<(X509Source, Arc<X509Snapshot>)> {
     // Entries propagate with delay: the source waits (until the deadline) for an SVID that
     // carries the hint.
     let source = X509Source::builder()
@@ -153,8 +153,8 @@ async fn start_x509(
         .build()
         .await
         .map_err(|err| describe(&err, client, hint))?;
-    let context = source.current();
-    Ok((source, context))
+    let snapshot = source.snapshot();
+    Ok((source, snapshot))
 }
 
 /// The JWT source and one JWT-SVID per `jwt_svids` entry (fetched concurrently, returned in

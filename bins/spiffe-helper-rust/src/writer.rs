@@ -7,7 +7,7 @@ use std::time::SystemTime;
 use anyhow::Context as _;
 use spiffe_helper_health::HealthState;
 use spiffe_helper_pem::{Renamed, Written};
-use spiffe_workload_client::{JwtBundleSet, JwtSvid, X509Context};
+use spiffe_workload_client::{JwtBundleSet, JwtSvid, X509Snapshot};
 
 use crate::outputs::{self, Outputs, X509Outcome};
 
@@ -33,34 +33,34 @@ impl Writer {
         &self.outputs
     }
 
-    /// Writes the X.509 files for `context` and makes them durable.
+    /// Writes the X.509 files for `snapshot` and makes them durable.
     ///
     /// # Errors
     /// As [`Writer::x509_visible`].
-    pub async fn x509(&self, context: Arc<X509Context>) -> anyhow::Result<X509Outcome> {
-        let (outcome, renamed) = self.x509_visible(context).await?;
+    pub async fn x509(&self, snapshot: Arc<X509Snapshot>) -> anyhow::Result<X509Outcome> {
+        let (outcome, renamed) = self.x509_visible(snapshot).await?;
         self.finish(&outcome, renamed).await;
         Ok(outcome)
     }
 
-    /// Writes the X.509 files for `context` up to the renames: readers see the new files
+    /// Writes the X.509 files for `snapshot` up to the renames: readers see the new files
     /// when this returns. Pass the outcome and the [`Renamed`] to [`Writer::finish`] once the
     /// consumer has been told (it logs the write and syncs the directory); each file's data
     /// is already synced, so a crash in between can only bring back a complete old file.
     ///
     /// # Errors
-    /// No SVID with the hint, a certificate that cannot be rendered, or a failed write; the
+    /// A certificate that cannot be rendered, or a failed write; the
     /// previous files stay as they were.
     pub async fn x509_visible(
         &self,
-        context: Arc<X509Context>,
+        snapshot: Arc<X509Snapshot>,
     ) -> anyhow::Result<(X509Outcome, Renamed)> {
         let outputs = self.outputs.clone();
         let result = blocking(move || {
             let Some(files) = &outputs.x509 else {
                 anyhow::bail!("X.509 output is not configured");
             };
-            outputs::write_x509(files, outputs.hint.as_deref(), &context)
+            outputs::write_x509(files, &snapshot)
         })
         .await
         .context("writing the X.509 files");

@@ -91,6 +91,16 @@ impl WorkloadApiClient {
         }
     }
 
+    /// What the source builders connect with: the given client, else one for the given
+    /// endpoint, else one for `SPIFFE_ENDPOINT_SOCKET`.
+    pub(crate) fn chosen(client: Option<Self>, endpoint: Option<Endpoint>) -> Result<Self, Error> {
+        match (client, endpoint) {
+            (Some(client), _) => Ok(client),
+            (None, Some(endpoint)) => Ok(Self::new(endpoint)),
+            (None, None) => Self::from_env(),
+        }
+    }
+
     /// The endpoint this client talks to.
     #[must_use]
     pub fn endpoint(&self) -> &Endpoint {

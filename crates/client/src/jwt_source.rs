@@ -144,11 +144,7 @@ impl JwtSourceBuilder {
     /// # Errors
     /// As [`crate::X509SourceBuilder::build`].
     pub async fn build(self) -> Result<JwtSource, Error> {
-        let client = match (self.client, self.endpoint) {
-            (Some(client), _) => client,
-            (None, Some(endpoint)) => WorkloadApiClient::new(endpoint),
-            (None, None) => WorkloadApiClient::from_env()?,
-        };
+        let client = WorkloadApiClient::chosen(self.client, self.endpoint)?;
         let shutdown = CancellationToken::new();
         let mut events: BundleEvents =
             Box::pin(client.watch_jwt_bundles_retrying(self.backoff.clone(), shutdown.clone()));

@@ -236,11 +236,7 @@ impl X509SourceBuilder {
     /// a non-retryable error (for example `InvalidArgument`) at once; [`Error::Timeout`] with the
     /// last error seen when the deadline passes.
     pub async fn build(self) -> Result<X509Source, Error> {
-        let client = match (self.client, self.endpoint) {
-            (Some(client), _) => client,
-            (None, Some(endpoint)) => WorkloadApiClient::new(endpoint),
-            (None, None) => WorkloadApiClient::from_env()?,
-        };
+        let client = WorkloadApiClient::chosen(self.client, self.endpoint)?;
         let shutdown = CancellationToken::new();
         let events = Box::pin(client.watch_x509_context_retrying(self.backoff, shutdown.clone()));
         let started = first_snapshot(events, &*self.picker, self.startup_timeout).await;

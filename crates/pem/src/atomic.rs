@@ -97,10 +97,7 @@ pub(crate) fn write_atomic_with(
 /// rename leaves the files before it (in the given order) replaced and the rest untouched.
 /// No temp file is left behind either way.
 pub fn write_atomic_all(files: &[(&Path, &[u8], u32)]) -> Result<Written, PemError> {
-    let renamed = replace_all(files)?;
-    let written = renamed.written();
-    renamed.finish()?;
-    Ok(written)
+    replace_all(files)?.finish()
 }
 
 /// The first half of [`write_atomic_all`]: every changed file's new content is durable and
@@ -131,12 +128,12 @@ impl Renamed {
     }
 
     /// Fsyncs each directory once and removes stray temp files of these targets (one
-    /// directory listing per directory).
+    /// directory listing per directory). Returns whether any file changed.
     ///
     /// # Errors
     /// [`PemError::Io`] with [`IoOp::FsyncDir`]: the new files are in place, their
     /// durability is unknown.
-    pub fn finish(self) -> Result<(), PemError> {
+    pub fn finish(self) -> Result<Written, PemError> {
         let mut dirs: Vec<(&Path, &Path, Vec<&OsStr>)> = Vec::new();
         for (dir, target, name) in &self.targets {
             match dirs.iter_mut().find(|(d, _, _)| d == dir) {
@@ -152,11 +149,11 @@ impl Renamed {
         for (dir, _, names) in &dirs {
             remove_stray_temps(dir, names);
         }
-        Ok(())
+        Ok(self.written)
     }
 }
 
-/// A filled and fsynced temp file waiting to be renamed over `target`.
+/// A filled temp file waiting to be synced and renamed over `target`.
 struct Staged<'a> {
     tmp: PathBuf,
     target: &'a Path,
@@ -167,10 +164,7 @@ fn write_all_with(
     files: &[(&Path, &[u8], u32)],
     rng: &mut fastrand::Rng,
 ) -> Result<Written, PemError> {
-    let renamed = replace_all_with(files, rng)?;
-    let written = renamed.written();
-    renamed.finish()?;
-    Ok(written)
+    replace_all_with(files, rng)?.finish()
 }
 
 fn replace_all_with(

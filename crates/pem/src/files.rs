@@ -50,7 +50,7 @@ pub fn write_x509(
     files: &crate::RenderedX509,
     modes: X509Modes,
 ) -> Result<Written, PemError> {
-    finish(replace_x509(paths, None, files, modes)?)
+    replace_x509(paths, None, files, modes)?.finish()
 }
 
 /// [`write_x509`] plus the combined key-and-chain file at `combined` (docs/consumers.md), in
@@ -67,7 +67,7 @@ pub fn write_x509_with_combined(
     files: &crate::RenderedX509,
     modes: X509Modes,
 ) -> Result<Written, PemError> {
-    finish(replace_x509(paths, Some(combined), files, modes)?)
+    replace_x509(paths, Some(combined), files, modes)?.finish()
 }
 
 /// [`write_x509`] (or, with `combined`, [`write_x509_with_combined`]) up to the renames: the
@@ -92,12 +92,6 @@ pub fn replace_x509(
         }
         None => replace_all(&[key, cert, bundle]),
     }
-}
-
-fn finish(renamed: Renamed) -> Result<Written, PemError> {
-    let written = renamed.written();
-    renamed.finish()?;
-    Ok(written)
 }
 
 /// Name of the ownership record kept in a federated bundle directory.

@@ -403,7 +403,7 @@ fn replace_all_makes_every_file_visible_before_finish() {
     assert_eq!(fs::read(&key).unwrap(), b"new key");
     assert_eq!(fs::read(&cert).unwrap(), b"new cert");
     assert_eq!((mode_of(&key), mode_of(&cert)), (0o600, 0o644));
-    renamed.finish().unwrap();
+    assert_eq!(renamed.finish().unwrap(), Written::Changed);
     assert!(
         hidden_entries(dir.path()).is_empty(),
         "stray temp file left"
@@ -411,5 +411,5 @@ fn replace_all_makes_every_file_visible_before_finish() {
 
     let again = replace_all(&[(&key, b"new key", 0o600), (&cert, b"new cert", 0o644)]).unwrap();
     assert_eq!(again.written(), Written::Unchanged);
-    again.finish().unwrap();
+    assert_eq!(again.finish().unwrap(), Written::Unchanged);
 }

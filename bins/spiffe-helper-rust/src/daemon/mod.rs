@@ -156,7 +156,7 @@ impl Daemon {
                 health: self.health.clone(),
                 shutdown: self.shutdown.clone(),
             };
-            watch.spawn(&mut self.tasks, source, initial.x509_context);
+            watch.spawn(&mut self.tasks, source, initial.x509_snapshot);
         } else {
             // JWT-only: nothing to notify (JWT updates never do); the start-up fetch just
             // succeeded, and the JWT bundle watch (if any) reports the connection from here on.

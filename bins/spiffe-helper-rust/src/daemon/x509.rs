@@ -5,14 +5,13 @@ use std::sync::{Arc, OnceLock};
 use std::time::{Duration, SystemTime};
 
 use spiffe_helper_health::HealthState;
-use spiffe_workload_client::{Backoff, X509Context, X509Source};
+use spiffe_workload_client::{Backoff, X509Snapshot, X509Source};
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 use super::Fatal;
 use crate::notify::Notifier;
-use crate::outputs::select_x509;
 use crate::writer::Writer;
 
 /// How often the daemon logs that it is alive (docs/behaviour.md, "Logs").
@@ -34,23 +33,20 @@ pub struct Watch {
 
 impl Watch {
     /// Spawns the watch, the connection tracker and the liveness log. `written` is the
-    /// context the start-up already wrote; the consumer is notified of it first.
+    /// snapshot the start-up already wrote; the consumer is notified of it first. The source
+    /// hands over only updates whose SVID its picker (the hint rule) accepts.
     pub fn spawn(
         self,
         tasks: &mut JoinSet<Result<(), Fatal>>,
         source: &X509Source,
-        written: Option<Arc<X509Context>>,
+        written: Option<Arc<X509Snapshot>>,
     ) {
         tasks.spawn(super::report_connection(
             source.connection(),
             self.health.clone(),
         ));
-        tasks.spawn(log_liveness(
-            source.subscribe(),
-            self.writer.outputs().hint.clone(),
-            self.shutdown.clone(),
-        ));
-        tasks.spawn(self.run(source.subscribe(), written));
+        tasks.spawn(log_liveness(source.updates(), self.shutdown.clone()));
+        tasks.spawn(self.run(source.updates(), written));
     }
 
     /// Notifies for the start-up write, follows the source until shutdown, then stops the
@@ -58,8 +54,8 @@ impl Watch {
     /// child's code when the child decides (`cmd_restart = "never"`, or SIGQUIT).
     async fn run(
         mut self,
-        updates: watch::Receiver<Arc<X509Context>>,
-        written: Option<Arc<X509Context>>,
+        updates: watch::Receiver<Arc<X509Snapshot>>,
+        written: Option<Arc<X509Snapshot>>,
     ) -> Result<(), Fatal> {
         // The first write always notifies, even when the files were already current.
         self.notifier.x509_updated();
@@ -72,8 +68,8 @@ impl Watch {
 
     async fn follow(
         &mut self,
-        mut updates: watch::Receiver<Arc<X509Context>>,
-        written: Option<Arc<X509Context>>,
+        mut updates: watch::Receiver<Arc<X509Snapshot>>,
+        written: Option<Arc<X509Snapshot>>,
     ) -> Result<(), Fatal> {
         let mut retry = Backoff::new(Duration::from_secs(1), Duration::from_secs(30));
         // A rotation may have arrived between the start-up write and this subscription.
@@ -112,11 +108,11 @@ impl Watch {
     }
 
     /// Writes one update and notifies. Returns false when the write should be retried.
-    async fn apply(&mut self, context: &Arc<X509Context>) -> bool {
-        if !self.usable(context) {
+    async fn apply(&mut self, snapshot: &Arc<X509Snapshot>) -> bool {
+        if is_expired(snapshot) {
             return true;
         }
-        match self.writer.x509_visible(context.clone()).await {
+        match self.writer.x509_visible(snapshot.clone()).await {
             Ok((outcome, renamed)) => {
                 // The consumer is told as soon as the new files are in place; the directory
                 // fsync that makes the renames durable follows.
@@ -132,33 +128,26 @@ impl Watch {
             }
         }
     }
+}
 
-    /// An update the files should not take: no SVID with the hint (the agent's update is
-    /// unusable, not a failed write), or an SVID already expired (every peer would reject
-    /// it; the one on disk is at least as good). Either way wait for the next update
-    /// (docs/behaviour.md, "Which SVID").
-    fn usable(&self, context: &X509Context) -> bool {
-        match select_x509(context, self.writer.outputs().hint.as_deref()) {
-            Err(err) => {
-                tracing::error!("{err:#}; keeping the previous files");
-                false
-            }
-            Ok(svid) if svid.not_after() <= SystemTime::now() => {
-                tracing::error!(
-                    spiffe_id = %svid.spiffe_id(),
-                    serial = %svid.serial_hex(),
-                    "the agent sent an X.509-SVID that has already expired; keeping the previous files"
-                );
-                false
-            }
-            Ok(_) => true,
-        }
+/// An SVID already expired is an update the files should not take: every peer would reject it
+/// and the one on disk is at least as good. Wait for the next update
+/// (docs/behaviour.md#x509-updates).
+fn is_expired(snapshot: &X509Snapshot) -> bool {
+    let svid = snapshot.svid();
+    let expired = svid.not_after() <= SystemTime::now();
+    if expired {
+        tracing::error!(
+            spiffe_id = %svid.spiffe_id(),
+            serial = %svid.serial_hex(),
+            "the agent sent an X.509-SVID that has already expired; keeping the previous files"
+        );
     }
+    expired
 }
 
 async fn log_liveness(
-    updates: watch::Receiver<Arc<X509Context>>,
-    hint: Option<String>,
+    updates: watch::Receiver<Arc<X509Snapshot>>,
     shutdown: CancellationToken,
 ) -> Result<(), Fatal> {
     let mut tick = tokio::time::interval(LIVENESS_LOG_EVERY);
@@ -168,11 +157,8 @@ async fn log_liveness(
             () = shutdown.cancelled() => return Ok(()),
             _ = tick.tick() => {}
         }
-        let context = updates.borrow().clone();
-        let Ok(svid) = select_x509(&context, hint.as_deref()) else {
-            tracing::warn!("alive, but the agent offers no X.509-SVID with the configured hint");
-            continue;
-        };
+        let snapshot = updates.borrow().clone();
+        let svid = snapshot.svid();
         let expires_in = svid
             .not_after()
             .duration_since(SystemTime::now())
