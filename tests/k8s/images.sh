@@ -19,7 +19,7 @@ set -euo pipefail
 
 IMG_CACHE="$CACHE_BASE/images"
 MIRROR="${DEBIAN_MIRROR:-http://deb.debian.org/debian}"
-HELPER_BIN="${HELPER_BIN:-$ROOT/target/debug/spiffe-helper-rust}"
+HELPER_BIN="${HELPER_BIN:-${CARGO_TARGET_DIR:-$ROOT/target}/debug/spiffe-helper-rust}"
 HELPER_IMAGE="localhost/spiffe-helper-rust:0.1.0"
 IMAGES=(localhost/shr/pause:3.10 localhost/shr/spire-server:1.13.3 localhost/shr/spire-agent:1.13.3
   localhost/shr/nginx:bookworm localhost/shr/curl:bookworm "$HELPER_IMAGE")

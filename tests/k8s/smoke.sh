@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # `make smoke-test`: what users run, checked in the cluster of `make env-up`.
 #
-#  1. every pod Running/Ready (the Job Complete); the helper's image is the one built from
+#  1. every pod Running/Ready (the Job Complete), no demo container restarted although the
+#     sidecar may start before the agent; the helper's image is the one built from
 #     deploy/Dockerfile; the helper runs as non-root, no capabilities, read-only root filesystem
 #  2. one-shot initContainers exited 0 before their main container started; the main container
 #     reads a certificate whose URI SAN is spiffe://example.org/ns/<ns>/sa/<sa>
@@ -29,9 +30,10 @@ WORK=""
 PF_PID=""
 step_no=0
 
+T0=$SECONDS
 step() {
   step_no=$((step_no + 1))
-  say "[$step_no] $*"
+  say "[$step_no] (+$((SECONDS - T0))s) $*"
 }
 
 cleanup() {
@@ -44,28 +46,41 @@ cleanup() {
 }
 
 # fail MESSAGE: the state of the demo pods, their helpers' logs and the agent's, then exit 1.
+# The message is printed first and again after the diagnostics (CI shows the end of the log),
+# and written to SMOKE_FAILURE_FILE when make k8s-test sets it, to be repeated after teardown.
 fail() {
-  say "FAILED: $*"
+  local why="[$step_no] (+$((SECONDS - T0))s) $*"
+  say "FAILED: $why"
   # Once per run: a failure inside $(...) also fails its caller.
   if [ -n "$WORK" ] && [ -e "$WORK/failed" ]; then
     exit 1
   fi
   [ -z "$WORK" ] || touch "$WORK/failed"
+  [ -z "${SMOKE_FAILURE_FILE:-}" ] || echo "$why" >"$SMOKE_FAILURE_FILE"
   {
     echo "----- kubectl get pods -A -o wide -----"
     kc get pods -A -o wide
+    echo "----- kubectl -n demo get endpointslices -----"
+    kc -n demo get endpointslices -o wide
+    echo "----- kubectl -n demo get events (last 30) -----"
+    kc -n demo get events --sort-by=.lastTimestamp | tail -n 30
     echo "----- kubectl -n demo describe pods -----"
     kc -n demo describe pods | tail -n 80
     local p
     for p in $(kc -n demo get pods -l app=demo-sidecar -o name); do
       echo "----- kubectl -n demo logs $p -c spiffe-helper (last 40) -----"
       kc -n demo logs "$p" -c spiffe-helper --tail 40
+      echo "----- kubectl -n demo logs $p -c spiffe-helper --previous (last 20, if it restarted) -----"
+      kc -n demo logs "$p" -c spiffe-helper --previous --tail 20 2>/dev/null
+      echo "----- kubectl -n demo logs $p -c nginx (last 20) -----"
+      kc -n demo logs "$p" -c nginx --tail 20
     done
     echo "----- kubectl -n spire logs ds/spire-agent (last 30) -----"
     kc -n spire logs ds/spire-agent --tail 30
     echo "----- kubectl -n spire logs spire-server-0 (last 20) -----"
     kc -n spire logs spire-server-0 --tail 20
   } >&2 2>&1 || true
+  say "FAILED: $why"
   exit 1
 }
 
@@ -117,7 +132,12 @@ check_pods() {
   while read -r ns name phase; do
     case "$phase" in
       Succeeded) [[ "$name" == demo-client-* ]] || fail "pod $ns/$name is $phase" ;;
-      Running) pod_ready "$ns" "$name" || fail "pod $ns/$name is Running but not Ready" ;;
+      Running)
+        pod_ready "$ns" "$name" || fail "pod $ns/$name is Running but not Ready"
+        # The helper waits for an agent that starts after it instead of exiting.
+        [ "$ns" != demo ] || [ "$(restarts "$name")" = 0 ] ||
+          fail "pod $ns/$name restarted $(restarts "$name") time(s) during start-up"
+        ;;
       *) fail "pod $ns/$name is $phase" ;;
     esac
   done < <(kc get pods -A -o jsonpath='{range .items[*]}{.metadata.namespace} {.metadata.name} {.status.phase}{"\n"}{end}')
@@ -176,13 +196,28 @@ check_oneshot() {
 
 # --- 3. mTLS through the Service, and from the host ---------------------------------------------
 
-check_client_mtls() {
-  local client out
-  client="$(need_pod mtls-client)"
-  out="$(kc -n demo exec "$client" -c client -- curl -sS --max-time 10 --cert /run/spiffe/certs/svid.pem \
+# client_mtls: the client pod calls nginx through the Service; the answer (or curl's error) is
+# left in WORK/mtls.out.
+client_mtls() {
+  local client
+  client="$(pod_of mtls-client)"
+  [ -n "$client" ] || { echo "no Running mtls-client pod" >"$WORK/mtls.out"; return 1; }
+  kc -n demo exec "$client" -c client -- curl -sS --max-time 10 --cert /run/spiffe/certs/svid.pem \
     --key /run/spiffe/certs/svid_key.pem --cacert /run/spiffe/certs/svid_bundle.pem \
-    https://demo-sidecar.demo.svc:8443/ 2>&1)" || fail "the client pod's mTLS call failed: $out"
-  [ "$out" = "hello over SPIFFE mTLS" ] || fail "the client pod got '$out' from nginx"
+    https://demo-sidecar.demo.svc:8443/ >"$WORK/mtls.out" 2>&1 || return 1
+  [ "$(cat "$WORK/mtls.out")" = "hello over SPIFFE mTLS" ]
+}
+
+# check_client_mtls: one call, which must work (the sidecar pod has been Ready all along).
+check_client_mtls() {
+  client_mtls || fail "the client pod's mTLS call through the Service failed: $(cat "$WORK/mtls.out")"
+}
+
+# mtls_resumes: once a pod turned Ready, the Service routes to it again within seconds (the
+# endpoints controller and kube-proxy catch up); calls are retried until then.
+mtls_resumes() {
+  wait_for 30 "the client pod's mTLS call through the Service" client_mtls ||
+    fail "the client pod's mTLS call through the Service failed for 30s after the pod was Ready: $(cat "$WORK/mtls.out")"
 }
 
 # The client pod's SVID on the host, to be the client of s_client (mode 600 in a mode-700 dir).
@@ -353,10 +388,13 @@ check_readiness() {
   say "    pod NotReady (SVID expired, agent away); bringing the agent back"
   agent_back
   kc -n spire rollout status ds/spire-agent --timeout 90s >/dev/null || fail "the agent DaemonSet did not come back"
-  # The helper reconnects on its next backoff attempt (at most ~36 s apart).
+  local back=$SECONDS
+  # The helper reconnects when the agent's socket reappears (or at its next backoff attempt,
+  # at most ~36 s apart); readiness is probed every 5 s.
   until_ok 120 "the sidecar pod to be Ready again" pod_ready demo "$pod"
+  say "    Ready again $((SECONDS - back))s after the agent's rollout"
   [ "$(restarts "$pod")" = 0 ] || fail "the sidecar pod's containers restarted ($(restarts "$pod")) while the agent was away"
-  check_client_mtls
+  mtls_resumes
   say "    Ready again with restart count 0; mTLS works"
 }
 
@@ -371,7 +409,7 @@ check_pod_delete() {
   new="$(need_pod demo-sidecar)"
   san="$(cert_in "$new" nginx | uri_san_of)"
   [ "$san" = "$SIDECAR_ID" ] || fail "the new pod's certificate has URI SAN '$san'"
-  check_client_mtls
+  mtls_resumes
   say "    $old -> $new, SAN $san, mTLS works"
 }
 

@@ -178,7 +178,7 @@ async fn start_jwt(
         .await
         .map_err(anyhow::Error::new)
         .context("fetching JWT bundles")?;
-    match watch_jwt_svids(&source, outputs, deadline).await {
+    match watch_jwt_svids(&source, client, outputs, deadline).await {
         Ok(svids) => Ok(Some((source, svids))),
         Err(err) => {
             source.shutdown().await;
@@ -191,16 +191,17 @@ async fn start_jwt(
 /// the entries concurrently, returned in config order.
 async fn watch_jwt_svids(
     source: &JwtSource,
+    client: &WorkloadApiClient,
     outputs: &Outputs,
     deadline: Instant,
 ) -> anyhow::Result<Vec<watch::Receiver<Arc<JwtSvid>>>> {
     let mut pending = JoinSet::new();
     for (index, entry) in outputs.jwt_svids.iter().cloned().enumerate() {
-        let (source, hint) = (source.clone(), outputs.hint.clone());
+        let (source, client, hint) = (source.clone(), client.clone(), outputs.hint.clone());
         pending.spawn(async move {
             let what = format!("fetching JWT-SVID for audience {:?}", entry.audience);
             let audiences = audiences(&entry);
-            let svid = retry_until(deadline, &what, || {
+            let svid = retry_until(&client, deadline, &what, || {
                 source.watch_jwt_svid(&audiences, hint.as_deref())
             })
             .await;
@@ -224,8 +225,14 @@ fn audiences(entry: &JwtSvidOutput) -> Vec<String> {
         .collect()
 }
 
-/// Retries `call` with backoff on retryable errors until `deadline`; fails at once otherwise.
-async fn retry_until<T, F, Fut>(deadline: Instant, what: &str, mut call: F) -> anyhow::Result<T>
+/// Retries `call` with backoff on retryable errors until `deadline` (sooner when the agent's
+/// socket comes back); fails at once otherwise.
+async fn retry_until<T, F, Fut>(
+    client: &WorkloadApiClient,
+    deadline: Instant,
+    what: &str,
+    mut call: F,
+) -> anyhow::Result<T>
 where
     F: FnMut() -> Fut,
     Fut: Future<Output = Result<T, ApiError>>,
@@ -241,13 +248,16 @@ where
         if !err.is_retryable() {
             return Err(anyhow::Error::new(err).context(what.to_owned()));
         }
+        let failed_with = client.agent_socket();
         let delay = backoff.next_delay();
         if Instant::now() + delay >= deadline {
             return Err(anyhow::Error::new(err))
                 .with_context(|| format!("{what}: gave up at the start-up deadline"));
         }
         tracing::debug!(error = %err, retry_in = ?delay, "{what} failed; retrying");
-        tokio::time::sleep(delay).await;
+        if client.wait_to_retry(delay, failed_with).await {
+            backoff.reset();
+        }
     }
 }
 

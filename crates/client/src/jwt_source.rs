@@ -454,11 +454,16 @@ async fn refresh(
                     break;
                 }
                 Err(error) => {
+                    let failed_with = client.agent_socket();
                     let retry_in = backoff.next_delay();
                     tracing::warn!(%error, audience = ?key.audiences, retry_in_ms = retry_in.as_millis(), "refreshing JWT-SVID failed");
                     tokio::select! {
                         () = stop.cancelled() => return,
-                        () = tokio::time::sleep(retry_in) => {}
+                        new_agent = client.wait_to_retry(retry_in, failed_with) => {
+                            if new_agent {
+                                backoff.reset();
+                            }
+                        }
                     }
                 }
             }

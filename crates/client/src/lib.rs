@@ -48,6 +48,8 @@
 //! ```
 
 #[cfg(feature = "transport")]
+mod agent_socket;
+#[cfg(feature = "transport")]
 mod backoff;
 #[cfg(feature = "transport")]
 mod bundle;
@@ -86,6 +88,7 @@ pub use transport_api::*;
 /// Everything that needs the `transport` feature, re-exported at the crate root.
 #[cfg(feature = "transport")]
 mod transport_api {
+    pub use crate::agent_socket::AgentSocket;
     pub use crate::backoff::{Backoff, DEFAULT_INITIAL_DELAY, DEFAULT_MAX_DELAY};
     pub use crate::bundle::{BundleSource, JwtBundle, JwtKey, JwtKeyMaterial, X509Bundle};
     pub use crate::client::{Watch, WorkloadApiClient, X509ContextStream};

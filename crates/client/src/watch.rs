@@ -9,7 +9,7 @@ use tokio_stream::{Stream, StreamExt as _};
 use tokio_util::sync::CancellationToken;
 
 use crate::client::Watch;
-use crate::{Backoff, Error, JwtBundleSet, WorkloadApiClient, X509Context};
+use crate::{AgentSocket, Backoff, Error, JwtBundleSet, WorkloadApiClient, X509Context};
 
 /// What a reconnecting watch yields.
 #[derive(Debug)]
@@ -43,6 +43,8 @@ struct Retrying<T> {
     done: bool,
     /// Whether any message has arrived yet (decides how loudly a failure is logged).
     delivered: bool,
+    /// The agent's socket as it was when the last attempt failed.
+    failed_with: Option<AgentSocket>,
 }
 
 type Item<T> = Result<WatchEvent<T>, Error>;
@@ -54,10 +56,18 @@ impl<T: Send + 'static> Retrying<T> {
             return None;
         }
         if let Some(delay) = self.sleep_before_next.take() {
-            tokio::select! {
+            let failed_with = self
+                .failed_with
+                .take()
+                .unwrap_or_else(|| self.client.agent_socket());
+            let new_agent = tokio::select! {
                 biased;
                 () = self.shutdown.cancelled() => return None,
-                () = tokio::time::sleep(delay) => {}
+                new_agent = self.client.wait_to_retry(delay, failed_with) => new_agent,
+            };
+            if new_agent {
+                // A restarted agent: start the schedule over against it.
+                self.backoff.reset();
             }
         }
         let mut stream = if let Some(stream) = self.stream.take() {
@@ -102,6 +112,7 @@ impl<T: Send + 'static> Retrying<T> {
             return (Err(error), self);
         }
         let retry_in = self.backoff.next_delay();
+        self.failed_with = Some(self.client.agent_socket());
         if self.delivered {
             tracing::warn!(%error, retry_in_ms = retry_in.as_millis(), "workload API watch disconnected; reconnecting");
         } else {
@@ -129,6 +140,7 @@ fn retrying<T: Send + 'static>(
         sleep_before_next: None,
         done: false,
         delivered: false,
+        failed_with: None,
     };
     Unfold {
         state: Some(state),

@@ -9,14 +9,14 @@
     reason = "test code: a failed setup step should panic"
 )]
 
-use std::time::{Duration, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 use spiffe_helper_testkit::certs::{self, TestCa, TestSvid};
 use spiffe_helper_testkit::fake::{Behaviour, FakeAgent};
 use spiffe_helper_testkit::pb;
 use spiffe_workload_client::{
     Backoff, CancellationToken, ConnectionState, Endpoint, Error, StatusCode, WatchEvent,
-    WorkloadApiClient, X509Source,
+    WorkloadApiClient, X509Context, X509Source,
 };
 use tokio_stream::{Stream, StreamExt};
 use tonic::Code;
@@ -172,6 +172,95 @@ async fn cut_stream_is_retried_and_the_watch_reconnects() {
     let again = update(next(&mut watch).await);
     assert_eq!(first, again, "reconnect delivers a fresh full snapshot");
     assert!(fake.x509_calls() >= 3);
+}
+
+/// The watch's events with the time each arrived, read by a task of their own so that the
+/// watch sees a disconnect when it happens (not when the test gets round to polling it).
+fn timed_events(
+    client: &WorkloadApiClient,
+    backoff: Backoff,
+    shutdown: &CancellationToken,
+) -> TimedEvents {
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+    let watch = client.watch_x509_context_retrying(backoff, shutdown.clone());
+    tokio::spawn(async move {
+        tokio::pin!(watch);
+        while let Some(event) = watch.next().await {
+            if tx.send((Instant::now(), event)).is_err() {
+                break;
+            }
+        }
+    });
+    rx
+}
+
+type TimedEvents =
+    tokio::sync::mpsc::UnboundedReceiver<(Instant, Result<WatchEvent<X509Context>, Error>)>;
+
+async fn recv_timed(events: &mut TimedEvents) -> (Instant, Result<WatchEvent<X509Context>, Error>) {
+    tokio::time::timeout(STEP, events.recv())
+        .await
+        .expect("a watch event within 5 s")
+        .expect("the watch still runs")
+}
+
+/// An agent that restarts (its socket removed and bound again) is reconnected to as soon as the
+/// socket is back, not when the backoff delay (here 20 s) runs out: a pod is Ready again about
+/// a second after its agent returns.
+#[tokio::test]
+async fn watch_reconnects_as_soon_as_the_agent_socket_is_back() {
+    let mut fake = FakeAgent::start().await;
+    let ca = TestCa::root("example.org");
+    let (_, msg) = valid(&ca);
+    fake.push_x509(msg);
+    let shutdown = CancellationToken::new();
+    let slow = Backoff::exact(Duration::from_secs(20), Duration::from_secs(20));
+    let mut events = timed_events(&client_for(&fake), slow, &shutdown);
+    let first = update(recv_timed(&mut events).await.1);
+
+    fake.restart(Duration::from_millis(700)).await;
+    let back = Instant::now();
+    let (_, event) = recv_timed(&mut events).await;
+    let Ok(WatchEvent::Disconnected { retry_in, .. }) = event else {
+        panic!("expected a disconnect, got {event:?}");
+    };
+    assert_eq!(retry_in, Duration::from_secs(20), "the announced delay");
+    // Within 5 s of the socket coming back (recv_timed), not after the 20 s delay.
+    let (at, event) = recv_timed(&mut events).await;
+    assert_eq!(update(event), first, "the restarted agent's snapshot");
+    let after = at.duration_since(back);
+    eprintln!("reconnected {after:?} after the socket came back");
+    assert!(
+        after < Duration::from_secs(2),
+        "reconnected {after:?} after the socket came back"
+    );
+    shutdown.cancel();
+}
+
+/// The early reconnect is for a new socket only: an agent that ends the stream with its socket
+/// in place is retried after the announced delay, as before.
+#[tokio::test]
+async fn watch_waits_the_delay_when_the_socket_did_not_change() {
+    let fake = FakeAgent::start().await;
+    let ca = TestCa::root("example.org");
+    let (_, msg) = valid(&ca);
+    fake.push_x509(msg);
+    fake.set_behaviour(Behaviour::CutAfter(1));
+    let shutdown = CancellationToken::new();
+    let delay = Duration::from_millis(1500);
+    let mut events = timed_events(&client_for(&fake), Backoff::exact(delay, delay), &shutdown);
+    let (_, event) = recv_timed(&mut events).await;
+    update(event);
+    let (cut, event) = recv_timed(&mut events).await;
+    disconnect(event);
+    let (again, event) = recv_timed(&mut events).await;
+    update(event);
+    let waited = again.duration_since(cut);
+    assert!(
+        waited >= delay,
+        "reconnected after {waited:?}, before the {delay:?} delay"
+    );
+    shutdown.cancel();
 }
 
 #[tokio::test]
