@@ -387,12 +387,12 @@ check_readiness() {
   [ "$(date +%s)" -ge "$(date -d "$not_after" +%s)" ] || fail "the pod turned NotReady before its SVID expired"
   say "    pod NotReady (SVID expired, agent away); bringing the agent back"
   agent_back
-  kc -n spire rollout status ds/spire-agent --timeout 90s >/dev/null || fail "the agent DaemonSet did not come back"
   local back=$SECONDS
+  kc -n spire rollout status ds/spire-agent --timeout 90s >/dev/null || fail "the agent DaemonSet did not come back"
   # The helper reconnects when the agent's socket reappears (or at its next backoff attempt,
   # at most ~36 s apart); readiness is probed every 5 s.
   until_ok 120 "the sidecar pod to be Ready again" pod_ready demo "$pod"
-  say "    Ready again $((SECONDS - back))s after the agent's rollout"
+  say "    Ready again $((SECONDS - back))s after the agent was let back (its pod's start included)"
   [ "$(restarts "$pod")" = 0 ] || fail "the sidecar pod's containers restarted ($(restarts "$pod")) while the agent was away"
   mtls_resumes
   say "    Ready again with restart count 0; mTLS works"
