@@ -3,6 +3,7 @@
 
 use std::net::IpAddr;
 use std::path::PathBuf;
+use std::time::Duration;
 
 use nix::sys::signal::Signal;
 use spiffe_workload_client::Endpoint;
@@ -177,12 +178,16 @@ impl Resolver<'_> {
             }
         }
         if !daemon_mode {
-            for key in [Key::Cmd, Key::CmdArgs, Key::RenewSignal] {
-                if let Some(pos) = self.raw.text(key).map(|v| v.key_pos) {
-                    let name = key.name();
-                    let why = format!("{name} is ignored in one-shot mode (daemon_mode = false)");
-                    self.warn(Some(pos), why);
-                }
+            let stop_timeout = self.raw.get::<Duration>(Key::CmdStopTimeout);
+            let set: Vec<(Key, Pos)> = [Key::Cmd, Key::CmdArgs, Key::RenewSignal, Key::CmdRestart]
+                .into_iter()
+                .filter_map(|key| self.raw.text(key).map(|v| (key, v.key_pos)))
+                .chain(stop_timeout.map(|v| (Key::CmdStopTimeout, v.key_pos)))
+                .collect();
+            for (key, pos) in set {
+                let name = key.name();
+                let why = format!("{name} is ignored in one-shot mode (daemon_mode = false)");
+                self.warn(Some(pos), why);
             }
             return Ok(Notify::default());
         }

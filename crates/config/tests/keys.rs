@@ -341,7 +341,7 @@ fn absolute_names_need_no_cert_dir() {
 #[test]
 fn one_shot_ignores_daemon_only_keys_with_warnings() {
     let text = format!(
-        "{BASE}daemon_mode = false\ncmd = \"app\"\ncmd_args = \"a\"\nrenew_signal = \"SIGHUP\"\nhealth_checks {{\n listener_enabled = true\n}}\n"
+        "{BASE}daemon_mode = false\ncmd = \"app\"\ncmd_args = \"a\"\nrenew_signal = \"SIGHUP\"\nhealth_checks {{\n listener_enabled = true\n}}\ncmd_restart = \"always\"\ncmd_stop_timeout = \"3s\"\n"
     );
     let (c, w) = parse_with(&text, Overrides::default(), &[]).unwrap();
     assert_eq!((c.cmd, c.renew_signal, c.health), (None, None, None));
@@ -352,6 +352,8 @@ fn one_shot_ignores_daemon_only_keys_with_warnings() {
             "helper.conf:4:1: cmd is ignored in one-shot mode (daemon_mode = false)",
             "helper.conf:5:1: cmd_args is ignored in one-shot mode (daemon_mode = false)",
             "helper.conf:6:1: renew_signal is ignored in one-shot mode (daemon_mode = false)",
+            "helper.conf:10:1: cmd_restart is ignored in one-shot mode (daemon_mode = false)",
+            "helper.conf:11:1: cmd_stop_timeout is ignored in one-shot mode (daemon_mode = false)",
             "helper.conf:7:1: health_checks is ignored in one-shot mode (daemon_mode = false)",
         ]
     );
