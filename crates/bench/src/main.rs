@@ -6,7 +6,7 @@
 //! ```text
 //! spiffe-helper-bench all --ours target/release/spiffe-helper-rust \
 //!     --upstream ~/.cache/.../bin/spiffe-helper --upstream-stripped .../spiffe-helper-stripped
-//! spiffe-helper-bench oneshot|daemon-idle|health-load|rotation|scale|size|rotation-real ...
+//! spiffe-helper-bench oneshot|daemon-idle|health-load|rotation|scale|size|rotation-real|agent-restart ...
 //! spiffe-helper-bench child-recorder FILE   # the helpers' cmd during rotation runs
 //! ```
 #![allow(
@@ -21,6 +21,7 @@ mod oneshot;
 mod procs;
 mod recorder;
 mod report;
+mod restart;
 mod rotation;
 mod scale;
 mod size;
@@ -38,7 +39,7 @@ use procs::Bins;
 use report::Row;
 
 /// Every section, in the order `all` runs them.
-const SECTIONS: [&str; 7] = [
+const SECTIONS: [&str; 8] = [
     "size",
     "oneshot",
     "daemon-idle",
@@ -46,6 +47,7 @@ const SECTIONS: [&str; 7] = [
     "rotation",
     "scale",
     "rotation-real",
+    "agent-restart",
 ];
 
 /// Settings shared by every section.
@@ -105,7 +107,7 @@ fn main() -> ExitCode {
     }
 }
 
-const USAGE: &str = "usage: spiffe-helper-bench (all|size|oneshot|daemon-idle|health-load|rotation|scale|rotation-real) \
+const USAGE: &str = "usage: spiffe-helper-bench (all|size|oneshot|daemon-idle|health-load|rotation|scale|rotation-real|agent-restart) \
 --ours PATH --upstream PATH [--upstream-stripped PATH] [--runs N] [--idle-secs S] [--scale N] \
 [--scale-rounds N] [--oneshot-runs N] [--load-conns N] [--load-secs S] [--real-secs S] [--out FILE]\n       \
 spiffe-helper-bench child-recorder FILE";
@@ -216,7 +218,7 @@ fn run(ctx: &Ctx, only: &[&str]) -> Result<String> {
         rows.extend(size::bench(ctx)?);
     }
     let needs_spire = only.iter().any(|s| !matches!(*s, "size" | "rotation"));
-    let spire = needs_spire.then(start_spire);
+    let mut spire = needs_spire.then(start_spire);
     let socket = spire.as_ref().map(|s| s.socket_path().to_path_buf());
     let sock = || socket.as_deref().context("SPIRE not started");
     if only.contains(&"oneshot") {
@@ -260,6 +262,12 @@ fn run(ctx: &Ctx, only: &[&str]) -> Result<String> {
                 .entry_id("10-rot"),
         );
         rows.push(rotation::real(ctx, sock()?, hint)?);
+    }
+    // Last: it restarts the agent.
+    if only.contains(&"agent-restart")
+        && let Some(spire) = &mut spire
+    {
+        rows.push(restart::bench(ctx, spire)?);
     }
     rows.sort_by(|a, b| a.id.cmp(&b.id));
     let notes = NOTES.lock().map(|n| n.clone()).unwrap_or_default();
