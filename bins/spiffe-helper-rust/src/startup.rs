@@ -254,7 +254,7 @@ where
             return Err(anyhow::Error::new(err))
                 .with_context(|| format!("{what}: gave up at the start-up deadline"));
         }
-        tracing::debug!(error = %err, retry_in = ?delay, "{what} failed; retrying");
+        tracing::debug!(error = %err.report(), retry_in = ?delay, "{what} failed; retrying");
         if client.wait_to_retry(delay, failed_with).await {
             backoff.reset();
         }
@@ -281,7 +281,8 @@ fn describe(err: &ApiError, client: &WorkloadApiClient, hint: Option<&str>) -> a
         ""
     };
     anyhow!(
-        "fetching the X.509-SVID from {}: {err}{advice}",
-        client.endpoint()
+        "fetching the X.509-SVID from {}: {}{advice}",
+        client.endpoint(),
+        err.report()
     )
 }

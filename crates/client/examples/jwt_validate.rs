@@ -49,7 +49,14 @@ async fn main() -> ExitCode {
             ExitCode::SUCCESS
         }
         Err(err) => {
-            eprintln!("{err}");
+            // The error and its causes on one line.
+            let mut line = err.to_string();
+            let mut cause = err.source();
+            while let Some(c) = cause {
+                line = format!("{line}: {c}");
+                cause = c.source();
+            }
+            eprintln!("{line}");
             ExitCode::FAILURE
         }
     }

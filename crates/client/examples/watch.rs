@@ -58,11 +58,13 @@ async fn main() -> ExitCode {
                 }
             }
             Ok(WatchEvent::Disconnected { error, retry_in }) => {
-                eprintln!("disconnected: {error}; retrying in {retry_in:?}");
+                eprintln!("disconnected: {}; retrying in {retry_in:?}", error.report());
             }
-            Ok(WatchEvent::Invalid(error)) => eprintln!("ignored invalid message: {error}"),
+            Ok(WatchEvent::Invalid(error)) => {
+                eprintln!("ignored invalid message: {}", error.report());
+            }
             Err(error) => {
-                eprintln!("giving up: {error}");
+                eprintln!("giving up: {}", error.report());
                 return ExitCode::FAILURE;
             }
             Ok(_) => {}

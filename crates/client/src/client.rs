@@ -60,7 +60,7 @@ impl<T: Send + 'static> Watch<T> {
     {
         let inner = streaming.map(move |item| match item {
             Ok(msg) => T::try_from(msg),
-            Err(status) => Err(Error::from_status(&status, &endpoint)),
+            Err(status) => Err(Error::from_status(status, &endpoint)),
         });
         Self {
             inner: Box::pin(inner),
@@ -122,7 +122,7 @@ impl WorkloadApiClient {
         match result {
             Ok(value) => Ok(value),
             Err(status) => {
-                let err = Error::from_status(&status, &self.name);
+                let err = Error::from_status(status, &self.name);
                 if matches!(err, Error::Transport { .. }) {
                     *self.channel.lock().await = None;
                 }

@@ -2,6 +2,7 @@
 
 use std::error::Error as StdError;
 use std::fmt;
+use std::sync::Arc;
 use std::time::Duration;
 
 use crate::endpoint::EndpointError;
@@ -116,16 +117,17 @@ pub enum Error {
     Endpoint(#[from] EndpointError),
     /// The agent could not be reached, or the connection broke below gRPC.
     ///
-    /// The cause chain (hyper, tonic, the OS error) is flattened into `detail` rather than
-    /// kept as [`std::error::Error::source`]: tonic's own top message ("transport error")
-    /// names neither the socket nor the OS error, and a kept source would make every chained
-    /// log line (`{:#}`) print the OS error twice, or a single-line `{}` print none.
-    #[error("connecting to {endpoint}: {detail}")]
+    /// `Display` names the endpoint; the cause (the OS error and what wrapped it) is the
+    /// [`source`](std::error::Error::source), a [`TransportError`]. [`Error::report`] prints
+    /// both on one line: `connecting to unix:///run/spire/agent.sock: No such file or
+    /// directory (os error 2)`.
+    #[error("connecting to {endpoint}")]
     Transport {
         /// The endpoint, for example `unix:///run/spire/agent.sock`.
         endpoint: String,
-        /// The full cause chain, for example `No such file or directory (os error 2)`.
-        detail: String,
+        /// Why: the error the transport reported, kept.
+        #[source]
+        source: TransportError,
     },
     /// The agent answered with a gRPC error status.
     #[error("workload API returned {code}: {message}")]
@@ -154,7 +156,7 @@ pub enum Error {
         reason: &'static str,
     },
     /// A deadline passed (start-up, or a call the caller bounded).
-    #[error("timed out after {after:?}{}", last_error.as_ref().map(|e| format!("; last error: {e}")).unwrap_or_default())]
+    #[error("timed out after {after:?}{}", last_error.as_ref().map(|e| format!("; last error: {}", e.report())).unwrap_or_default())]
     Timeout {
         /// How long was waited.
         after: Duration,
@@ -220,22 +222,36 @@ impl Error {
         self.code() == Some(StatusCode::PermissionDenied)
     }
 
+    /// This error and its causes on one line, as the helper logs them, for example
+    /// `connecting to unix:///run/spire/agent.sock: No such file or directory (os error 2)`.
+    /// `to_string()` is the first part only; the rest is the [`source`](StdError::source)
+    /// chain. Generic wrapper messages ("transport error") and causes the line already says
+    /// are left out.
+    #[must_use]
+    pub fn report(&self) -> String {
+        error_chain(self)
+    }
+
     pub(crate) fn invalid(reason: impl Into<String>) -> Self {
         Self::InvalidResponse {
             reason: reason.into(),
         }
     }
 
-    /// Converts a tonic status; connection failures become [`Error::Transport`] with the whole
-    /// cause chain, because tonic's own message ("transport error") names neither the socket nor
-    /// the OS error.
-    pub(crate) fn from_status(status: &tonic::Status, endpoint: &str) -> Self {
-        if let Some(source) = StdError::source(status)
+    /// Converts a tonic status; connection failures become [`Error::Transport`] keeping the
+    /// status (and so its source chain down to the OS error), because tonic's own message
+    /// ("transport error") names neither the socket nor the OS error.
+    pub(crate) fn from_status(status: tonic::Status, endpoint: &str) -> Self {
+        if let Some(source) = StdError::source(&status)
             && is_transport_failure(source)
         {
+            let detail = error_chain(source);
             return Self::Transport {
                 endpoint: endpoint.to_owned(),
-                detail: error_chain(source),
+                source: TransportError {
+                    detail,
+                    inner: Arc::new(status),
+                },
             };
         }
         Self::Status {
@@ -244,13 +260,64 @@ impl Error {
         }
     }
 
-    pub(crate) fn from_transport(err: &(dyn StdError + 'static), endpoint: &str) -> Self {
+    pub(crate) fn from_transport<E>(err: E, endpoint: &str) -> Self
+    where
+        E: StdError + Send + Sync + 'static,
+    {
         Self::Transport {
             endpoint: endpoint.to_owned(),
-            detail: error_chain(err),
+            source: TransportError {
+                detail: error_chain(&err),
+                inner: Arc::new(err),
+            },
         }
     }
 }
+
+/// Why the agent could not be reached ([`Error::Transport`]'s source).
+///
+/// `Display` is the cause chain on one line, for example `No such file or directory (os error
+/// 2)` (a socket that is not there) or `Connection refused (os error 111)` (a socket nobody
+/// listens on). The error as the transport reported it is kept: [`Self::get_ref`] has the
+/// whole chain, [`Self::io_error`] the operating system's error in it. `source()` is `None`,
+/// since this message already says what the chain does (as [`std::io::Error`] does for a
+/// custom error).
+#[derive(Clone, Debug)]
+pub struct TransportError {
+    detail: String,
+    inner: Arc<dyn StdError + Send + Sync + 'static>,
+}
+
+impl TransportError {
+    /// The error as the transport reported it, with its whole `source()` chain.
+    #[must_use]
+    pub fn get_ref(&self) -> &(dyn StdError + Send + Sync + 'static) {
+        &*self.inner
+    }
+
+    /// The operating system's error in the chain, if any: its `kind()` tells
+    /// [`NotFound`](std::io::ErrorKind::NotFound) (no socket) from
+    /// [`ConnectionRefused`](std::io::ErrorKind::ConnectionRefused) (nobody listening).
+    #[must_use]
+    pub fn io_error(&self) -> Option<&std::io::Error> {
+        let mut current: Option<&(dyn StdError + 'static)> = Some(&*self.inner);
+        while let Some(err) = current {
+            if let Some(io) = err.downcast_ref::<std::io::Error>() {
+                return Some(io);
+            }
+            current = err.source();
+        }
+        None
+    }
+}
+
+impl fmt::Display for TransportError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.detail)
+    }
+}
+
+impl StdError for TransportError {}
 
 impl From<SpiffeIdError> for Error {
     fn from(err: SpiffeIdError) -> Self {

@@ -456,7 +456,7 @@ async fn refresh(
                 Err(error) => {
                     let failed_with = client.agent_socket();
                     let retry_in = backoff.next_delay();
-                    tracing::warn!(%error, audience = ?key.audiences, retry_in_ms = retry_in.as_millis(), "refreshing JWT-SVID failed");
+                    tracing::warn!(error = %error.report(), audience = ?key.audiences, retry_in_ms = retry_in.as_millis(), "refreshing JWT-SVID failed");
                     tokio::select! {
                         () = stop.cancelled() => return,
                         new_agent = client.wait_to_retry(retry_in, failed_with) => {

@@ -92,7 +92,7 @@ mod transport_api {
     pub use crate::backoff::{Backoff, DEFAULT_INITIAL_DELAY, DEFAULT_MAX_DELAY};
     pub use crate::bundle::{BundleSource, JwtBundle, JwtKey, JwtKeyMaterial, X509Bundle};
     pub use crate::client::{Watch, WorkloadApiClient, X509ContextStream};
-    pub use crate::error::{Error, StatusCode};
+    pub use crate::error::{Error, StatusCode, TransportError};
     pub use crate::jwt::{JwtBundleSet, JwtSvid, JwtToken, ValidatedJwtSvid};
     pub use crate::jwt_source::{JwtSource, JwtSourceBuilder};
     #[cfg(feature = "jwt-validation")]

@@ -298,7 +298,7 @@ async fn first_snapshot(
             WatchEvent::Update(context) => match X509Snapshot::new(Arc::new(context), picker) {
                 Ok(snapshot) => return Ok((events, snapshot)),
                 Err(error) => {
-                    tracing::debug!(%error, "waiting for an X.509-SVID the picker accepts");
+                    tracing::debug!(error = %error.report(), "waiting for an X.509-SVID the picker accepts");
                     last_error = Some(error);
                 }
             },
@@ -334,7 +334,7 @@ async fn follow(mut events: Events, picker: Arc<dyn SvidPicker>, tx: Channels) {
                         tx.snapshot.send_replace(Arc::new(snapshot));
                     }
                     Err(error) => {
-                        tracing::warn!(%error, "ignoring X.509 update; keeping the current SVID");
+                        tracing::warn!(error = %error.report(), "ignoring X.509 update; keeping the current SVID");
                     }
                 }
             }

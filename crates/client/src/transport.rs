@@ -61,11 +61,11 @@ pub(crate) async fn connect(endpoint: &Endpoint) -> Result<Channel, Error> {
             let uri = format!("http://{addr}");
             match TonicEndpoint::from_shared(uri) {
                 Ok(ep) => ep.connect_timeout(CONNECT_TIMEOUT).connect().await,
-                Err(e) => return Err(Error::from_transport(&e, &name)),
+                Err(e) => return Err(Error::from_transport(e, &name)),
             }
         }
     };
-    result.map_err(|e| Error::from_transport(&e, &name))
+    result.map_err(|e| Error::from_transport(e, &name))
 }
 
 pub(crate) fn grpc_client(channel: Channel) -> GrpcClient {

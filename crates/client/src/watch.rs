@@ -96,7 +96,7 @@ impl<T: Send + 'static> Retrying<T> {
                 Some((Ok(WatchEvent::Update(value)), self))
             }
             Some(Err(error @ (Error::EmptyResponse | Error::InvalidResponse { .. }))) => {
-                tracing::warn!(%error, "skipping invalid workload API message");
+                tracing::warn!(error = %error.report(), "skipping invalid workload API message");
                 self.stream = Some(stream);
                 Some((Ok(WatchEvent::Invalid(error)), self))
             }
@@ -107,18 +107,18 @@ impl<T: Send + 'static> Retrying<T> {
 
     fn failed(mut self, error: Error) -> (Item<T>, Self) {
         if !error.is_retryable() {
-            tracing::error!(%error, "workload API watch failed; not retrying");
+            tracing::error!(error = %error.report(), "workload API watch failed; not retrying");
             self.done = true;
             return (Err(error), self);
         }
         let retry_in = self.backoff.next_delay();
         self.failed_with = Some(self.client.agent_socket());
         if self.delivered {
-            tracing::warn!(%error, retry_in_ms = retry_in.as_millis(), "workload API watch disconnected; reconnecting");
+            tracing::warn!(error = %error.report(), retry_in_ms = retry_in.as_millis(), "workload API watch disconnected; reconnecting");
         } else {
             // Until the first message the caller is still starting up and reports the final
             // error itself (for example at its start-up deadline): one clear line, not many.
-            tracing::debug!(%error, retry_in_ms = retry_in.as_millis(), "workload API not answering yet; retrying");
+            tracing::debug!(error = %error.report(), retry_in_ms = retry_in.as_millis(), "workload API not answering yet; retrying");
         }
         self.sleep_before_next = Some(retry_in);
         (Ok(WatchEvent::Disconnected { error, retry_in }), self)

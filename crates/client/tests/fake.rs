@@ -369,14 +369,28 @@ async fn start_times_out_with_the_last_error_when_no_agent_listens() {
     let client = WorkloadApiClient::new(Endpoint::Unix(socket.clone()));
     let err = client.fetch_x509_context().await.unwrap_err();
     assert!(matches!(err, Error::Transport { .. }) && err.is_retryable());
-    let text = err.to_string();
-    assert!(
-        text.contains(&format!("unix://{}", socket.display())),
-        "{text}"
+    assert_eq!(
+        err.to_string(),
+        format!("connecting to unix://{}", socket.display())
     );
-    assert!(
-        text.contains("No such file or directory (os error 2)"),
-        "{text}"
+    // The cause is kept as the source, with the OS error in it.
+    let Error::Transport { source, .. } = &err else {
+        unreachable!()
+    };
+    let io = source.io_error().expect("the OS error is in the chain");
+    assert_eq!(io.kind(), std::io::ErrorKind::NotFound, "{io}");
+    let cause = std::error::Error::source(&err)
+        .expect("a source")
+        .to_string();
+    assert_eq!(cause, "No such file or directory (os error 2)");
+    // One line with both, once each.
+    let text = err.report();
+    assert_eq!(
+        text,
+        format!(
+            "connecting to unix://{}: No such file or directory (os error 2)",
+            socket.display()
+        )
     );
 
     let err = X509Source::start(client, Duration::from_millis(400))
@@ -614,8 +628,15 @@ async fn tcp_endpoints_work_and_report_refused_connections() {
         .unwrap();
     let client = WorkloadApiClient::new(Endpoint::Tcp(closed));
     let err = client.fetch_x509_context().await.unwrap_err();
-    let text = err.to_string();
+    let text = err.report();
     assert!(text.contains(&format!("tcp://{closed}")), "{text}");
     assert!(text.contains("Connection refused"), "{text}");
+    let Error::Transport { source, .. } = &err else {
+        panic!("expected a transport error, got {err:?}");
+    };
+    assert_eq!(
+        source.io_error().map(std::io::Error::kind),
+        Some(std::io::ErrorKind::ConnectionRefused)
+    );
     assert!(err.is_retryable());
 }
