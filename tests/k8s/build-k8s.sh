@@ -13,8 +13,6 @@ K8S_VERSION="${K8S_VERSION:-v1.32.2}"
 CACHE="${K8S_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/spiffe-helper-rust/k8s-${K8S_VERSION}}"
 BIN="$CACHE/bin"
 CMDS=(kube-apiserver kube-controller-manager kube-scheduler kubelet kube-proxy kubectl)
-# Heavy compiles on this machine are serialised with other engineers' builds.
-LOCK="${SHR_HEAVY_LOCK:-/tmp/shr-heavy.lock}"
 
 say() { echo "build-k8s: $*" >&2; }
 need() { command -v "$1" >/dev/null 2>&1 || { say "'$1' is required ($2)"; exit 1; }; }
@@ -74,8 +72,8 @@ for pkg in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
 done
 pkgs=()
 for c in "${CMDS[@]}"; do pkgs+=("k8s.io/kubernetes/cmd/$c"); done
-say "go build ${CMDS[*]} (waits for $LOCK)"
-CGO_ENABLED=0 flock "$LOCK" go build -trimpath -ldflags "$ldflags" -o "$BIN/" "${pkgs[@]}" >&2
+say "go build ${CMDS[*]}"
+CGO_ENABLED=0 go build -trimpath -ldflags "$ldflags" -o "$BIN/" "${pkgs[@]}" >&2
 
 # The pod sandbox ("pause") image's binary, from the same module zip (one small C file).
 gcc -Os -static -DVERSION="$K8S_VERSION" -o "$BIN/pause" "$MOD_DIR/build/pause/linux/pause.c" >&2
