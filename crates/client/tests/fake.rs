@@ -408,8 +408,14 @@ async fn start_times_out_with_the_last_error_when_no_agent_listens() {
 
 #[tokio::test]
 async fn source_follows_rotations_and_survives_an_agent_restart() {
-    let fake = FakeAgent::start().await;
-    let socket = fake.socket_path().to_path_buf();
+    // The socket's dir belongs to the test: both agents below use it, and it is removed at
+    // the end (a fake's own dir would go with the first one).
+    let dir = tempfile::Builder::new()
+        .prefix("fk")
+        .tempdir_in("/tmp")
+        .unwrap();
+    let socket = dir.path().join("agent.sock");
+    let fake = FakeAgent::start_at(&socket).await;
     let ca = TestCa::root("example.org");
     let (first, msg) = valid(&ca);
     fake.push_x509(msg.clone());
