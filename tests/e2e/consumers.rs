@@ -17,7 +17,45 @@ use crate::support::{
     free_port, run_oneshot, scratch, stop_cleanly, wait_until, write_file,
 };
 
-const NGINX: &str = "/usr/sbin/nginx";
+/// nginx from Debian's package; also the wrapped child of `wrapper`.
+pub(super) const NGINX: &str = "/usr/sbin/nginx";
+
+/// Fails the test with what to install when nginx is missing.
+pub(super) fn require_nginx() {
+    assert!(
+        Path::new(NGINX).exists(),
+        "{NGINX} not found: run `make deps` (installs the Debian package nginx-light)"
+    );
+}
+
+/// An nginx configuration in `dir` serving TLS on 127.0.0.1:port from the helper's files in
+/// `certs`, its pid in `dir/nginx.pid`. It says nothing of `daemon`: nginx daemonizes by
+/// default, and `wrapper` keeps it in the foreground with `-g "daemon off;"`.
+pub(super) fn nginx_conf(dir: &Path, port: u16, certs: &Path) -> PathBuf {
+    let d = dir.display();
+    write_file(
+        dir,
+        "nginx.conf",
+        &format!(
+            "user root;\nworker_processes 1;\npid {d}/nginx.pid;\n\
+             error_log {d}/nginx-error.log;\nevents {{ worker_connections 64; }}\n\
+             http {{\n  access_log off;\n  client_body_temp_path {d}/t-body;\n  \
+             proxy_temp_path {d}/t-proxy;\n  fastcgi_temp_path {d}/t-fcgi;\n  \
+             uwsgi_temp_path {d}/t-uwsgi;\n  scgi_temp_path {d}/t-scgi;\n  \
+             server {{\n    listen 127.0.0.1:{port} ssl;\n    \
+             ssl_certificate {c}/svid.pem;\n    ssl_certificate_key {c}/svid_key.pem;\n    \
+             location / {{ return 200 \"ok\\n\"; }}\n  }}\n}}\n",
+            c = certs.display()
+        ),
+    )
+}
+
+/// The pid in a pid file, when it holds one > 0.
+pub(super) fn pid_in(file: &Path) -> Option<Pid> {
+    let text = std::fs::read_to_string(file).ok()?;
+    let pid: i32 = text.trim().parse().ok()?;
+    (pid > 0).then(|| Pid::from_raw(pid))
+}
 
 /// A daemonized nginx, stopped by the pid in its pid file on drop.
 struct Nginx {
@@ -26,26 +64,8 @@ struct Nginx {
 
 impl Nginx {
     fn start(dir: &Path, port: u16, certs: &Path) -> Nginx {
-        assert!(
-            Path::new(NGINX).exists(),
-            "{NGINX} not found: run `make deps` (installs the Debian package nginx-light)"
-        );
-        let d = dir.display();
-        let conf = write_file(
-            dir,
-            "nginx.conf",
-            &format!(
-                "daemon on;\nuser root;\nworker_processes 1;\npid {d}/nginx.pid;\n\
-                 error_log {d}/nginx-error.log;\nevents {{ worker_connections 64; }}\n\
-                 http {{\n  access_log off;\n  client_body_temp_path {d}/t-body;\n  \
-                 proxy_temp_path {d}/t-proxy;\n  fastcgi_temp_path {d}/t-fcgi;\n  \
-                 uwsgi_temp_path {d}/t-uwsgi;\n  scgi_temp_path {d}/t-scgi;\n  \
-                 server {{\n    listen 127.0.0.1:{port} ssl;\n    \
-                 ssl_certificate {c}/svid.pem;\n    ssl_certificate_key {c}/svid_key.pem;\n    \
-                 location / {{ return 200 \"ok\\n\"; }}\n  }}\n}}\n",
-                c = certs.display()
-            ),
-        );
+        require_nginx();
+        let conf = nginx_conf(dir, port, certs);
         let out = Command::new(NGINX)
             .arg("-p")
             .arg(dir)
@@ -72,9 +92,7 @@ impl Nginx {
     }
 
     fn pid(&self) -> Option<Pid> {
-        let text = std::fs::read_to_string(&self.pid_file).ok()?;
-        let pid: i32 = text.trim().parse().ok()?;
-        (pid > 0).then(|| Pid::from_raw(pid))
+        pid_in(&self.pid_file)
     }
 }
 

@@ -8,42 +8,14 @@ use std::path::Path;
 use std::time::Duration;
 
 use nix::sys::signal::{Signal, kill};
-use nix::unistd::Pid;
 use spiffe_helper_testkit::consumers::probe;
 use spiffe_helper_testkit::spire::Entry;
 
+use super::consumers::{NGINX, nginx_conf, pid_in, require_nginx};
 use crate::support::{
     Helper, ROTATION, WORKLOAD, assert_no_secrets, base_config, free_port, scratch, spire_with,
     wait_until, write_file,
 };
-
-const NGINX: &str = "/usr/sbin/nginx";
-
-/// An nginx configuration for the foreground (`-g "daemon off;"` is given on the command line),
-/// serving TLS on 127.0.0.1:port from the helper's files.
-fn nginx_conf(dir: &Path, port: u16, certs: &Path) -> std::path::PathBuf {
-    let d = dir.display();
-    write_file(
-        dir,
-        "nginx.conf",
-        &format!(
-            "user root;\nworker_processes 1;\npid {d}/nginx.pid;\n\
-             error_log {d}/nginx-error.log;\nevents {{ worker_connections 64; }}\n\
-             http {{\n  access_log off;\n  client_body_temp_path {d}/t-body;\n  \
-             proxy_temp_path {d}/t-proxy;\n  fastcgi_temp_path {d}/t-fcgi;\n  \
-             uwsgi_temp_path {d}/t-uwsgi;\n  scgi_temp_path {d}/t-scgi;\n  \
-             server {{\n    listen 127.0.0.1:{port} ssl;\n    \
-             ssl_certificate {c}/svid.pem;\n    ssl_certificate_key {c}/svid_key.pem;\n    \
-             location / {{ return 200 \"ok\\n\"; }}\n  }}\n}}\n",
-            c = certs.display()
-        ),
-    )
-}
-
-fn pid_in(file: &Path) -> Option<Pid> {
-    let text = std::fs::read_to_string(file).ok()?;
-    text.trim().parse().ok().map(Pid::from_raw)
-}
 
 /// Waits until the serial of `svid` differs from `previous`; the new serial.
 fn rotated(svid: &Path, previous: &str) -> Option<String> {
@@ -62,10 +34,7 @@ fn rotated(svid: &Path, previous: &str) -> Option<String> {
 /// which exits with nginx's status (0: nginx's fast shutdown).
 #[test]
 fn nginx_as_the_wrapped_child_is_reloaded_on_rotation_and_stopped_with_the_helper() {
-    assert!(
-        Path::new(NGINX).exists(),
-        "{NGINX} not found: run `make deps` (installs the Debian package nginx-light)"
-    );
+    require_nginx();
     let spire = spire_with(&Entry::new(WORKLOAD).x509_ttl(30));
     let dir = scratch();
     let certs = dir.path().join("certs");
