@@ -1,5 +1,6 @@
 //! Process management for the helper under test, polling, and certificate/JWT inspection.
 
+use std::cell::RefCell;
 use std::fs::{self, File};
 use std::net::TcpListener;
 use std::os::unix::fs::PermissionsExt;
@@ -71,10 +72,21 @@ pub fn epoch(t: SystemTime) -> f64 {
 
 /// A running helper (or a wrapper around it, e.g. `unshare`) in its own process group, with its
 /// stderr in a log file. Killed (SIGKILL) on drop when still running.
+///
+/// Every helper's log is checked for key material and tokens when it is stopped
+/// ([`stop_cleanly`]), when a one-shot run ends ([`run_oneshot`]) and, whatever the test did,
+/// when the handle is dropped: the drop fails the test if the log holds a secret (see
+/// [`Helper::check_log_for_secrets`]). No test has to remember to ask.
 pub struct Helper {
     child: Child,
     log: PathBuf,
     exited: Option<ExitStatus>,
+    /// Directory searched for key files and JWT files whose content must not be in the log.
+    secrets_root: PathBuf,
+    /// Tokens seen earlier in the run (since replaced on disk) that must not be in the log.
+    seen_tokens: RefCell<Vec<String>>,
+    /// Base64 lines of private keys seen earlier in the run (since replaced on disk).
+    seen_keys: RefCell<Vec<String>>,
 }
 
 impl Helper {
@@ -90,10 +102,14 @@ impl Helper {
     pub fn spawn_command(mut cmd: Command, config: &Path) -> Helper {
         let log = config.with_extension("log");
         let err = File::create(&log).unwrap();
+        // The test's own environment must not leak in; a variable the test set on `cmd` stays.
+        let set: Vec<_> = cmd.get_envs().map(|(k, _)| k.to_owned()).collect();
+        for name in ["RUST_LOG", "SPIFFE_ENDPOINT_SOCKET", "SPIRE_AGENT_ADDRESS"] {
+            if !set.iter().any(|k| k == name) {
+                cmd.env_remove(name);
+            }
+        }
         cmd.current_dir(config.parent().unwrap())
-            .env_remove("RUST_LOG")
-            .env_remove("SPIFFE_ENDPOINT_SOCKET")
-            .env_remove("SPIRE_AGENT_ADDRESS")
             .stdin(Stdio::null())
             .stdout(err.try_clone().unwrap())
             .stderr(err)
@@ -104,6 +120,39 @@ impl Helper {
             child,
             log,
             exited: None,
+            secrets_root: config.parent().unwrap().to_path_buf(),
+            seen_tokens: RefCell::new(Vec::new()),
+            seen_keys: RefCell::new(Vec::new()),
+        }
+    }
+
+    /// Adds tokens the test read during the run (a JWT-SVID since refreshed, so no longer on
+    /// disk) to what [`Helper::check_log_for_secrets`] looks for.
+    pub fn remember_tokens(&self, tokens: &[String]) {
+        self.seen_tokens.borrow_mut().extend(tokens.iter().cloned());
+    }
+
+    /// Adds the private key now in `key_file` (one a rotation will replace) to what
+    /// [`Helper::check_log_for_secrets`] looks for.
+    pub fn remember_key(&self, key_file: &Path) {
+        let pem = fs::read_to_string(key_file).unwrap();
+        self.seen_keys.borrow_mut().extend(
+            pem.lines()
+                .filter(|l| !l.starts_with("-----") && l.len() >= 32)
+                .map(str::to_owned),
+        );
+    }
+
+    /// Panics if the log holds PEM armour, `PRIVATE KEY`, anything that starts like a JWT
+    /// (`eyJ`, base64url of `{"`), a 32+ character base64 line of any private-key file under
+    /// the config's directory, or any JWT (or its signature) found in a file there or passed to
+    /// [`Helper::remember_tokens`]. The message names what was found, never the secret.
+    pub fn check_log_for_secrets(&self) {
+        let (mut keys, mut tokens) = secrets_under(&self.secrets_root);
+        keys.extend(self.seen_keys.borrow().iter().cloned());
+        tokens.extend(self.seen_tokens.borrow().iter().cloned());
+        if let Some(problem) = secret_in(&self.log(), &keys, &tokens) {
+            panic!("{}: {problem}", self.log.display());
         }
     }
 
@@ -183,17 +232,25 @@ impl Drop for Helper {
             let _ = kill(self.pid(), Signal::SIGKILL);
             let _ = self.child.wait();
         }
+        // A second panic while unwinding would abort the whole test binary; the test has
+        // already failed then.
+        if !std::thread::panicking() {
+            self.check_log_for_secrets();
+        }
     }
 }
 
-/// SIGTERM, then exit 0 within 2 s; returns how long it took.
+/// SIGTERM, then exit 0 within 2 s, then the log's secret check; returns how long it took.
 pub fn stop_cleanly(helper: &mut Helper) -> Duration {
     let start = Instant::now();
     helper.sigterm();
     let status = helper.wait_exit(Duration::from_secs(2));
     let took = start.elapsed();
     match status {
-        Some(s) if s.code() == Some(0) => took,
+        Some(s) if s.code() == Some(0) => {
+            helper.check_log_for_secrets();
+            took
+        }
         Some(s) => panic!(
             "helper exited with {s} after SIGTERM; log:\n{}",
             helper.log_tail()
@@ -232,9 +289,11 @@ pub fn run_oneshot(config: &Path, timeout: Duration) -> Run {
             helper.log_tail()
         );
     };
+    let elapsed = start.elapsed();
+    helper.check_log_for_secrets();
     Run {
         status,
-        elapsed: start.elapsed(),
+        elapsed,
         helper,
     }
 }
@@ -258,39 +317,72 @@ pub fn base_config(endpoint: &str, cert_dir: &Path) -> String {
     )
 }
 
-/// Panics if `log` holds PEM armour, a private key's base64, or any of `tokens`.
-pub fn assert_no_secrets(what: &str, log: &str, key_file: Option<&Path>, tokens: &[String]) {
-    assert!(
-        !log.contains("PRIVATE KEY"),
-        "{what}: log mentions PRIVATE KEY"
-    );
-    assert!(
-        !log.contains("BEGIN"),
-        "{what}: log holds PEM armour (BEGIN)"
-    );
-    if let Some(key) = key_file {
-        let pem = fs::read_to_string(key).unwrap();
-        for line in pem
-            .lines()
-            .filter(|l| !l.starts_with("-----") && l.len() >= 32)
-        {
-            assert!(
-                !log.contains(line),
-                "{what}: log holds the private key's base64"
-            );
+/// Private-key base64 lines and JWTs in the files under `root` (a few levels deep, log files
+/// and files over 1 MiB skipped): what a helper's log must never hold.
+fn secrets_under(root: &Path) -> (Vec<String>, Vec<String>) {
+    let (mut keys, mut tokens) = (Vec::new(), Vec::new());
+    let mut dirs = vec![(root.to_path_buf(), 0)];
+    while let Some((dir, depth)) = dirs.pop() {
+        let Ok(entries) = fs::read_dir(&dir) else {
+            continue;
+        };
+        for entry in entries.flatten() {
+            let path = entry.path();
+            let Ok(meta) = fs::symlink_metadata(&path) else {
+                continue;
+            };
+            if meta.is_dir() && depth < 4 {
+                dirs.push((path, depth + 1));
+                continue;
+            }
+            if !meta.is_file()
+                || meta.len() > 1 << 20
+                || path.extension().is_some_and(|e| e == "log")
+            {
+                continue;
+            }
+            let Ok(text) = fs::read_to_string(&path) else {
+                continue;
+            };
+            if text.contains("PRIVATE KEY-----") {
+                keys.extend(
+                    text.lines()
+                        .filter(|l| !l.starts_with("-----") && l.len() >= 32)
+                        .map(str::to_owned),
+                );
+            } else if text.starts_with("eyJ") && text.trim().matches('.').count() == 2 {
+                tokens.push(text.trim().to_owned());
+            }
         }
+    }
+    (keys, tokens)
+}
+
+/// What secret `text` holds, if any: PEM armour, `PRIVATE KEY`, something that starts like a
+/// JWT, one of `key_lines` (private-key base64) or one of `tokens` (or its signature).
+pub fn secret_in(text: &str, key_lines: &[String], tokens: &[String]) -> Option<String> {
+    if text.contains("PRIVATE KEY") {
+        return Some("mentions PRIVATE KEY".into());
+    }
+    if text.contains("BEGIN") {
+        return Some("holds PEM armour (BEGIN)".into());
+    }
+    if text.contains("eyJ") {
+        return Some("holds something that starts like a JWT (eyJ)".into());
+    }
+    if key_lines.iter().any(|l| text.contains(l.as_str())) {
+        return Some("holds a line of a private key's base64".into());
     }
     for token in tokens {
         let signature = token.rsplit('.').next().unwrap_or(token);
-        assert!(
-            !log.contains(token.as_str()),
-            "{what}: log holds a JWT-SVID"
-        );
-        assert!(
-            !log.contains(signature),
-            "{what}: log holds a JWT-SVID signature"
-        );
+        if text.contains(token.as_str()) {
+            return Some("holds a JWT-SVID".into());
+        }
+        if signature.len() >= 16 && text.contains(signature) {
+            return Some("holds a JWT-SVID's signature".into());
+        }
     }
+    None
 }
 
 // ---------------------------------------------------------------------------------------------

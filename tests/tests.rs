@@ -6,8 +6,9 @@
 //! - `faults`: agent, disk, consumer and signal faults, hostile input, security checks;
 //! - `doc_configs`: every `hcl` block in the docs passes `--validate`;
 //! - `support` runs processes (each helper in its own process group, stderr in a log file that
-//!   every daemon test checks for key material); `inspect` reads certificates, JWTs and HTTP
-//!   answers.
+//!   the harness checks for key material and tokens when it stops the helper and when the
+//!   handle is dropped, failing the test: no test opts in); `inspect` reads certificates, JWTs
+//!   and HTTP answers.
 
 #![allow(
     clippy::unwrap_used,

@@ -6,11 +6,9 @@ use spiffe_helper_testkit::spire::{Entry, Spire};
 
 use crate::inspect::{audiences, jwt_parts, key_matches_cert, leaf, openssl_verify, read_certs};
 use crate::support::spire_with;
-use crate::support::{
-    PROPAGATION, WORKLOAD, assert_no_secrets, base_config, mode, run_oneshot, scratch, write_file,
-};
+use crate::support::{PROPAGATION, WORKLOAD, base_config, mode, run_oneshot, scratch, write_file};
 
-/// Item 1: a `cert_dir` that does not exist yet is created and gets a verifiable SVID, its key and
+/// A `cert_dir` that does not exist yet is created and gets a verifiable SVID, its key and
 /// the bundle, with the configured modes; the result matches what `spire-agent api fetch`
 /// returns. Also measures the one-shot wall time against a warm agent.
 #[test]
@@ -59,7 +57,6 @@ fn oneshot_writes_a_verifiable_svid_into_a_new_cert_dir() {
         read_certs(&cli.join("bundle.0.pem")),
         "bundle"
     );
-    assert_no_secrets("one-shot", &run.helper.log(), Some(&key), &[]);
 
     // Wall time against a warm agent (process start to exit), best of three.
     let mut best = Duration::MAX;
@@ -82,7 +79,7 @@ fn oneshot_writes_a_verifiable_svid_into_a_new_cert_dir() {
     assert!(best < Duration::from_secs(5), "one-shot took {best:?}");
 }
 
-/// Item 2a: no agent behind the socket: exit 1 within `startup_timeout` + 2 s, naming the socket,
+/// No agent behind the socket: exit 1 within `startup_timeout` + 2 s, naming the socket,
 /// and no files left behind.
 #[test]
 fn oneshot_without_agent_fails_in_time_naming_the_socket() {
@@ -118,7 +115,7 @@ fn oneshot_without_agent_fails_in_time_naming_the_socket() {
     assert!(left.is_empty(), "files left behind: {left:?}");
 }
 
-/// Item 2b: a workload without a registration entry: exit 1 naming `PermissionDenied`.
+/// A workload without a registration entry: exit 1 naming `PermissionDenied`.
 #[test]
 fn oneshot_unregistered_workload_fails_with_permission_denied() {
     let spire = Spire::start();
@@ -148,7 +145,7 @@ fn oneshot_unregistered_workload_fails_with_permission_denied() {
     assert_one_error_line(&run.helper.log());
 }
 
-/// The issue asks for "one clear error line" on failure: exactly one ERROR-level line.
+/// A failed start-up says what went wrong in one line: exactly one ERROR-level line.
 fn assert_one_error_line(log: &str) {
     let errors = log.lines().filter(|l| l.contains("ERROR")).count();
     assert_eq!(
@@ -160,7 +157,7 @@ fn assert_one_error_line(log: &str) {
     }
 }
 
-/// Item 9: the upstream README's "Configuration example" works as written; only the agent
+/// The upstream README's "Configuration example" works as written; only the agent
 /// address is changed (to this test's agent). `cert_dir = "certs"` is relative to the working
 /// directory, as in the README; `cmd`/`renew_signal` do not apply in one-shot mode. A second
 /// run must replace stale content in the README's 0444 files and keep their modes.
@@ -212,12 +209,7 @@ fn readme_example_config_works_as_written() {
             ],
             "{attempt} run: JWT audiences"
         );
-        assert_no_secrets(
-            "README example",
-            &run.helper.log(),
-            Some(&certs.join("svid_key.pem")),
-            &[token],
-        );
+        run.helper.remember_tokens(&[token]);
         openssl_verify(&certs.join("svid_bundle.pem"), &certs.join("svid.pem"))
             .unwrap_or_else(|e| panic!("{attempt} run: openssl verify failed: {e}"));
         // The second run must replace stale content in the read-only files.

@@ -11,8 +11,7 @@ use crate::faults::kit::{
 };
 use crate::inspect::{key_matches_cert, leaf};
 use crate::support::{
-    PROPAGATION, ROTATION, WORKLOAD, assert_no_secrets, free_port, scratch, stop_cleanly,
-    wait_until,
+    PROPAGATION, ROTATION, WORKLOAD, free_port, scratch, stop_cleanly, wait_until,
 };
 
 /// SPIRE with a 30 s X.509-SVID entry for [`WORKLOAD`]; returns it and the entry id.
@@ -112,7 +111,6 @@ fn agent_killed_and_socket_deleted_for_20s_then_restarted_helper_survives_and_ro
     );
     helper.assert_running("at the end");
     stop_cleanly(&mut helper);
-    assert_no_secrets("agent kill", &helper.log(), Some(&files.key), &[]);
 }
 
 /// Waits (up to one rotation period) for the SVID file to hold a leaf whose serial differs
@@ -197,7 +195,6 @@ fn entry_deleted_keeps_files_then_recreated_renews_them() {
     assert!(key_matches_cert(&files.key, &files.svid));
     assert!(leaf(&files.svid).unwrap().uris == vec![WORKLOAD.to_owned()]);
     stop_cleanly(&mut helper);
-    assert_no_secrets("entry deleted", &helper.log(), Some(&files.key), &[]);
 }
 
 /// SPIRE server down for 30 s with the agent up: the X.509 stream stays connected and the files
@@ -272,6 +269,6 @@ fn server_down_keeps_x509_serving_and_jwt_refresh_recovers() {
         "server down: JWT recovered {:?} after the server returned, {reads} clean read rounds",
         restarted.elapsed()
     );
+    helper.remember_tokens(&tokens);
     stop_cleanly(&mut helper);
-    assert_no_secrets("server down", &helper.log(), Some(&files.key), &tokens);
 }

@@ -11,9 +11,7 @@ use crate::faults::kit::{
     start_daemon, stray_temps, wait_ready,
 };
 use crate::inspect::{key_matches_cert, leaf};
-use crate::support::{
-    PROPAGATION, WORKLOAD, assert_no_secrets, free_port, scratch, stop_cleanly, wait_until,
-};
+use crate::support::{PROPAGATION, WORKLOAD, free_port, scratch, stop_cleanly, wait_until};
 
 /// Disk full during a real SPIRE rotation: liveness 503, old files intact and consistent, no
 /// temp files left; space returns: the pending rotation is written, liveness 200.
@@ -88,7 +86,6 @@ fn disk_full_during_rotation_keeps_old_files_and_recovers() {
         failed_at.elapsed()
     );
     stop_cleanly(&mut helper);
-    assert_no_secrets("disk full", &helper.log(), Some(&files.key), &[]);
 }
 
 /// Immutable cert dir (EPERM on create/rename, even for root): the update is not written,
@@ -145,5 +142,4 @@ fn immutable_cert_dir_fails_cleanly_and_recovers() {
     assert!(key_matches_cert(&files.key, &files.svid));
     assert_eq!(stray_temps(&certs), Vec::<String>::new());
     stop_cleanly(&mut helper);
-    assert_no_secrets("immutable dir", &helper.log(), Some(&files.key), &[]);
 }

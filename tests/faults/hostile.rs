@@ -13,9 +13,7 @@ use crate::faults::kit::{
     Fake, Running, X509Files, daemon_config, live, log_has, ready, wait_ready,
 };
 use crate::inspect::{cert_info, leaf};
-use crate::support::{
-    Helper, WORKLOAD, assert_no_secrets, free_port, scratch, stop_cleanly, wait_until, write_file,
-};
+use crate::support::{Helper, WORKLOAD, free_port, scratch, stop_cleanly, wait_until, write_file};
 
 /// Pushes `bad`; expects a log line with all of `words`, unchanged files, a running and healthy
 /// helper; then a good update is written.
@@ -48,7 +46,6 @@ fn rejects_with(what: &str, bad: pb::X509svidResponse, words: &[&str], healthy: 
         crate::faults::kit::tail(&r.helper)
     );
     stop_cleanly(&mut r.helper);
-    assert_no_secrets(what, &r.helper.log(), Some(&r.files.key), &[]);
 }
 
 #[test]
@@ -144,7 +141,6 @@ fn thousand_svids_write_the_first() {
     assert_eq!(written.uris, vec!["spiffe://example.org/w0000".to_owned()]);
     assert_eq!(live(r.port), Some(200));
     stop_cleanly(&mut r.helper);
-    assert_no_secrets("1000 SVIDs", &r.helper.log(), Some(&r.files.key), &[]);
 }
 
 /// A JWT with the given claims (unsigned, well-formed).
@@ -223,11 +219,6 @@ fn jwt_without_exp_is_refused_and_previous_token_kept() {
         "good JWT not written after the bad one; log:\n{}",
         crate::faults::kit::tail(&helper)
     );
+    helper.remember_tokens(&[good, no_exp, fresh]);
     stop_cleanly(&mut helper);
-    assert_no_secrets(
-        "JWT without exp",
-        &helper.log(),
-        Some(&files.key),
-        &[good, no_exp, fresh],
-    );
 }
