@@ -155,6 +155,59 @@ fn cmd_args_splitter_survives_100k_random_strings() {
     eprintln!(
         "cmd_args splitter: {INPUTS} inputs, {accepted} accepted ({unquoted} unquoted checked)"
     );
+    // Both sides: a splitter that refused everything, or accepted everything, would not do.
+    assert!(
+        accepted > INPUTS / 5,
+        "only {accepted} of {INPUTS} accepted: the splitter rejects what it should split"
+    );
+    assert!(
+        INPUTS - accepted > INPUTS / 20,
+        "only {} of {INPUTS} rejected: stray and unclosed quotes are accepted",
+        INPUTS - accepted
+    );
+    assert!(
+        unquoted > INPUTS / 10,
+        "only {unquoted} unquoted inputs checked"
+    );
+}
+
+/// `cmd_args` built from known arguments (plain words, and quoted ones holding spaces, doubled
+/// quotes, line breaks and backslashes), joined the way a user writes them: every one is
+/// accepted and splits back into exactly the arguments it was built from.
+#[test]
+fn cmd_args_splitter_gives_back_the_arguments_a_line_was_built_from() {
+    const PLAIN: &[char] = &['a', 'Z', '0', '-', '=', '/', '\\', '\'', '$', '*', 'é', ':'];
+    const QUOTED: &[char] = &['a', ' ', '"', '\n', '\\', '\'', '-', 'x', '\t'];
+    let mut rng = Rng(0x5eed_0006);
+    let runs = 20_000;
+    let mut quoted_args = 0;
+    for _ in 0..runs {
+        let args: Vec<String> = (0..=rng.below(5))
+            .map(|_| {
+                let pool = if rng.below(3) == 0 { QUOTED } else { PLAIN };
+                (0..rng.below(8)).map(|_| *rng.pick(pool)).collect()
+            })
+            .collect();
+        let line = args
+            .iter()
+            .map(|a| {
+                if a.is_empty() || a.contains([' ', '"', '\n', '\t']) {
+                    quoted_args += 1;
+                    format!("\"{}\"", a.replace('"', "\"\""))
+                } else {
+                    a.clone()
+                }
+            })
+            .collect::<Vec<_>>()
+            .join(" ");
+        // A line holding one empty argument is "" (an empty line is no argument at all).
+        let got = split_cmd_args(&line);
+        assert_eq!(got.as_ref(), Ok(&args), "{line:?}");
+    }
+    eprintln!(
+        "cmd_args splitter: {runs} built lines all split back ({quoted_args} quoted arguments)"
+    );
+    assert!(quoted_args > runs / 4);
 }
 
 /// The config parser on 30k random HCL/JSON-ish documents built from real keys: never a panic,
@@ -210,6 +263,133 @@ fn config_parser_survives_30k_random_documents() {
         }
     }
     eprintln!("config parser: {docs} documents, {accepted} accepted, no panic");
+    // Both sides: random fragments are mostly wrong, but not always.
+    assert!(
+        accepted > docs / 100,
+        "only {accepted} of {docs} accepted: the generator or the parser rejects everything"
+    );
+    assert!(
+        docs - accepted > docs / 2,
+        "{accepted} of {docs} accepted: duplicate keys, stray braces and bad values pass"
+    );
+}
+
+/// Valid documents built from a random subset of known settings, in random order, as HCL or
+/// JSON: every one is accepted and every setting it holds is in the resulting `Config`, every
+/// setting it leaves out has its documented default.
+#[test]
+fn config_parser_accepts_valid_documents_and_keeps_every_setting() {
+    // (HCL line, JSON member, check on the Config when present, check when absent)
+    type Check = fn(&Config) -> bool;
+    let settings: &[(&str, &str, Check, Check)] = &[
+        (
+            "cert_dir = \"/tmp/c\"",
+            "\"cert_dir\": \"/tmp/c\"",
+            |c| c.cert_dir.as_deref() == Some(std::path::Path::new("/tmp/c")),
+            |c| c.cert_dir.is_none(),
+        ),
+        (
+            "agent_address = \"unix:///tmp/a.sock\"",
+            "\"agent_address\": \"unix:///tmp/a.sock\"",
+            |c| c.agent_address.to_string() == "unix:///tmp/a.sock",
+            |c| c.agent_address.to_string() == "unix:///e.sock",
+        ),
+        (
+            "daemon_mode = false",
+            "\"daemon_mode\": false",
+            |c| !c.daemon_mode,
+            |c| c.daemon_mode,
+        ),
+        (
+            "cmd = \"/bin/x\"\ncmd_args = \"a \\\"b c\\\"\"",
+            "\"cmd\": \"/bin/x\", \"cmd_args\": \"a \\\"b c\\\"\"",
+            // One-shot mode ignores cmd and cmd_args (with a warning, checked below).
+            |c| {
+                if c.daemon_mode {
+                    c.cmd.as_deref() == Some("/bin/x") && c.cmd_args == ["a", "b c"]
+                } else {
+                    c.cmd.is_none() && c.cmd_args.is_empty()
+                }
+            },
+            |c| c.cmd.is_none() && c.cmd_args.is_empty(),
+        ),
+        (
+            "renew_signal = \"SIGUSR1\"",
+            "\"renew_signal\": \"SIGUSR1\"",
+            |c| {
+                c.renew_signal
+                    == c.daemon_mode
+                        .then_some(spiffe_helper_config::Signal::SIGUSR1)
+            },
+            |c| c.renew_signal.is_none(),
+        ),
+        (
+            "key_file_mode = 0400",
+            "\"key_file_mode\": 400", // octal however written
+            |c| c.key_file_mode.bits() == 0o400,
+            |c| c.key_file_mode.bits() == 0o600,
+        ),
+        (
+            "startup_timeout = \"5s\"",
+            "\"startup_timeout\": \"5s\"",
+            |c| c.startup_timeout == Duration::from_secs(5),
+            |c| c.startup_timeout == Duration::from_secs(30),
+        ),
+        (
+            "log_level = \"debug\"",
+            "\"log_level\": \"debug\"",
+            |c| c.log_level == spiffe_helper_config::LogLevel::Debug,
+            |c| c.log_level == spiffe_helper_config::LogLevel::Info,
+        ),
+        (
+            "jwt_svids = [{ jwt_audience = \"a\", jwt_svid_file_name = \"/tmp/t\" }]",
+            "\"jwt_svids\": [{\"jwt_audience\": \"a\", \"jwt_svid_file_name\": \"/tmp/t\"}]",
+            // A file with jwt_svids and no svid_* name is JWT-only: no X.509 output.
+            |c| c.jwt_svids.len() == 1 && c.jwt_svids[0].audience == "a" && c.x509.is_none(),
+            |c| c.jwt_svids.is_empty() && c.x509.is_some(),
+        ),
+    ];
+    let env = |name: &str| (name == "SPIFFE_ENDPOINT_SOCKET").then(|| "unix:///e.sock".to_owned());
+    let file = std::path::Path::new("prop.conf");
+    let mut rng = Rng(0x5eed_0007);
+    let docs = 5_000;
+    for _ in 0..docs {
+        // The X.509 files need a cert_dir; keep it in every document, the rest at random.
+        let mut chosen: Vec<usize> = vec![0];
+        chosen.extend((1..settings.len()).filter(|_| rng.below(2) == 0));
+        for i in (1..chosen.len()).rev() {
+            chosen.swap(i, rng.below(i + 1));
+        }
+        let json = rng.below(3) == 0;
+        let text = if json {
+            let members: Vec<&str> = chosen.iter().map(|&i| settings[i].1).collect();
+            format!("{{{}}}", members.join(", "))
+        } else {
+            let lines: Vec<&str> = chosen.iter().map(|&i| settings[i].0).collect();
+            lines.join("\n") + "\n"
+        };
+        let parsed = Config::parse_str(&text, file, &Overrides::default(), &env);
+        let Ok((config, warnings)) = parsed else {
+            panic!("a valid document was refused:\n{text}\n--- {parsed:?}");
+        };
+        let ignored = !config.daemon_mode && (chosen.contains(&3) || chosen.contains(&4));
+        assert_eq!(
+            !warnings.is_empty(),
+            ignored,
+            "warnings {warnings:?} for:\n{text}"
+        );
+        for (i, (hcl, _, present, absent)) in settings.iter().enumerate() {
+            if chosen.contains(&i) {
+                assert!(present(&config), "{hcl:?} lost:\n{text}\n--- {config:?}");
+            } else {
+                assert!(
+                    absent(&config),
+                    "no default where {hcl:?} is left out:\n{text}"
+                );
+            }
+        }
+    }
+    eprintln!("config parser: {docs} valid documents accepted, every setting kept");
 }
 
 /// Response -> domain conversion through the public client: a fake agent serves 3000 mutated
@@ -225,7 +405,7 @@ fn client_conversion_survives_3000_mutated_responses() {
     let foreign = other.issue("spiffe://other.org/w", Duration::from_secs(3600));
     let client = WorkloadApiClient::new(Endpoint::parse(&fake.endpoint()).unwrap());
     let mut rng = Rng(0x5eed_0005);
-    let (mut ok, mut rejected, runs) = (0, 0, 3000);
+    let (mut ok, mut rejected, mut intact, runs) = (0, 0, 0, 3000);
     let start = Instant::now();
     for _ in 0..runs {
         let mut r = certs::x509_response(
@@ -233,6 +413,7 @@ fn client_conversion_survives_3000_mutated_responses() {
             &[ca.der()],
             &[("other.org", vec![other.der()])],
         );
+        let mut chain_touched = false;
         for _ in 0..=rng.below(3) {
             let svid = &mut r.svids[0];
             let flip = |bytes: &mut Vec<u8>, rng: &mut Rng| {
@@ -242,16 +423,26 @@ fn client_conversion_survives_3000_mutated_responses() {
                 }
             };
             match rng.below(12) {
-                0 => flip(&mut svid.x509_svid, &mut rng),
+                0 => {
+                    flip(&mut svid.x509_svid, &mut rng);
+                    chain_touched = true;
+                }
                 1 => flip(&mut svid.x509_svid_key, &mut rng),
                 2 => flip(&mut svid.bundle, &mut rng),
                 3 => {
                     let keep = rng.below(svid.x509_svid.len() + 1);
                     svid.x509_svid.truncate(keep);
+                    chain_touched = true;
                 }
-                4 => svid.x509_svid.extend(rng.bytes(64)),
+                4 => {
+                    svid.x509_svid.extend(rng.bytes(64));
+                    chain_touched = true;
+                }
                 5 => svid.x509_svid_key = foreign.key_pkcs8.clone(),
-                6 => svid.x509_svid = foreign.chain_der(),
+                6 => {
+                    svid.x509_svid = foreign.chain_der();
+                    chain_touched = true;
+                }
                 7 => svid.spiffe_id = rng.text(&["spiffe://example.org", "spiffe://", ""], 12),
                 8 => svid.bundle = rng.bytes(300),
                 9 => {
@@ -269,21 +460,49 @@ fn client_conversion_survives_3000_mutated_responses() {
         match got.expect("fetch hung on a mutated response") {
             Ok(context) => {
                 ok += 1;
+                assert!(!context.svids().is_empty(), "accepted with no SVID");
                 for svid in context.svids() {
                     assert_eq!(uri_sans(svid.leaf()), vec![svid.spiffe_id().to_string()]);
                     assert!(!svid.bundle().is_empty());
+                }
+                // The certificate bytes were not mutated: the first SVID is the good one,
+                // chain unchanged.
+                let first = &context.svids()[0];
+                if !chain_touched {
+                    assert_eq!(first.spiffe_id().to_string(), WORKLOAD);
+                    assert_eq!(first.cert_chain(), good.chain.as_slice(), "chain altered");
+                    intact += 1;
                 }
             }
             Err(_) => rejected += 1,
         }
     }
+    // Control: the unmutated response is accepted and converted exactly, so the counts above
+    // measure the mutations, not a client that refuses everything.
+    fake.push(certs::x509_response(
+        &[(&good, "h")],
+        &[ca.der()],
+        &[("other.org", vec![other.der()])],
+    ));
+    let context = fake
+        .rt
+        .block_on(client.fetch_x509_context())
+        .expect("the unmutated response was refused");
+    let svid = &context.svids()[0];
+    assert_eq!(svid.spiffe_id().to_string(), WORKLOAD);
+    assert_eq!(svid.leaf(), good.chain[0].as_slice());
+    assert_eq!(svid.hint(), "h");
     eprintln!(
-        "client conversion: {runs} mutated responses in {:?}: {ok} accepted, {rejected} rejected, no panic",
+        "client conversion: {runs} mutated responses in {:?}: {ok} accepted ({intact} with the good SVID intact), {rejected} rejected, no panic",
         start.elapsed()
     );
     assert!(
         rejected > runs / 2,
         "mutations hardly ever produced an invalid response"
+    );
+    assert!(
+        ok > runs / 50,
+        "only {ok} of {runs} accepted: harmless mutations (a federated key, a duplicate SVID) are refused"
     );
 }
 
