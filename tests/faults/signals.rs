@@ -154,3 +154,72 @@ fn sigterm_during_writes_leaves_consistent_files() {
         "SIGTERM during writes: 12 runs, slowest exit {slowest:?}, {newest} runs ended with the update written"
     );
 }
+
+/// The bounded drain with a `cmd` that ignores SIGTERM: the helper's SIGTERM is passed on,
+/// ignored, and `cmd_stop_timeout` (3 s) later the child gets SIGKILL; the helper then exits 0
+/// at once, well inside its drain bound (`cmd_stop_timeout` + 5 s, at least 10 s), so without
+/// the "exiting anyway" warning, and never before its child is gone.
+#[test]
+fn sigterm_with_a_cmd_ignoring_it_kills_the_cmd_after_cmd_stop_timeout() {
+    let dir = scratch();
+    let script = write_file(
+        dir.path(),
+        "stubborn.sh",
+        "#!/bin/sh\ntrap '' TERM\necho $$ > \"$1/child.pid\"\nwhile :; do sleep 0.1; done\n",
+    );
+    std::fs::set_permissions(&script, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let extra = format!(
+        "cmd = \"{}\"\ncmd_args = \"{}\"\ncmd_stop_timeout = \"3s\"\n",
+        script.display(),
+        dir.path().display()
+    );
+    let Running {
+        mut helper,
+        fake: _fake,
+        dir: _helper_dir,
+        ..
+    } = Running::start(&extra);
+    let pid_file = dir.path().join("child.pid");
+    assert!(
+        crate::support::wait_until(Duration::from_secs(10), || std::fs::read_to_string(
+            &pid_file
+        )
+        .is_ok_and(|t| t.ends_with('\n'))),
+        "cmd did not start; log:\n{}",
+        crate::faults::kit::tail(&helper)
+    );
+    let child: i32 = std::fs::read_to_string(&pid_file)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    let start = Instant::now();
+    helper.sigterm();
+    let status = helper.wait_exit(Duration::from_secs(15));
+    let took = start.elapsed();
+    eprintln!("MEASURE SIGTERM with a cmd ignoring it (cmd_stop_timeout 3 s): exit after {took:?}");
+    assert_eq!(
+        status.and_then(|s| s.code()),
+        Some(0),
+        "{status:?} after {took:?}; log:\n{}",
+        crate::faults::kit::tail(&helper)
+    );
+    assert!(
+        took >= Duration::from_millis(2900) && took < Duration::from_secs(8),
+        "exit after {took:?}: want cmd_stop_timeout (3 s) plus little; log:\n{}",
+        crate::faults::kit::tail(&helper)
+    );
+    // Gone (a zombie left for init to reap would still answer for a moment).
+    assert!(
+        crate::support::wait_until(Duration::from_secs(2), || {
+            nix::sys::signal::kill(nix::unistd::Pid::from_raw(child), None).is_err()
+        }),
+        "the stubborn cmd {child} outlived the helper"
+    );
+    let log = helper.log();
+    assert!(
+        !log.contains("exiting anyway"),
+        "the drain hit its bound; log:\n{}",
+        crate::faults::kit::tail(&helper)
+    );
+}
