@@ -28,7 +28,11 @@ fn markdown_files() -> Vec<PathBuf> {
 
 /// (first line of the block, block text) for every `hcl` code fence.
 fn hcl_blocks(file: &Path) -> Vec<(usize, String)> {
-    let text = std::fs::read_to_string(file).unwrap();
+    hcl_blocks_in(&std::fs::read_to_string(file).unwrap())
+}
+
+/// (first line of the block, block text) for every `hcl` code fence in `text`.
+fn hcl_blocks_in(text: &str) -> Vec<(usize, String)> {
     let mut blocks = Vec::new();
     let mut current: Option<(usize, String)> = None;
     for (index, line) in text.lines().enumerate() {
@@ -90,5 +94,26 @@ fn every_documented_config_validates() {
         failures.is_empty(),
         "documented configs that do not validate:\n{}",
         failures.join("\n")
+    );
+}
+
+/// README.md shows "the upstream example, unchanged": the block after that sentence is, byte
+/// for byte, the fixture `e2e::oneshot::readme_example_config_works_as_written` runs (itself
+/// the example of the upstream v0.11.0 README).
+#[test]
+fn readme_upstream_example_is_the_file_the_oneshot_test_runs() {
+    let fixture = include_str!("fixtures/upstream-readme-helper.conf");
+    let readme = root().join("README.md");
+    let text = std::fs::read_to_string(&readme).unwrap();
+    let (_, after) = text
+        .split_once("The upstream README's example (v0.11.0), unchanged")
+        .expect("README.md no longer introduces the upstream example");
+    let (line, block) = hcl_blocks_in(after)
+        .into_iter()
+        .next()
+        .expect("no hcl block after the upstream example's introduction");
+    assert_eq!(
+        block, fixture,
+        "README.md's upstream example (block at line {line} after the introduction) differs from tests/fixtures/upstream-readme-helper.conf"
     );
 }
