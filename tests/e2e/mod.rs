@@ -8,7 +8,8 @@
 //! docs/consumers.md adds: `reload` (`PostgreSQL` through `postmaster.pid`, `HAProxy` serving the
 //! combined file), `wrapper` (nginx as the wrapped child, exit codes), `delivery` (the
 //! filesystem-delivery folder with a federated domain), `config_errors` (several mistakes, `cmd`
-//! with `--`, the health bind address).
+//! with `--`, the health bind address); `logs` (JSON lines, `RUST_LOG`), `upstream` (the same
+//! `helper.conf` through the upstream Go helper v0.11.0 and ours, the files byte for byte).
 
 mod config_errors;
 mod consumers;
@@ -17,6 +18,8 @@ mod delivery;
 mod health;
 mod idle;
 mod jwt;
+mod logs;
 mod oneshot;
 mod reload;
+
 mod wrapper;

@@ -15,7 +15,7 @@ mod agent;
 mod consumer;
 mod disk;
 mod hostile;
-mod kit;
+pub(crate) mod kit;
 mod props;
 mod security;
 mod signals;
