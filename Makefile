@@ -16,9 +16,9 @@ help: ## list targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
 
 .PHONY: deps
-deps: ## install what the tests need (SPIRE from the Go module proxy; openssl, nginx, containerd, podman... from Debian)
+deps: ## install what the tests need (SPIRE and the upstream Go spiffe-helper v0.11.0 from the Go module proxy; openssl, nginx, containerd, podman... from Debian)
 	@scripts/install-deps.sh
-	@tests/spire/build-spire.sh >/dev/null
+	@tests/spire/build-spire.sh --with-upstream-helper >/dev/null
 
 .PHONY: spire
 spire: ## build SPIRE v1.13.3 into the cache (skipped when present)

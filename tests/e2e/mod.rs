@@ -21,5 +21,5 @@ mod jwt;
 mod logs;
 mod oneshot;
 mod reload;
-
+mod upstream;
 mod wrapper;
