@@ -216,12 +216,13 @@ fn always_restarts_a_program_that_exits_with_backoff() {
     let times = starts();
     let gaps: Vec<f64> = times.windows(2).map(|w| w[1] - w[0]).take(3).collect();
     eprintln!("MEASURE cmd_restart = \"always\": gaps between starts {gaps:.2?} s");
-    // Gap k is 2^k s ±20% plus the time to start `sh` and run `date` (up to 0.8 s on a busy
-    // 2-core machine): a constant delay or a restart loop fails at least one bound.
+    // Gap k is 2^k s ±20%, give or take the difference between two starts of `sh` and `date`
+    // (0.15 s less, up to 0.8 s more on a busy 2-core machine): a constant delay or a restart
+    // loop fails at least one bound (trials measured 0.84, 1.73, 4.55 and 1.17, 1.61, 4.16 s).
     for (k, gap) in gaps.iter().enumerate() {
         let want = f64::from(1u32 << k);
         assert!(
-            *gap >= want * 0.8 - 0.05 && *gap <= want * 1.2 + 0.8,
+            *gap >= want * 0.8 - 0.15 && *gap <= want * 1.2 + 0.8,
             "gap {} between starts is {gap:.2} s, want {want} s ±20%; all gaps {gaps:.2?}; log:\n{}",
             k + 1,
             helper.log_tail()
