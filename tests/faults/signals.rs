@@ -11,6 +11,23 @@ use crate::inspect::http_get;
 use crate::inspect::{key_matches_cert, leaf};
 use crate::support::{Helper, free_port, scratch, stop_cleanly, write_file};
 
+/// Waits until the helper has logged (at debug) three start-up retries, so the
+/// SIGTERM that follows lands during the retries.
+fn wait_for_retries(helper: &Helper) {
+    let retries = || {
+        helper
+            .log()
+            .lines()
+            .filter(|l| l.contains("DEBUG") && l.contains("retrying"))
+            .count()
+    };
+    assert!(
+        crate::support::wait_until(Duration::from_secs(10), || retries() >= 3),
+        "fewer than 3 logged start-up retries in 10 s; log:\n{}",
+        crate::faults::kit::tail(helper)
+    );
+}
+
 /// No agent at all: the daemon is retrying the first fetch (deadline 30 s) when SIGTERM comes;
 /// it exits 0 at once.
 #[test]
@@ -22,7 +39,7 @@ fn sigterm_during_startup_retries_exits_0_promptly() {
     let config = daemon_config(&format!("unix://{}", socket.display()), &certs, port, "")
         .replace("startup_timeout = \"10s\"", "startup_timeout = \"30s\"");
     let mut helper = start_daemon(dir.path(), &config);
-    std::thread::sleep(Duration::from_millis(2500)); // several retries (1 s backoff, doubling)
+    wait_for_retries(&helper);
     helper.assert_running("while retrying the first fetch");
     let took = stop_cleanly(&mut helper);
     eprintln!("SIGTERM during start-up retries: exit 0 after {took:?}");
@@ -43,13 +60,14 @@ fn sigterm_during_oneshot_startup_exits_promptly_without_success() {
         dir.path(),
         "helper.conf",
         &format!(
-            "agent_address = \"unix://{}\"\ncert_dir = \"{}\"\nstartup_timeout = \"30s\"\n",
+            "agent_address = \"unix://{}\"\ncert_dir = \"{}\"\nstartup_timeout = \"30s\"\n\
+             log_level = \"debug\"\n",
             socket.display(),
             certs.display()
         ),
     );
     let mut helper = Helper::spawn(&config, &["--daemon-mode", "false"]);
-    std::thread::sleep(Duration::from_millis(1500));
+    wait_for_retries(&helper);
     helper.assert_running("while retrying");
     let start = Instant::now();
     helper.sigterm();
