@@ -15,10 +15,17 @@ HELPER       := target/debug/spiffe-helper-rust
 help: ## list targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
 
+# Each slow stage prints one line with its time; its full output goes to a log under
+# ${XDG_CACHE_HOME:-~/.cache}/spiffe-helper-rust/logs (scripts/stage.sh).
 .PHONY: deps
-deps: ## install what the tests need (SPIRE and the upstream Go spiffe-helper v0.11.0 from the Go module proxy; openssl, nginx, containerd, podman... from Debian)
-	@scripts/install-deps.sh
-	@tests/spire/build-spire.sh --with-upstream-helper >/dev/null
+deps: ## install what the tests need (SPIRE and the upstream Go spiffe-helper v0.11.0 from the Go module proxy; openssl, nginx, containerd, podman... from Debian; cargo-deny)
+	@scripts/stage.sh "deps: system packages" scripts/install-deps.sh
+	@scripts/stage.sh "deps: SPIRE v1.13.3 and upstream spiffe-helper v0.11.0" tests/spire/build-spire.sh --with-upstream-helper >/dev/null
+	@$(MAKE) --no-print-directory tools
+
+.PHONY: tools
+tools: ## install cargo-deny (pinned, from crates.io) into the cache outside the repo (skipped when present)
+	@scripts/stage.sh "deps: cargo-deny" scripts/install-cargo-tools.sh
 
 .PHONY: spire
 spire: ## build SPIRE v1.13.3 into the cache (skipped when present)
@@ -93,7 +100,7 @@ demo: ## build, start SPIRE, run the helper, show what it wrote, watch one rotat
 	@scripts/demo.sh
 
 .PHONY: lint
-lint: ## fmt + clippy + docs + manifests/Dockerfile + cargo deny (where installed)
+lint: tools ## fmt + clippy + docs + manifests/Dockerfile + shell scripts + cargo deny (licenses, bans, sources)
 	@scripts/lint.sh
 
 .PHONY: bench

@@ -6,6 +6,9 @@
 # waits for the agent to rotate the SVID (the registered entry lives 60 s, so a new one comes
 # every ~30-40 s) and shows that the helper rewrote the files, then stops everything.
 # Whatever happens, the trap stops the helper and SPIRE and removes the temp dir.
+# Each setup stage (the helper's build, SPIRE's Go build the first time, SPIRE's start) prints
+# one line with its time; its full output goes to a log under
+# ${XDG_CACHE_HOME:-~/.cache}/spiffe-helper-rust/logs (scripts/stage.sh), named on that line.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
@@ -35,11 +38,18 @@ trap 'exit 130' INT TERM
 
 command -v openssl >/dev/null || { say "openssl is required (make deps installs it)"; exit 1; }
 
-say "building the helper (debug)"
-cargo build -q -p spiffe-helper-rust
+stage() {
+  local label="$1"
+  shift
+  "$ROOT/scripts/stage.sh" "demo: $label" "$@"
+}
 
-say "starting SPIRE in $DIR"
-SOCK="$("$ROOT/scripts/env.sh" up "$DIR")"
+stage "building the helper (debug)" cargo build -p spiffe-helper-rust
+if [ -z "${SPIRE_BIN_DIR:-}" ]; then
+  SPIRE_BIN_DIR="$(stage "SPIRE v1.13.3 (the first time a Go build of several minutes)" "$ROOT/tests/spire/build-spire.sh")"
+  export SPIRE_BIN_DIR
+fi
+SOCK="$(stage "starting SPIRE (in $DIR)" "$ROOT/scripts/env.sh" up "$DIR")"
 
 # A free port for the health endpoints.
 PORT=""

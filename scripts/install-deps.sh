@@ -36,8 +36,9 @@ has pgrep || missing+=(procps)
 [ ${#missing[@]} -eq 0 ] && exit 0
 if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
   echo "install-deps: installing ${missing[*]}" >&2
-  DEBIAN_FRONTEND=noninteractive apt-get update -qq >/dev/null
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  # apt's output goes to stderr: `make deps` keeps it in the stage's log (scripts/stage.sh).
+  DEBIAN_FRONTEND=noninteractive apt-get update -q >&2
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${missing[@]}" >&2
 else
   echo "install-deps: please install: ${missing[*]}" >&2
   exit 1

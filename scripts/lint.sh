@@ -3,7 +3,10 @@
 #   - rustfmt (check only), clippy with -D warnings, rustdoc with -D warnings
 #   - the Kubernetes manifests in deploy/k8s against the API schemas (kubernetes-validate)
 #   - deploy/Dockerfile (hadolint) and the shell scripts (shellcheck)
-#   - cargo deny (licenses, bans, sources, advisories) when cargo-deny is installed
+#   - cargo deny: licenses, bans and sources (deny.toml). cargo-deny comes from `make tools`
+#     (part of `make deps`) in ~/.cache/spiffe-helper-rust/tools; without it this check fails.
+#     Advisories need the RustSec database from the network, which this check does not fetch:
+#     it says so on every run; DENY_ADVISORIES=1 adds them where the network is there.
 # Python tools live in a venv under ~/.cache/spiffe-helper-rust/venv, created on first use
 # from PyPI. Runs every check, then fails if any failed.
 set -uo pipefail
@@ -11,6 +14,8 @@ set -uo pipefail
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$ROOT" || exit 1
 CACHE="${XDG_CACHE_HOME:-$HOME/.cache}/spiffe-helper-rust"
+# cargo-deny as installed by `make tools` (scripts/install-cargo-tools.sh).
+PATH="${CARGO_TOOLS_ROOT:-$CACHE/tools}/bin:$PATH"
 VENV="$CACHE/venv"
 K8S_VERSION="${K8S_VERSION:-1.33.0}"
 failed=()
@@ -50,12 +55,16 @@ shell_scripts() {
 
 deny() {
   if ! cargo deny --version >/dev/null 2>&1; then
-    step "cargo-deny is not installed: skipping (install: cargo install --locked cargo-deny, ~10 min on 2 cores)"
-    return 0
+    step "cargo-deny is not installed: run \`make tools\` (cargo install --locked cargo-deny into $CACHE/tools, ~10 min on 2 cores)"
+    return 1
   fi
   # Advisories need the RustSec database from the network; licenses, bans and sources do not.
   local checks=(licenses bans sources)
-  [ "${DENY_ADVISORIES:-0}" = 1 ] && checks+=(advisories)
+  if [ "${DENY_ADVISORIES:-0}" = 1 ]; then
+    checks+=(advisories)
+  else
+    step "cargo deny: advisories NOT checked (they need the RustSec database from the network; DENY_ADVISORIES=1 to add them)"
+  fi
   cargo deny --workspace check --hide-inclusion-graph "${checks[@]}"
 }
 
@@ -69,7 +78,7 @@ if python_tools; then
 else
   failed+=("installing the Python lint tools (needs python3 -m venv and PyPI)")
 fi
-check "cargo deny" deny
+check "cargo deny (licenses, bans, sources)" deny
 
 if [ ${#failed[@]} -gt 0 ]; then
   step "failed: ${failed[*]}"

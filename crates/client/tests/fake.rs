@@ -23,6 +23,9 @@ use tonic::Code;
 
 const ID: &str = "spiffe://example.org/workload";
 const STEP: Duration = Duration::from_secs(5);
+/// An upper bound for "at once" that a loaded 2-core CI machine still meets, and far below the
+/// 20 s delays and timeouts the tests below tell it from.
+const PROMPT: Duration = Duration::from_secs(10);
 
 fn client_for(fake: &FakeAgent) -> WorkloadApiClient {
     WorkloadApiClient::new(Endpoint::parse(&fake.endpoint()).unwrap())
@@ -198,15 +201,15 @@ type TimedEvents =
     tokio::sync::mpsc::UnboundedReceiver<(Instant, Result<WatchEvent<X509Context>, Error>)>;
 
 async fn recv_timed(events: &mut TimedEvents) -> (Instant, Result<WatchEvent<X509Context>, Error>) {
-    tokio::time::timeout(STEP, events.recv())
+    tokio::time::timeout(PROMPT, events.recv())
         .await
-        .expect("a watch event within 5 s")
+        .expect("a watch event within 10 s")
         .expect("the watch still runs")
 }
 
 /// An agent that restarts (its socket removed and bound again) is reconnected to as soon as the
 /// socket is back, not when the backoff delay (here 20 s) runs out: a pod is Ready again about
-/// a second after its agent returns.
+/// a second after its agent returns (the time is printed; the bound is generous for CI).
 #[tokio::test]
 async fn watch_reconnects_as_soon_as_the_agent_socket_is_back() {
     let mut fake = FakeAgent::start().await;
@@ -225,13 +228,13 @@ async fn watch_reconnects_as_soon_as_the_agent_socket_is_back() {
         panic!("expected a disconnect, got {event:?}");
     };
     assert_eq!(retry_in, Duration::from_secs(20), "the announced delay");
-    // Within 5 s of the socket coming back (recv_timed), not after the 20 s delay.
+    // Well before the 20 s delay runs out.
     let (at, event) = recv_timed(&mut events).await;
     assert_eq!(update(event), first, "the restarted agent's snapshot");
     let after = at.duration_since(back);
     eprintln!("reconnected {after:?} after the socket came back");
     assert!(
-        after < Duration::from_secs(2),
+        after < PROMPT,
         "reconnected {after:?} after the socket came back"
     );
     shutdown.cancel();
@@ -326,12 +329,16 @@ async fn permission_denied_is_retried_until_an_identity_appears() {
 async fn unimplemented_fails_start_at_once() {
     let fake = FakeAgent::start().await;
     fake.set_behaviour(Behaviour::Fail(Code::Unimplemented, "nope".into()));
-    let started = std::time::Instant::now();
-    let err = X509Source::start(client_for(&fake), Duration::from_secs(20))
-        .await
-        .unwrap_err();
+    // Not retried until the 20 s start-up timeout: the first answer ends it.
+    let err = tokio::time::timeout(
+        PROMPT,
+        X509Source::start(client_for(&fake), Duration::from_secs(20)),
+    )
+    .await
+    .expect("start ends before its 20 s timeout")
+    .unwrap_err();
     assert_eq!(err.code(), Some(StatusCode::Unimplemented));
-    assert!(started.elapsed() < Duration::from_secs(2));
+    assert_eq!(fake.x509_calls(), 1, "Unimplemented is not retried");
 }
 
 #[tokio::test]
@@ -348,11 +355,20 @@ async fn hanging_agent_is_bounded_by_caller_timeouts() {
     .await;
     assert!(jwt.is_err());
 
+    // The start-up timeout ends the wait: not before it, and not never.
     let started = std::time::Instant::now();
-    let err = X509Source::start(client, Duration::from_millis(500))
-        .await
-        .unwrap_err();
-    assert!(started.elapsed() < Duration::from_secs(2));
+    let err = tokio::time::timeout(
+        PROMPT,
+        X509Source::start(client, Duration::from_millis(500)),
+    )
+    .await
+    .expect("start returns after its 500 ms timeout")
+    .unwrap_err();
+    let waited = started.elapsed();
+    assert!(
+        waited >= Duration::from_millis(500),
+        "gave up after {waited:?}"
+    );
     match err {
         Error::Timeout { after, last_error } => {
             assert_eq!(after, Duration::from_millis(500));
@@ -482,12 +498,9 @@ async fn source_follows_rotations_and_survives_an_agent_restart() {
     .unwrap()
     .unwrap();
 
-    let started = std::time::Instant::now();
-    source.shutdown().await;
-    assert!(
-        started.elapsed() < Duration::from_secs(1),
-        "shutdown is prompt"
-    );
+    tokio::time::timeout(PROMPT, source.shutdown())
+        .await
+        .expect("shutdown does not wait for the open stream");
     fake.shutdown().await;
 }
 

@@ -61,7 +61,9 @@ async fn caches_per_audience_set_and_refreshes_at_half_life() {
             .keys()
             .is_empty()
     );
-    let exp = SystemTime::now() + Duration::from_secs(4);
+    // The token lives 8 s from `issued`; `exp` is whole seconds, so it ends 7-8 s after.
+    let issued = SystemTime::now();
+    let exp = issued + Duration::from_secs(8);
     let first = certs::jwt_token(ID, &["a", "b"], exp);
     fake.set_jwt_svids(svids(&[(&first, "")]));
     let got = source.jwt_svid(&["b", "a"]).await.unwrap();
@@ -73,15 +75,24 @@ async fn caches_per_audience_set_and_refreshes_at_half_life() {
     let again = source.jwt_svid(&["a", "b", "a"]).await.unwrap();
     assert_eq!(again.token().as_str(), first);
 
-    // At half the remaining life (~2 s) the refresher fetches the new token.
+    // The refresher sleeps half of what is left when it starts: however slow the machine, the
+    // new token cannot come before ~3.5 s after `issued` (half of at least 7 s), and it must
+    // come before the first one expires.
     let mut updates = source.watch_jwt_svid(&["a", "b"], None).await.unwrap();
-    let started = std::time::Instant::now();
-    tokio::time::timeout(Duration::from_secs(4), updates.changed())
+    tokio::time::timeout(Duration::from_secs(30), updates.changed())
         .await
-        .unwrap()
+        .expect("the token is refreshed")
         .unwrap();
-    let waited = started.elapsed();
-    assert!(waited >= Duration::from_millis(1200), "{waited:?}");
+    let refreshed = SystemTime::now();
+    let after = refreshed.duration_since(issued).unwrap();
+    assert!(
+        after >= Duration::from_secs(3),
+        "refreshed {after:?} after issue, before half of its 8 s life"
+    );
+    assert!(
+        refreshed < exp,
+        "refreshed {after:?} after issue, after the token expired"
+    );
     assert_eq!(updates.borrow().token().as_str(), second);
     assert_eq!(
         source.jwt_svid(&["a", "b"]).await.unwrap().token().as_str(),
@@ -109,10 +120,11 @@ async fn picks_by_hint_and_reports_a_missing_one() {
     assert_eq!(err.to_string(), "no JWT-SVID with hint \"z\"");
     assert!(source.is_healthy());
 
+    // The refreshers sleep ~5 min (the tokens live 10 min): shutdown does not wait for them.
     let clone = source.clone();
-    let started = std::time::Instant::now();
-    clone.shutdown().await;
-    assert!(started.elapsed() < Duration::from_secs(1));
+    tokio::time::timeout(Duration::from_secs(10), clone.shutdown())
+        .await
+        .expect("shutdown interrupts the refreshers' 5 min sleep");
     assert!(!source.is_healthy());
     assert!(matches!(source.jwt_svid(&["a"]).await, Err(Error::Closed)));
     fake.shutdown().await;

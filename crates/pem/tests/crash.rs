@@ -2,12 +2,18 @@
 //! old or new, never partial, and the next successful write removes its stray temp files.
 //!
 //! This is a `harness = false` test: the same binary re-executes itself with
-//! `PEM_CRASH_CHILD=<versions dir>:<out dir>` to become the writer that gets killed.
+//! `PEM_CRASH_CHILD=<versions dir>:<out dir>` to become the writer that gets killed. The writer
+//! says on stdout when its first write is done, and only then does the kill timer start, so
+//! every kill lands while it is rewriting the files in a loop. The test fails unless at least
+//! a quarter of the kills left a temporary file behind (a kill in the middle of a write, before
+//! its rename): without that it would prove nothing about interrupted writes.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::print_stdout)]
 
 mod common;
 
 use std::fs;
+use std::io::{BufRead as _, BufReader, Write as _};
+use std::os::unix::process::ExitStatusExt as _;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::thread;
@@ -21,6 +27,8 @@ use spiffe_helper_pem::{
 
 const CHILD_ENV: &str = "PEM_CRASH_CHILD";
 const RUNS: usize = 50;
+/// The line the writer prints once its first write is done.
+const WRITING: &str = "writing";
 const MODES: X509Modes = X509Modes {
     cert: 0o644,
     key: 0o600,
@@ -60,6 +68,11 @@ fn child(spec: &str) -> ! {
     let paths = paths(Path::new(out));
     for i in 0usize.. {
         let _ = write_x509(&paths, &files[i % 2], MODES).unwrap();
+        if i == 0 {
+            let mut out = std::io::stdout().lock();
+            writeln!(out, "{WRITING}").unwrap();
+            out.flush().unwrap();
+        }
     }
     unreachable!()
 }
@@ -87,12 +100,23 @@ fn main() {
     for run in 0..RUNS {
         let mut child = Command::new(&exe)
             .env(CHILD_ENV, &spec)
-            .stdout(Stdio::null())
+            .stdout(Stdio::piped())
             .spawn()
             .unwrap();
-        thread::sleep(Duration::from_micros(fastrand::u64(2_000..60_000)));
+        // Wait until the writer is in its write loop, then kill it somewhere inside.
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        assert_eq!(line.trim(), WRITING, "run {run}: the writer did not start");
+        thread::sleep(Duration::from_micros(fastrand::u64(0..20_000)));
         child.kill().unwrap(); // SIGKILL on Unix
-        child.wait().unwrap();
+        let status = child.wait().unwrap();
+        assert_eq!(
+            status.signal(),
+            Some(9),
+            "run {run}: the writer ended on its own ({status})"
+        );
 
         let current: Vec<PathBuf> =
             vec![paths.key.clone(), paths.cert.clone(), paths.bundle.clone()];
@@ -126,5 +150,12 @@ fn main() {
     }
     println!(
         "crash: {RUNS} SIGKILLed writers; {with_strays} left temp files (all cleaned), {mixed} stopped between files; no file was ever partial"
+    );
+    // Each kill that left a temp file interrupted a write before its rename: the case this
+    // test exists for. Measured: most kills do (the write loop spends most of its time with
+    // temp files open); a quarter is the floor below which the test proves too little.
+    assert!(
+        with_strays * 4 >= RUNS,
+        "only {with_strays} of {RUNS} kills interrupted a write (left a temp file behind)"
     );
 }

@@ -42,7 +42,8 @@ fn no_fed() -> BTreeMap<String, Vec<Vec<u8>>> {
     BTreeMap::new()
 }
 
-/// `b[i] = i*7 + seed`, the same bytes the Go program below encoded.
+/// `b[i] = i*7 + seed`: the input that Go's `encoding/pem` turned into `GO_CERTS` and `GO_KEY`
+/// below.
 #[expect(
     clippy::cast_possible_truncation,
     reason = "byte arithmetic wraps like Go's byte(i)"

@@ -41,10 +41,16 @@ fn wait_until(timeout: Duration, mut cond: impl FnMut() -> bool) -> bool {
 
 #[test]
 fn postgres_serves_the_given_cert_and_a_new_one_after_sighup_to_its_pid_file() {
-    if !postgres::available() || !nix::unistd::geteuid().is_root() {
-        eprintln!("skipped: PostgreSQL not installed or not root (run make deps)");
-        return;
-    }
+    assert!(
+        postgres::available(),
+        "PostgreSQL 15 not found in {}: run `make deps` as root (installs the Debian package postgresql-15)",
+        postgres::bin_dir().display()
+    );
+    assert!(
+        nix::unistd::geteuid().is_root(),
+        "this test must run as root: PostgreSQL refuses to run as root, so the test hands its \
+         files to the `postgres` user (chown), which only root may do; run `make test` as root"
+    );
     let user = postgres::PgUser::lookup();
     let dir = tempfile::Builder::new()
         .prefix("pgc")
@@ -87,10 +93,11 @@ fn postgres_serves_the_given_cert_and_a_new_one_after_sighup_to_its_pid_file() {
 
 #[test]
 fn haproxy_serves_the_combined_file_and_no_request_fails_across_a_reload() {
-    if !haproxy::available() {
-        eprintln!("skipped: HAProxy not installed (run make deps)");
-        return;
-    }
+    assert!(
+        haproxy::available(),
+        "HAProxy not found at {}: run `make deps` as root (installs the Debian package haproxy)",
+        haproxy::binary().display()
+    );
     let dir = tempfile::Builder::new()
         .prefix("hapc")
         .tempdir_in("/tmp")

@@ -119,6 +119,9 @@ fn upstream_authority_puts_an_intermediate_in_the_chain() {
     );
 }
 
+/// After a server restart, deleting the only entry makes the agent answer the workload with
+/// SPIRE's "no identity issued" `PermissionDenied` (what the helper treats as "not registered
+/// yet"), not with any other failure.
 #[test]
 fn deleted_entry_stops_issuing_and_server_restarts() {
     let mut spire = Spire::start();
@@ -130,7 +133,7 @@ fn deleted_entry_stops_issuing_and_server_restarts() {
     let sock = spire.socket_path().to_string_lossy().into_owned();
     let bin = spire.bin_dir().join("spire-agent");
     let deadline = Instant::now() + WAIT;
-    loop {
+    let denied = loop {
         let out = std::process::Command::new(&bin)
             .args([
                 "api",
@@ -144,11 +147,22 @@ fn deleted_entry_stops_issuing_and_server_restarts() {
             .output()
             .unwrap();
         if !out.status.success() {
-            break;
+            let said = format!(
+                "{}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            );
+            assert!(
+                said.contains("PermissionDenied") && said.contains("no identity issued"),
+                "the fetch failed, but not because the entry is gone ({}): {said}",
+                out.status
+            );
+            break said;
         }
         assert!(Instant::now() < deadline, "SVID still served after delete");
         std::thread::sleep(Duration::from_millis(200));
-    }
+    };
+    eprintln!("after delete: {}", denied.trim());
 }
 
 #[test]
