@@ -55,6 +55,7 @@ mod atomic;
 mod delivery;
 mod error;
 mod files;
+mod jwks;
 mod render;
 mod secret;
 

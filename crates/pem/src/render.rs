@@ -142,16 +142,25 @@ pub(crate) fn render_key_and_chain(pkcs8_der: &[u8], chain: &[&[u8]]) -> SecretB
 }
 
 /// The JWT bundle file (docs/behaviour.md#jwt-bundle-file): compact JSON object mapping each
-/// trust-domain name to the
-/// standard, padded base64 of that domain's JWKS bytes; keys sorted; no trailing newline;
-/// `{}` when empty. Same bytes as upstream's `json.Marshal` of a Go map (which sorts keys).
+/// trust-domain name to the standard, padded base64 of that domain's JWKS; keys sorted; no
+/// trailing newline; `{}` when empty. Same bytes as upstream's `json.Marshal` of a Go map
+/// (which sorts keys), and each JWKS as upstream re-encodes it through go-spiffe (compact,
+/// go-jose member order, `{"keys":null}` without keys); a JWKS that is not one of public EC,
+/// RSA or OKP keys (the client refuses those) is kept as received.
 #[must_use]
 pub fn render_jwt_bundle(bundles: &BTreeMap<String, Vec<u8>>) -> Vec<u8> {
     // Inserted in sorted order, so the output is sorted whether or not some other crate in
     // the build enables serde_json's `preserve_order`.
     let map: serde_json::Map<String, serde_json::Value> = bundles
         .iter()
-        .map(|(td, jwks)| (td.clone(), serde_json::Value::String(STANDARD.encode(jwks))))
+        .map(|(td, jwks)| {
+            let written = crate::jwks::as_upstream_writes(jwks);
+            let bytes = written.as_deref().unwrap_or(jwks);
+            (
+                td.clone(),
+                serde_json::Value::String(STANDARD.encode(bytes)),
+            )
+        })
         .collect();
     serde_json::Value::Object(map).to_string().into_bytes()
 }
