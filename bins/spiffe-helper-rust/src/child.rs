@@ -161,10 +161,12 @@ impl Supervisor {
 
     fn start(&self) -> Option<Running> {
         let name = self.command.program.to_string_lossy().into_owned();
-        let child = match Command::new(&self.command.program)
-            .args(&self.command.args)
-            .spawn()
-        {
+        let mut command = Command::new(&self.command.program);
+        command.args(&self.command.args);
+        // A clean slate, as systemd gives a service: whatever signals the helper itself was
+        // started with ignored (nohup, `cmd &` in a script), the child can trap them.
+        spiffe_helper_notify::reset_signal_dispositions(command.as_std_mut());
+        let child = match command.spawn() {
             Ok(child) => child,
             Err(err) => {
                 tracing::error!(cmd = name, error = %err, "cannot start cmd");
