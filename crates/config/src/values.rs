@@ -1,14 +1,11 @@
-//! Small typed values: file modes, log settings, the health block, durations and signals.
+//! Small typed values: file modes, log settings, durations and signals. A leaf module: the
+//! key table (`keys`) and the raw values (`raw`) build on it, never the other way round.
 
 use std::fmt;
-use std::net::IpAddr;
 use std::str::FromStr;
 use std::time::Duration;
 
 use nix::sys::signal::Signal;
-
-use crate::keys::HealthKey;
-use crate::raw;
 
 /// A Unix permission mode (at most `0o777`). Displays as four octal digits, e.g. `0644`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -172,32 +169,6 @@ impl FromStr for CmdRestart {
 impl fmt::Display for CmdRestart {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.as_str())
-    }
-}
-
-/// The health server (`health_checks` with `listener_enabled = true`).
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct HealthConfig {
-    /// Address to bind (`bind_address`, an IP literal); `0.0.0.0`, all interfaces, by default.
-    pub bind_address: IpAddr,
-    /// TCP port.
-    pub bind_port: u16,
-    /// Liveness URL path (starts with `/`).
-    pub liveness_path: String,
-    /// Readiness URL path (starts with `/`, differs from the liveness path).
-    pub readiness_path: String,
-}
-
-impl Default for HealthConfig {
-    /// Upstream's defaults, from the key table: all interfaces, port 8080, `/health/live`,
-    /// `/health/ready`.
-    fn default() -> Self {
-        Self {
-            bind_address: IpAddr::from([0, 0, 0, 0]),
-            bind_port: raw::default(HealthKey::BindPort),
-            liveness_path: raw::default(HealthKey::LivenessPath),
-            readiness_path: raw::default(HealthKey::ReadinessPath),
-        }
     }
 }
 
