@@ -42,7 +42,7 @@ fn no_fed() -> BTreeMap<String, Vec<Vec<u8>>> {
     BTreeMap::new()
 }
 
-/// `b[i] = i*7 + seed`, the same bytes the Go program below encoded.
+/// `b[i] = i*7 + seed`: the input bytes of the Go encodings in `GO_CERTS` and `GO_KEY` below.
 #[expect(
     clippy::cast_possible_truncation,
     reason = "byte arithmetic wraps like Go's byte(i)"
