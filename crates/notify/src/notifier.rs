@@ -7,22 +7,17 @@
 //! helper), [`Notifier::shutdown`] at the end, whose result is the exit code to use when the
 //! child decides it.
 
-#[path = "child.rs"]
-mod child;
-#[path = "pidfile.rs"]
-mod pidfile;
-
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use nix::sys::signal::Signal;
-use spiffe_helper_health::HealthState;
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-pub use child::{ChildCommand, DEFAULT_STOP_TIMEOUT, RestartPolicy};
-use child::{Supervisor, ToChild};
+use crate::child::{ChildCommand, DEFAULT_STOP_TIMEOUT, RestartPolicy, Supervisor, ToChild};
+use crate::{Events, pidfile};
 
 /// What to notify and how (the `cmd*`, `renew_signal` and `pid_file_name` settings).
 #[derive(Clone, Debug)]
@@ -64,7 +59,7 @@ pub struct Notifier {
     child: Option<ChildHandle>,
     must_stop: watch::Receiver<Option<u8>>,
     pid_retry: Option<CancellationToken>,
-    health: HealthState,
+    events: Arc<dyn Events>,
     shutdown: CancellationToken,
 }
 
@@ -73,11 +68,11 @@ impl Notifier {
     /// is a child and the policy is [`RestartPolicy::Always`] or [`RestartPolicy::Never`], the
     /// helper's SIGTERM, SIGINT and SIGQUIT are forwarded to it as they are (under
     /// [`RestartPolicy::OnRotation`] the child gets SIGTERM at shutdown, as upstream's `cmd`;
-    /// docs/behaviour.md, "Shutdown"). Must be
-    /// called inside the tokio runtime.
+    /// docs/behaviour.md, "Shutdown"). `events` hears of each child start and each signal
+    /// sent (the helper's health state). Must be called inside the tokio runtime.
     pub fn with_settings(
         settings: NotifySettings,
-        health: HealthState,
+        events: Arc<dyn Events>,
         shutdown: &CancellationToken,
     ) -> Self {
         // Under on-rotation (upstream `cmd`), upstream's contract holds: the child gets SIGTERM at
@@ -89,14 +84,14 @@ impl Notifier {
         } else {
             mpsc::unbounded_channel().1
         };
-        Self::with_signals(settings, health, shutdown, signals)
+        Self::with_signals(settings, events, shutdown, signals)
     }
 
     /// [`Notifier::with_settings`] with the forwarded signals supplied (tests inject them instead of
     /// signalling the test process).
     fn with_signals(
         settings: NotifySettings,
-        health: HealthState,
+        events: Arc<dyn Events>,
         shutdown: &CancellationToken,
         signals: mpsc::UnboundedReceiver<Signal>,
     ) -> Self {
@@ -109,7 +104,7 @@ impl Notifier {
                 policy: settings.restart,
                 stop_timeout: settings.stop_timeout,
                 renew_signal: settings.renew_signal,
-                health: health.clone(),
+                events: events.clone(),
                 shutdown: shutdown.clone(),
                 signals,
                 updates: updates_rx,
@@ -126,7 +121,7 @@ impl Notifier {
             child,
             must_stop,
             pid_retry: None,
-            health,
+            events,
             shutdown,
         }
     }
@@ -169,13 +164,13 @@ impl Notifier {
         }
         let cancel = self.shutdown.child_token();
         self.pid_retry = Some(cancel.clone());
-        let health = self.health.clone();
+        let events = self.events.clone();
         tokio::spawn(async move {
             let mut backoff = pidfile::retry_backoff();
             for attempt in 1..=pidfile::ATTEMPTS {
                 match pidfile::signal_pid_file(&path, signal) {
                     Ok(_) => {
-                        health.signal_sent(true);
+                        events.signal_sent(true);
                         return;
                     }
                     Err(reason) => {
@@ -190,7 +185,7 @@ impl Notifier {
                     () = tokio::time::sleep(backoff.next_delay()) => {}
                 }
             }
-            health.signal_sent(false);
+            events.signal_sent(false);
         });
     }
 
@@ -257,5 +252,4 @@ fn forward_os_signals(shutdown: &CancellationToken) -> mpsc::UnboundedReceiver<S
 }
 
 #[cfg(test)]
-#[path = "notify_tests.rs"]
 mod tests;

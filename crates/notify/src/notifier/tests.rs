@@ -4,14 +4,15 @@
 use std::ffi::OsString;
 use std::fs;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 use nix::sys::signal::Signal;
-use spiffe_helper_health::HealthState;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-use super::{ChildCommand, Notifier, NotifySettings, RestartPolicy, pidfile};
+use super::{ChildCommand, Notifier, NotifySettings, RestartPolicy};
+use crate::{Events, pidfile};
 
 fn sh(script: &str) -> ChildCommand {
     ChildCommand {
@@ -20,8 +21,13 @@ fn sh(script: &str) -> ChildCommand {
     }
 }
 
-fn health() -> HealthState {
-    HealthState::new(true, Vec::new(), None)
+/// Nobody listens to the events in these tests: they watch the child's own traces.
+struct Unheard;
+
+impl Events for Unheard {}
+
+fn events() -> Arc<dyn Events> {
+    Arc::new(Unheard)
 }
 
 fn notifier(
@@ -37,7 +43,7 @@ fn notifier(
         renew_signal,
         pid_file: None,
     };
-    let n = Notifier::with_signals(settings, health(), &CancellationToken::new(), rx);
+    let n = Notifier::with_signals(settings, events(), &CancellationToken::new(), rx);
     (n, tx)
 }
 
@@ -225,7 +231,7 @@ async fn a_pid_file_that_appears_later_is_signalled_by_a_retry() {
         ..NotifySettings::default()
     };
     let (_tx, rx) = mpsc::unbounded_channel();
-    let mut n = Notifier::with_signals(settings, health(), &CancellationToken::new(), rx);
+    let mut n = Notifier::with_signals(settings, events(), &CancellationToken::new(), rx);
     n.x509_updated();
     // The first tries fail (no file); the file appears after 3 s of (paused) time.
     tokio::time::sleep(Duration::from_secs(3)).await;

@@ -57,6 +57,7 @@ pub struct X509Outcome {
 
 impl Outputs {
     /// Takes the output settings out of a validated config.
+    #[must_use]
     pub fn from_config(config: &Config) -> Self {
         let x509 = config.x509.as_ref().map(|paths| X509Files {
             paths: X509Paths {

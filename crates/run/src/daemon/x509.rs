@@ -5,13 +5,13 @@ use std::sync::{Arc, OnceLock};
 use std::time::{Duration, SystemTime};
 
 use spiffe_helper_health::HealthState;
+use spiffe_helper_notify::Notifier;
 use spiffe_workload_client::{Backoff, X509Snapshot, X509Source};
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 use super::Fatal;
-use crate::notify::Notifier;
 use crate::writer::Writer;
 
 /// How often the daemon logs that it is alive (docs/behaviour.md, "Logs").

@@ -21,12 +21,12 @@ use std::time::Duration;
 use anyhow::Context as _;
 use spiffe_helper_config::{CmdRestart, Config};
 use spiffe_helper_health::{HealthPaths, HealthServer, HealthState};
+use spiffe_helper_notify::{ChildCommand, Events, Notifier, NotifySettings, RestartPolicy};
 use spiffe_workload_client::{ConnectionState, JwtSource, WorkloadApiClient, X509Source};
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
-use crate::notify::{ChildCommand, Notifier, NotifySettings, RestartPolicy};
 use crate::outputs::Outputs;
 use crate::startup;
 use crate::writer::Writer;
@@ -105,6 +105,7 @@ pub struct Daemon {
 impl Daemon {
     /// A daemon for `config` (and the wrapper-mode program, if any) that stops when `shutdown`
     /// is cancelled. Starts nothing yet.
+    #[must_use]
     pub fn new(
         config: Config,
         child_argv: Option<Vec<OsString>>,
@@ -260,7 +261,21 @@ impl Daemon {
             renew_signal: config.renew_signal,
             pid_file: config.pid_file_name.clone(),
         };
-        Notifier::with_settings(settings, self.health.clone(), &self.shutdown)
+        let events = Arc::new(HealthEvents(self.health.clone()));
+        Notifier::with_settings(settings, events, &self.shutdown)
+    }
+}
+
+/// The notifier's reports, fed into the health state (readiness and `/metrics`).
+struct HealthEvents(HealthState);
+
+impl Events for HealthEvents {
+    fn child_started(&self) {
+        self.0.child_started();
+    }
+
+    fn signal_sent(&self, delivered: bool) {
+        self.0.signal_sent(delivered);
     }
 }
 

@@ -3,22 +3,24 @@
 //! signals it on rotation, restarts it by policy, forwards SIGTERM/SIGINT/SIGQUIT to it, and
 //! stops it with a grace period.
 //!
-//! One task owns the child process; the [`Notifier`](crate::notify::Notifier) talks to it
+//! One task owns the child process; the [`Notifier`](crate::Notifier) talks to it
 //! through a channel, so nothing else ever waits on or signals a pid that may have been reaped.
 
 use std::ffi::OsString;
 use std::os::unix::process::ExitStatusExt as _;
 use std::process::ExitStatus;
+use std::sync::Arc;
 use std::time::Duration;
 
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
-use spiffe_helper_health::HealthState;
 use spiffe_workload_client::Backoff;
 use tokio::process::{Child, Command};
 use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
+
+use crate::Events;
 
 /// What happens when the child exits (`cmd_restart`).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -71,7 +73,7 @@ pub(crate) struct Supervisor {
     pub(crate) policy: RestartPolicy,
     pub(crate) stop_timeout: Duration,
     pub(crate) renew_signal: Option<Signal>,
-    pub(crate) health: HealthState,
+    pub(crate) events: Arc<dyn Events>,
     /// Cancelled when the helper shuts down.
     pub(crate) shutdown: CancellationToken,
     /// The helper's SIGTERM/SIGINT/SIGQUIT, to forward.
@@ -145,7 +147,7 @@ impl Supervisor {
                         Some(child) => {
                             if let Some(signal) = self.renew_signal {
                                 let ok = send(child.pid, signal);
-                                self.health.signal_sent(ok);
+                                self.events.signal_sent(ok);
                             }
                         }
                         // A restart already scheduled ("always") picks up the new files.
@@ -165,7 +167,7 @@ impl Supervisor {
         command.args(&self.command.args);
         // A clean slate, as systemd gives a service: whatever signals the helper itself was
         // started with ignored (nohup, `cmd &` in a script), the child can trap them.
-        spiffe_helper_notify::reset_signal_dispositions(command.as_std_mut());
+        crate::reset_signal_dispositions(command.as_std_mut());
         let child = match command.spawn() {
             Ok(child) => child,
             Err(err) => {
@@ -174,7 +176,7 @@ impl Supervisor {
             }
         };
         let raw = child.id().and_then(|id| i32::try_from(id).ok())?;
-        self.health.child_started();
+        self.events.child_started();
         tracing::info!(cmd = name, pid = raw, "started cmd");
         Some(Running {
             child,
@@ -245,5 +247,4 @@ pub(crate) fn send(pid: Pid, signal: Signal) -> bool {
 }
 
 #[cfg(test)]
-#[path = "child_tests.rs"]
 mod tests;

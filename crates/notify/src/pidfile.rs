@@ -26,10 +26,10 @@ use nix::unistd::{Pid, geteuid};
 use spiffe_workload_client::Backoff;
 
 /// Attempts to signal the pid-file process (docs/behaviour.md, "Pid file"): 10 tries.
-pub const ATTEMPTS: u32 = 10;
+pub(crate) const ATTEMPTS: u32 = 10;
 /// The retry schedule: 100 ms doubling (±20% jitter) under a 30 s cap: the nine waits add up
 /// to about 51 s, docs/behaviour.md's "about 51 s".
-pub fn retry_backoff() -> Backoff {
+pub(crate) fn retry_backoff() -> Backoff {
     Backoff::new(Duration::from_millis(100), Duration::from_secs(30))
 }
 
@@ -38,7 +38,7 @@ const MAX_LEN: u64 = 4096;
 
 /// Reads the pid file afresh, checks it, and sends `signal`. The error says why nothing was
 /// signalled (for the log).
-pub fn signal_pid_file(path: &Path, signal: Signal) -> Result<i32, String> {
+pub(crate) fn signal_pid_file(path: &Path, signal: Signal) -> Result<i32, String> {
     let pid = read_pid_file(path)?;
     kill(Pid::from_raw(pid), signal).map_err(|err| format!("pid {pid}: {err}"))?;
     tracing::info!(path = %path.display(), pid, signal = %signal, "signalled pid file process");
@@ -46,7 +46,7 @@ pub fn signal_pid_file(path: &Path, signal: Signal) -> Result<i32, String> {
 }
 
 /// The pid in `path`, if the file is trustworthy and names a process we may signal.
-pub fn read_pid_file(path: &Path) -> Result<i32, String> {
+pub(crate) fn read_pid_file(path: &Path) -> Result<i32, String> {
     let file = File::open(path).map_err(|err| format!("reading: {err}"))?;
     let meta = file.metadata().map_err(|err| format!("reading: {err}"))?;
     check_owner_and_mode(meta.uid(), meta.mode(), geteuid().as_raw())?;
@@ -97,5 +97,4 @@ fn parse_pid(text: &str) -> Result<i32, String> {
 }
 
 #[cfg(test)]
-#[path = "pidfile_tests.rs"]
 mod tests;
