@@ -42,7 +42,7 @@ mod tree;
 mod values;
 
 #[cfg(test)]
-mod docs_tests;
+mod tests;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;

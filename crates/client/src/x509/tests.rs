@@ -153,15 +153,15 @@ fn ed25519_keys_are_matched() {
 #[test]
 fn rsa_keys_are_matched_by_modulus_and_exponent() {
     let ca = new_ca();
-    let cert = include_bytes!("../tests/data/rsa-cert.der").to_vec();
-    let key = include_bytes!("../tests/data/rsa-key.der").to_vec();
-    let other = include_bytes!("../tests/data/rsa-other-key.der").to_vec();
+    let cert = include_bytes!("../../tests/data/rsa-cert.der").to_vec();
+    let key = include_bytes!("../../tests/data/rsa-key.der").to_vec();
+    let other = include_bytes!("../../tests/data/rsa-other-key.der").to_vec();
     let id = "spiffe://example.org/rsa";
     X509Svid::try_from(svid_msg(id, cert.clone(), key, ca.der.clone(), "")).unwrap();
     let err =
         X509Svid::try_from(svid_msg(id, cert.clone(), other, ca.der.clone(), "")).unwrap_err();
     assert!(reason(err).contains("does not match"));
-    let pkcs1 = include_bytes!("../tests/data/rsa-key-pkcs1.der").to_vec();
+    let pkcs1 = include_bytes!("../../tests/data/rsa-key-pkcs1.der").to_vec();
     let err = X509Svid::try_from(svid_msg(id, cert, pkcs1, ca.der.clone(), "")).unwrap_err();
     assert!(reason(err).contains("not PKCS#8"));
 }
@@ -169,8 +169,8 @@ fn rsa_keys_are_matched_by_modulus_and_exponent() {
 #[test]
 fn ec_key_without_public_point_is_accepted_when_the_curve_matches() {
     let ca = new_ca();
-    let cert = include_bytes!("../tests/data/ec-cert.der").to_vec();
-    let key = include_bytes!("../tests/data/ec-nopub-key.der").to_vec();
+    let cert = include_bytes!("../../tests/data/ec-cert.der").to_vec();
+    let key = include_bytes!("../../tests/data/ec-nopub-key.der").to_vec();
     let id = "spiffe://example.org/ec";
     X509Svid::try_from(svid_msg(id, cert, key.clone(), ca.der.clone(), "")).unwrap();
 
