@@ -49,7 +49,7 @@ test: deps fmt-check clippy ## fmt, clippy, unit tests, end-to-end tests against
 
 .PHONY: proto
 proto: ## regenerate the committed gRPC code from proto/workload.proto (no protoc needed)
-	UPDATE_PROTO=1 $(CARGO) test -p spiffe-workload-client --test proto
+	UPDATE_PROTO=1 $(CARGO) test -p spiffe-workload-proto --test drift
 
 .PHONY: helper
 helper:

@@ -28,6 +28,7 @@ pub struct X509svidResponse {
 /// The X509SVID message carries a single SVID and all associated information,
 /// including the X.509 bundle for the trust domain.
 #[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
+#[prost(skip_debug)]
 pub struct X509svid {
     /// Required. The SPIFFE ID of the SVID in this entry
     #[prost(string, tag = "1")]
@@ -88,6 +89,7 @@ pub struct JwtsvidResponse {
 }
 /// The JWTSVID message carries the JWT-SVID token and associated metadata.
 #[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
+#[prost(skip_debug)]
 pub struct Jwtsvid {
     /// Required. The SPIFFE ID of the JWT-SVID.
     #[prost(string, tag = "1")]
@@ -120,6 +122,7 @@ pub struct JwtBundlesResponse {
 /// The ValidateJWTSVIDRequest message conveys request parameters for
 /// JWT-SVID validation.
 #[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
+#[prost(skip_debug)]
 pub struct ValidateJwtsvidRequest {
     /// Required. The audience of the validating party. The JWT-SVID must
     /// contain an audience claim which contains this value in order to
@@ -142,7 +145,226 @@ pub struct ValidateJwtsvidResponse {
     #[prost(message, optional, tag = "2")]
     pub claims: ::core::option::Option<::prost_types::Struct>,
 }
+/// Generated client implementations.
+pub mod spiffe_workload_api_client {
+    #![allow(
+        unused_variables,
+        dead_code,
+        missing_docs,
+        clippy::wildcard_imports,
+        clippy::let_unit_value,
+    )]
+    use tonic::codegen::*;
+    use tonic::codegen::http::Uri;
+    #[derive(Debug, Clone)]
+    pub struct SpiffeWorkloadApiClient<T> {
+        inner: tonic::client::Grpc<T>,
+    }
+    impl<T> SpiffeWorkloadApiClient<T>
+    where
+        T: tonic::client::GrpcService<tonic::body::Body>,
+        T::Error: Into<StdError>,
+        T::ResponseBody: Body<Data = Bytes> + std::marker::Send + 'static,
+        <T::ResponseBody as Body>::Error: Into<StdError> + std::marker::Send,
+    {
+        pub fn new(inner: T) -> Self {
+            let inner = tonic::client::Grpc::new(inner);
+            Self { inner }
+        }
+        pub fn with_origin(inner: T, origin: Uri) -> Self {
+            let inner = tonic::client::Grpc::with_origin(inner, origin);
+            Self { inner }
+        }
+        pub fn with_interceptor<F>(
+            inner: T,
+            interceptor: F,
+        ) -> SpiffeWorkloadApiClient<InterceptedService<T, F>>
+        where
+            F: tonic::service::Interceptor,
+            T::ResponseBody: Default,
+            T: tonic::codegen::Service<
+                http::Request<tonic::body::Body>,
+                Response = http::Response<
+                    <T as tonic::client::GrpcService<tonic::body::Body>>::ResponseBody,
+                >,
+            >,
+            <T as tonic::codegen::Service<
+                http::Request<tonic::body::Body>,
+            >>::Error: Into<StdError> + std::marker::Send + std::marker::Sync,
+        {
+            SpiffeWorkloadApiClient::new(InterceptedService::new(inner, interceptor))
+        }
+        /// Compress requests with the given encoding.
+        ///
+        /// This requires the server to support it otherwise it might respond with an
+        /// error.
+        #[must_use]
+        pub fn send_compressed(mut self, encoding: CompressionEncoding) -> Self {
+            self.inner = self.inner.send_compressed(encoding);
+            self
+        }
+        /// Enable decompressing responses.
+        #[must_use]
+        pub fn accept_compressed(mut self, encoding: CompressionEncoding) -> Self {
+            self.inner = self.inner.accept_compressed(encoding);
+            self
+        }
+        /// Limits the maximum size of a decoded message.
+        ///
+        /// Default: `4MB`
+        #[must_use]
+        pub fn max_decoding_message_size(mut self, limit: usize) -> Self {
+            self.inner = self.inner.max_decoding_message_size(limit);
+            self
+        }
+        /// Limits the maximum size of an encoded message.
+        ///
+        /// Default: `usize::MAX`
+        #[must_use]
+        pub fn max_encoding_message_size(mut self, limit: usize) -> Self {
+            self.inner = self.inner.max_encoding_message_size(limit);
+            self
+        }
+        /// Fetch X.509-SVIDs for all SPIFFE identities the workload is entitled to,
+        /// as well as related information like trust bundles and CRLs. As this
+        /// information changes, subsequent messages will be streamed from the
+        /// server.
+        pub async fn fetch_x509svid(
+            &mut self,
+            request: impl tonic::IntoRequest<super::X509svidRequest>,
+        ) -> std::result::Result<
+            tonic::Response<tonic::codec::Streaming<super::X509svidResponse>>,
+            tonic::Status,
+        > {
+            self.inner
+                .ready()
+                .await
+                .map_err(|e| {
+                    tonic::Status::unknown(
+                        format!("Service was not ready: {}", e.into()),
+                    )
+                })?;
+            let codec = tonic_prost::ProstCodec::default();
+            let path = http::uri::PathAndQuery::from_static(
+                "/SpiffeWorkloadAPI/FetchX509SVID",
+            );
+            let mut req = request.into_request();
+            req.extensions_mut()
+                .insert(GrpcMethod::new("SpiffeWorkloadAPI", "FetchX509SVID"));
+            self.inner.server_streaming(req, path, codec).await
+        }
+        /// Fetch trust bundles and CRLs. Useful for clients that only need to
+        /// validate SVIDs without obtaining an SVID for themself. As this
+        /// information changes, subsequent messages will be streamed from the
+        /// server.
+        pub async fn fetch_x509_bundles(
+            &mut self,
+            request: impl tonic::IntoRequest<super::X509BundlesRequest>,
+        ) -> std::result::Result<
+            tonic::Response<tonic::codec::Streaming<super::X509BundlesResponse>>,
+            tonic::Status,
+        > {
+            self.inner
+                .ready()
+                .await
+                .map_err(|e| {
+                    tonic::Status::unknown(
+                        format!("Service was not ready: {}", e.into()),
+                    )
+                })?;
+            let codec = tonic_prost::ProstCodec::default();
+            let path = http::uri::PathAndQuery::from_static(
+                "/SpiffeWorkloadAPI/FetchX509Bundles",
+            );
+            let mut req = request.into_request();
+            req.extensions_mut()
+                .insert(GrpcMethod::new("SpiffeWorkloadAPI", "FetchX509Bundles"));
+            self.inner.server_streaming(req, path, codec).await
+        }
+        /// Fetch JWT-SVIDs for all SPIFFE identities the workload is entitled to,
+        /// for the requested audience. If an optional SPIFFE ID is requested, only
+        /// the JWT-SVID for that SPIFFE ID is returned.
+        pub async fn fetch_jwtsvid(
+            &mut self,
+            request: impl tonic::IntoRequest<super::JwtsvidRequest>,
+        ) -> std::result::Result<
+            tonic::Response<super::JwtsvidResponse>,
+            tonic::Status,
+        > {
+            self.inner
+                .ready()
+                .await
+                .map_err(|e| {
+                    tonic::Status::unknown(
+                        format!("Service was not ready: {}", e.into()),
+                    )
+                })?;
+            let codec = tonic_prost::ProstCodec::default();
+            let path = http::uri::PathAndQuery::from_static(
+                "/SpiffeWorkloadAPI/FetchJWTSVID",
+            );
+            let mut req = request.into_request();
+            req.extensions_mut()
+                .insert(GrpcMethod::new("SpiffeWorkloadAPI", "FetchJWTSVID"));
+            self.inner.unary(req, path, codec).await
+        }
+        /// Fetches the JWT bundles, formatted as JWKS documents, keyed by the
+        /// SPIFFE ID of the trust domain. As this information changes, subsequent
+        /// messages will be streamed from the server.
+        pub async fn fetch_jwt_bundles(
+            &mut self,
+            request: impl tonic::IntoRequest<super::JwtBundlesRequest>,
+        ) -> std::result::Result<
+            tonic::Response<tonic::codec::Streaming<super::JwtBundlesResponse>>,
+            tonic::Status,
+        > {
+            self.inner
+                .ready()
+                .await
+                .map_err(|e| {
+                    tonic::Status::unknown(
+                        format!("Service was not ready: {}", e.into()),
+                    )
+                })?;
+            let codec = tonic_prost::ProstCodec::default();
+            let path = http::uri::PathAndQuery::from_static(
+                "/SpiffeWorkloadAPI/FetchJWTBundles",
+            );
+            let mut req = request.into_request();
+            req.extensions_mut()
+                .insert(GrpcMethod::new("SpiffeWorkloadAPI", "FetchJWTBundles"));
+            self.inner.server_streaming(req, path, codec).await
+        }
+        /// Validates a JWT-SVID against the requested audience. Returns the SPIFFE
+        /// ID of the JWT-SVID and JWT claims.
+        pub async fn validate_jwtsvid(
+            &mut self,
+            request: impl tonic::IntoRequest<super::ValidateJwtsvidRequest>,
+        ) -> std::result::Result<
+            tonic::Response<super::ValidateJwtsvidResponse>,
+            tonic::Status,
+        > {
+            self.inner
+                .ready()
+                .await
+                .map_err(|e| {
+                    tonic::Status::unknown(
+                        format!("Service was not ready: {}", e.into()),
+                    )
+                })?;
+            let codec = tonic_prost::ProstCodec::default();
+            let path = http::uri::PathAndQuery::from_static(
+                "/SpiffeWorkloadAPI/ValidateJWTSVID",
+            );
+            let mut req = request.into_request();
+            req.extensions_mut()
+                .insert(GrpcMethod::new("SpiffeWorkloadAPI", "ValidateJWTSVID"));
+            self.inner.unary(req, path, codec).await
+        }
+    }
+}
 /// Generated server implementations.
+#[cfg(feature = "server")]
 pub mod spiffe_workload_api_server {
     #![allow(
         unused_variables,
