@@ -7,9 +7,14 @@
 #![allow(clippy::expect_used)]
 
 use std::fs;
+use std::path::Path;
 use std::process::Command;
+use std::sync::Arc;
+use std::time::Duration;
 
 use nix::sys::signal::{SigSet, Signal};
+use spiffe_helper_notify::{ChildCommand, Events, Notifier, NotifySettings, RestartPolicy};
+use tokio_util::sync::CancellationToken;
 
 /// Where the probe writes what it saw; set only when the probe runs as the supervisor.
 const PROBE_OUT: &str = "SIGNAL_RESET_PROBE_OUT";
@@ -57,9 +62,11 @@ fn a_child_of_a_supervisor_started_with_signals_ignored_gets_every_signal_at_def
         HUP_INT_QUIT,
         "{seen}"
     );
-    // With the reset: nothing ignored, nothing blocked.
+    // With the reset: nothing ignored, nothing blocked; and so for `cmd` as the notifier starts it.
     assert_eq!(field("reset child SigIgn:"), 0, "{seen}");
     assert_eq!(field("reset child SigBlk:"), 0, "{seen}");
+    assert_eq!(field("notifier child SigIgn:"), 0, "{seen}");
+    assert_eq!(field("notifier child SigBlk:"), 0, "{seen}");
 }
 
 #[test]
@@ -78,14 +85,59 @@ fn supervisor_probe_spawns_children_with_and_without_the_reset() {
     let mut command = Command::new("cat");
     spiffe_helper_notify::reset_signal_dispositions(&mut command);
     let reset = child_status(&mut command);
+    let cmd = notifier_child_status(Path::new(&out).with_extension("cmd").as_path());
     let report = format!(
-        "supervisor SigIgn: {}\nplain child SigIgn: {}\nreset child SigIgn: {}\nreset child SigBlk: {}\n",
+        "supervisor SigIgn: {}\nplain child SigIgn: {}\nreset child SigIgn: {}\nreset child SigBlk: {}\nnotifier child SigIgn: {}\nnotifier child SigBlk: {}\n",
         field(&own, "SigIgn:"),
         field(&plain, "SigIgn:"),
         field(&reset, "SigIgn:"),
         field(&reset, "SigBlk:"),
+        field(&cmd, "SigIgn:"),
+        field(&cmd, "SigBlk:"),
     );
     fs::write(out, report).expect("write the findings");
+}
+
+struct Unheard;
+impl Events for Unheard {}
+
+/// The status of `cmd` as the [`Notifier`] starts it at the first update (`exec cat` writes
+/// its own `/proc/self/status` to `path`).
+fn notifier_child_status(path: &Path) -> String {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    runtime.block_on(async {
+        let shutdown = CancellationToken::new();
+        let settings = NotifySettings {
+            child: Some(ChildCommand {
+                program: "sh".into(),
+                args: vec![
+                    "-c".into(),
+                    r#"exec cat /proc/self/status > "$0""#.into(),
+                    path.into(),
+                ],
+            }),
+            restart: RestartPolicy::OnRotation,
+            stop_timeout: Duration::from_secs(1),
+            renew_signal: None,
+            pid_file: None,
+        };
+        let mut notifier = Notifier::with_settings(settings, Arc::new(Unheard), &shutdown);
+        notifier.x509_updated();
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+        let status = loop {
+            let text = fs::read_to_string(path).unwrap_or_default();
+            if text.contains("SigBlk:") || tokio::time::Instant::now() > deadline {
+                break text;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        };
+        shutdown.cancel();
+        notifier.shutdown().await;
+        status
+    })
 }
 
 /// `cat /proc/self/status` run through `command`: the child's own view of its signals.
