@@ -194,7 +194,7 @@ impl Daemon {
     }
 
     /// Stops everything: cancels the shutdown token, stops the X.509 source, and waits (at
-    /// least [`DRAIN`], and `cmd_stop_timeout` + [`DRAIN_AFTER_CHILD`]) for the tasks (the
+    /// least 10 s, and `cmd_stop_timeout` + 5 s) for the tasks (the
     /// child is stopped by the X.509 watch). Returns the child's exit code when the child is
     /// the workload (`cmd_restart` always or never) and was started.
     pub async fn drain(mut self) -> Option<u8> {
