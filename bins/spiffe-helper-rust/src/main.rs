@@ -15,8 +15,7 @@ use std::ffi::OsString;
 use std::process::ExitCode;
 
 use spiffe_helper_config::{Config, Overrides};
-use spiffe_helper_run::{Daemon, Outputs, Started};
-use spiffe_workload_client::WorkloadApiClient;
+use spiffe_helper_run::{Daemon, Started};
 use tokio::signal::unix::{SignalKind, signal};
 use tokio_util::sync::CancellationToken;
 
@@ -84,9 +83,7 @@ async fn run(config: Config, child_argv: Option<Vec<OsString>>) -> ExitCode {
                 "the program after '--' is not run in one-shot mode (daemon_mode = false)"
             );
         }
-        let client = WorkloadApiClient::new(config.agent_address.clone());
-        let (outputs, timeout) = (Outputs::from_config(&config), config.startup_timeout);
-        return spiffe_helper_run::oneshot(client, outputs, timeout, &shutdown).await;
+        return spiffe_helper_run::oneshot(&config, &shutdown).await;
     }
 
     let mut daemon = Daemon::new(config, child_argv, shutdown.clone());

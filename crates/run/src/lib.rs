@@ -13,9 +13,9 @@
 //!   same all-or-nothing first fetch and write, then the watch tasks), [`Daemon::failed`]
 //!   (resolves only when a task stops for good) and [`Daemon::drain`] (the one bounded
 //!   cleanup path).
-//! - [`Outputs`]: the settings of every output file, taken from the config once; the mapping
-//!   of an X.509 context onto files and the write path (off the runtime thread, reported to
-//!   health) are private.
+//! - Private to the crate: the settings of every output file, taken from the config once
+//!   (`outputs`), the mapping of an X.509 context onto files, and the one write path (off the
+//!   runtime thread, reported to health: `writer`).
 //!
 //! ```no_run
 //! use std::process::ExitCode;
@@ -47,4 +47,3 @@ mod writer;
 
 pub use daemon::{Daemon, Fatal, Started};
 pub use oneshot::run as oneshot;
-pub use outputs::Outputs;

@@ -3,8 +3,8 @@
 //! every fetch succeeded.
 
 use std::process::ExitCode;
-use std::time::Duration;
 
+use spiffe_helper_config::Config;
 use spiffe_workload_client::WorkloadApiClient;
 use tokio_util::sync::CancellationToken;
 
@@ -12,14 +12,12 @@ use crate::outputs::Outputs;
 use crate::startup;
 use crate::writer::Writer;
 
-/// Fetches and writes once. `shutdown` (SIGTERM/SIGINT) before the files are written is a
-/// failure: an initContainer that was stopped did not do its job.
-pub async fn run(
-    client: WorkloadApiClient,
-    outputs: Outputs,
-    timeout: Duration,
-    shutdown: &CancellationToken,
-) -> ExitCode {
+/// Fetches and writes once what `config` asks for, from its agent under its
+/// `startup_timeout`. `shutdown` (SIGTERM/SIGINT) before the files are written is a failure: an
+/// initContainer that was stopped did not do its job.
+pub async fn run(config: &Config, shutdown: &CancellationToken) -> ExitCode {
+    let client = WorkloadApiClient::new(config.agent_address.clone());
+    let (outputs, timeout) = (Outputs::from_config(config), config.startup_timeout);
     let initial = match startup::fetch_initial(&client, &outputs, timeout, shutdown).await {
         Ok(Some(initial)) => initial,
         Ok(None) => {
