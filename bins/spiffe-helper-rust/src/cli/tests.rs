@@ -81,45 +81,13 @@ fn double_dash_without_a_program_and_with_cmd_are_usage_errors() {
 }
 
 #[test]
-fn every_spelling_of_section_1() {
+fn config_and_validate_flags_parse_in_go_and_gnu_spellings() {
     let cases: &[(&[&str], Cli)] = &[
         (&[], cli("helper.conf", None, false)),
         (&["--config", "x.conf"], cli("x.conf", None, false)),
         (&["--config=x.conf"], cli("x.conf", None, false)),
         (&["-config", "x.conf"], cli("x.conf", None, false)),
         (&["-config=x.conf"], cli("x.conf", None, false)),
-        (
-            &["--daemon-mode", "false"],
-            cli("helper.conf", Some(false), false),
-        ),
-        (
-            &["--daemon-mode=false"],
-            cli("helper.conf", Some(false), false),
-        ),
-        (
-            &["-daemon-mode=false"],
-            cli("helper.conf", Some(false), false),
-        ),
-        (
-            &["-daemon-mode", "false"],
-            cli("helper.conf", Some(false), false),
-        ),
-        (
-            &["--daemon-mode", "true"],
-            cli("helper.conf", Some(true), false),
-        ),
-        (
-            &["-daemon-mode=true"],
-            cli("helper.conf", Some(true), false),
-        ),
-        (&["--daemon-mode"], cli("helper.conf", Some(true), false)),
-        (&["-daemon-mode"], cli("helper.conf", Some(true), false)),
-        (&["-daemon-mode=0"], cli("helper.conf", Some(false), false)),
-        (&["-daemon-mode=F"], cli("helper.conf", Some(false), false)),
-        (
-            &["--daemon-mode", "-config", "x"],
-            cli("x", Some(true), false),
-        ),
         (&["--validate"], cli("helper.conf", None, true)),
         (
             &["-validate", "-config", "y.conf"],
@@ -130,6 +98,31 @@ fn every_spelling_of_section_1() {
             cli("-odd-name.conf", None, false),
         ),
         (&["-config", "a", "-config", "b"], cli("b", None, false)),
+    ];
+    for (args, want) in cases {
+        assert_eq!(parse(args).as_ref(), Ok(want), "args {args:?}");
+    }
+}
+
+#[test]
+fn daemon_mode_flag_parses_in_go_and_gnu_spellings_with_go_booleans() {
+    let off = || cli("helper.conf", Some(false), false);
+    let on = || cli("helper.conf", Some(true), false);
+    let cases: &[(&[&str], Cli)] = &[
+        (&["--daemon-mode", "false"], off()),
+        (&["--daemon-mode=false"], off()),
+        (&["-daemon-mode=false"], off()),
+        (&["-daemon-mode", "false"], off()),
+        (&["--daemon-mode", "true"], on()),
+        (&["-daemon-mode=true"], on()),
+        (&["--daemon-mode"], on()),
+        (&["-daemon-mode"], on()),
+        (&["-daemon-mode=0"], off()),
+        (&["-daemon-mode=F"], off()),
+        (
+            &["--daemon-mode", "-config", "x"],
+            cli("x", Some(true), false),
+        ),
         (
             &["-daemon-mode=false", "-config", "/etc/helper.conf"],
             cli("/etc/helper.conf", Some(false), false),
