@@ -69,8 +69,8 @@ deny() {
 }
 
 check "cargo fmt --check" cargo fmt --all -- --check
-check "cargo clippy -D warnings" cargo clippy --workspace --all-targets -- -D warnings
-check "cargo doc -D warnings" env RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps -q
+check "cargo clippy -D warnings" cargo clippy --all-targets -- -D warnings
+check "cargo doc -D warnings" env RUSTDOCFLAGS="-D warnings" cargo doc --no-deps -q
 if python_tools; then
   check "kubernetes manifests (kubernetes-validate, k8s $K8S_VERSION)" manifests
   check "Dockerfile (hadolint)" dockerfile

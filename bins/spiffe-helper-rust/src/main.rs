@@ -2,30 +2,22 @@
 //! API, writes it to disk, keeps it fresh and tells the application to reload.
 //!
 //! This file is the start-up and shutdown contract (docs/behaviour.md, "Exit codes"):
-//! logging, config, runtime; then one-shot, or the daemon's start → wait → drain.
+//! logging, config, runtime; then one-shot, or the daemon's start → wait → drain. The command
+//! line is `cli`, logging `logging`; what runs is the `spiffe-helper-run` crate.
 //! Exit 0 on success or a clean shutdown, 1 on a config, fetch or write failure, 2 on a
 //! usage error; when the child is the workload (`cmd_restart` always or never, wrapper mode),
 //! the child's exit code, or 128 + the signal that ended it.
 
 mod cli;
-mod daemon;
 mod logging;
-mod notify;
-mod oneshot;
-mod outputs;
-mod startup;
-mod writer;
 
 use std::ffi::OsString;
 use std::process::ExitCode;
 
 use spiffe_helper_config::{Config, Overrides};
-use spiffe_workload_client::WorkloadApiClient;
+use spiffe_helper_run::{Daemon, Started};
 use tokio::signal::unix::{SignalKind, signal};
 use tokio_util::sync::CancellationToken;
-
-use crate::daemon::{Daemon, Started};
-use crate::outputs::Outputs;
 
 fn main() -> ExitCode {
     let cli = match cli::parse_args(std::env::args_os()) {
@@ -91,9 +83,7 @@ async fn run(config: Config, child_argv: Option<Vec<OsString>>) -> ExitCode {
                 "the program after '--' is not run in one-shot mode (daemon_mode = false)"
             );
         }
-        let client = WorkloadApiClient::new(config.agent_address.clone());
-        let (outputs, timeout) = (Outputs::from_config(&config), config.startup_timeout);
-        return oneshot::run(client, outputs, timeout, &shutdown).await;
+        return spiffe_helper_run::oneshot(&config, &shutdown).await;
     }
 
     let mut daemon = Daemon::new(config, child_argv, shutdown.clone());

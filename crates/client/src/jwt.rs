@@ -291,5 +291,4 @@ fn number_to_json(n: f64) -> Value {
 }
 
 #[cfg(test)]
-#[path = "jwt_tests.rs"]
 mod tests;

@@ -358,5 +358,4 @@ impl Algorithm {
 }
 
 #[cfg(test)]
-#[path = "jwt_validate_tests.rs"]
 mod tests;

@@ -66,9 +66,9 @@ mod jwt_source;
 mod jwt_validate;
 #[cfg(feature = "transport")]
 mod key;
+/// The generated messages and client stub live in `spiffe-workload-proto`, the one copy.
 #[cfg(feature = "transport")]
-#[allow(clippy::all, clippy::pedantic, missing_docs, unreachable_pub)]
-pub(crate) mod pb;
+pub(crate) use spiffe_workload_proto as pb;
 #[cfg(feature = "transport")]
 mod source;
 mod spiffe_id;

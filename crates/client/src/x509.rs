@@ -385,5 +385,4 @@ impl fmt::Debug for X509BundleSet {
 }
 
 #[cfg(test)]
-#[path = "x509_tests.rs"]
 mod tests;

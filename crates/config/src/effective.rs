@@ -6,8 +6,9 @@ use std::path::Path;
 
 use nix::sys::signal::Signal;
 
+use crate::health::HealthConfig;
 use crate::keys::{HealthKey, JwtKey, Key, Shape, Table};
-use crate::values::{HealthConfig, format_duration};
+use crate::values::format_duration;
 use crate::{Config, JwtSvidOutput};
 
 /// One line per key of the table, in its order; the health block last, over several lines.

@@ -32,6 +32,7 @@ mod args;
 mod decode;
 mod effective;
 mod error;
+mod health;
 mod json;
 mod keys;
 mod paths;
@@ -41,16 +42,17 @@ mod tree;
 mod values;
 
 #[cfg(test)]
-mod docs_tests;
+mod tests;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 pub use args::{ArgsError, split_cmd_args};
 pub use error::{ConfigError, Location, Warning};
+pub use health::HealthConfig;
 pub use nix::sys::signal::Signal;
 pub use spiffe_workload_client::{Endpoint, EndpointError};
-pub use values::{CmdRestart, FileMode, HealthConfig, LogFormat, LogLevel};
+pub use values::{CmdRestart, FileMode, LogFormat, LogLevel};
 
 /// The validated configuration, every default applied.
 #[derive(Clone, Debug, PartialEq)]

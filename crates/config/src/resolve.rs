@@ -11,11 +11,12 @@ use spiffe_workload_client::Endpoint;
 use crate::args::split_cmd_args;
 use crate::decode::Decoder;
 use crate::error::{ConfigError, Location, Warning};
+use crate::health::HealthConfig;
 use crate::keys::{HealthKey, Key, Table};
 use crate::paths;
 use crate::raw::{self, Fields, Raw};
 use crate::tree::Pos;
-use crate::values::{CmdRestart, FileMode, HealthConfig, parse_signal};
+use crate::values::{CmdRestart, FileMode, parse_signal};
 use crate::{Config, Overrides};
 
 pub(crate) struct Resolver<'a> {

@@ -1,14 +1,11 @@
-//! Small typed values: file modes, log settings, the health block, durations and signals.
+//! Small typed values: file modes, log settings, durations and signals. A leaf module: the
+//! key table (`keys`) and the raw values (`raw`) build on it, never the other way round.
 
 use std::fmt;
-use std::net::IpAddr;
 use std::str::FromStr;
 use std::time::Duration;
 
 use nix::sys::signal::Signal;
-
-use crate::keys::HealthKey;
-use crate::raw;
 
 /// A Unix permission mode (at most `0o777`). Displays as four octal digits, e.g. `0644`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -175,32 +172,6 @@ impl fmt::Display for CmdRestart {
     }
 }
 
-/// The health server (`health_checks` with `listener_enabled = true`).
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct HealthConfig {
-    /// Address to bind (`bind_address`, an IP literal); `0.0.0.0`, all interfaces, by default.
-    pub bind_address: IpAddr,
-    /// TCP port.
-    pub bind_port: u16,
-    /// Liveness URL path (starts with `/`).
-    pub liveness_path: String,
-    /// Readiness URL path (starts with `/`, differs from the liveness path).
-    pub readiness_path: String,
-}
-
-impl Default for HealthConfig {
-    /// Upstream's defaults, from the key table: all interfaces, port 8080, `/health/live`,
-    /// `/health/ready`.
-    fn default() -> Self {
-        Self {
-            bind_address: IpAddr::from([0, 0, 0, 0]),
-            bind_port: raw::default(HealthKey::BindPort),
-            liveness_path: raw::default(HealthKey::LivenessPath),
-            readiness_path: raw::default(HealthKey::ReadinessPath),
-        }
-    }
-}
-
 /// Parses `30s`, `1m`, `1m30s`, `500ms`, `2h` (Go `time.ParseDuration` units ms/s/m/h).
 pub(crate) fn parse_duration(text: &str) -> Option<Duration> {
     let mut rest = text.trim();
@@ -252,55 +223,4 @@ pub(crate) fn parse_signal(text: &str) -> Option<Signal> {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn octal_modes() {
-        for (text, want) in [
-            ("0644", 0o644),
-            ("644", 0o644),
-            ("0o600", 0o600),
-            ("0", 0),
-            ("0777", 0o777),
-            ("00444", 0o444),
-        ] {
-            assert_eq!(FileMode::parse_octal(text), Ok(FileMode(want)), "{text}");
-        }
-        for text in ["0899", "1000", "-1", "", "7777", "0x1a4", "6.4"] {
-            assert!(FileMode::parse_octal(text).is_err(), "{text}");
-        }
-        assert_eq!(FileMode(0o600).to_string(), "0600");
-    }
-
-    #[test]
-    fn durations() {
-        for (text, want) in [
-            ("30s", 30_000),
-            ("1m", 60_000),
-            ("1m30s", 90_000),
-            ("500ms", 500),
-            ("2h", 7_200_000),
-        ] {
-            assert_eq!(
-                parse_duration(text),
-                Some(Duration::from_millis(want)),
-                "{text}"
-            );
-        }
-        for text in ["", "30", "s", "1d", "-1s", "1.5s"] {
-            assert_eq!(parse_duration(text), None, "{text}");
-        }
-        assert_eq!(format_duration(Duration::from_secs(30)), "30s");
-        assert_eq!(format_duration(Duration::from_millis(1500)), "1500ms");
-    }
-
-    #[test]
-    fn signals() {
-        for text in ["SIGHUP", "HUP", "hup", "sighup"] {
-            assert_eq!(parse_signal(text), Some(Signal::SIGHUP), "{text}");
-        }
-        assert_eq!(parse_signal("SIGUSR1"), Some(Signal::SIGUSR1));
-        assert_eq!(parse_signal("SIGNOPE"), None);
-    }
-}
+mod tests;

@@ -139,7 +139,7 @@ fn unknown_and_removed_keys() {
 }
 
 #[test]
-fn validation_rules_of_section_2_3() {
+fn settings_that_need_or_exclude_each_other_are_refused_with_the_reason() {
     let cases = [
         (
             "pid_file_name = \"/p\"\n",

@@ -375,5 +375,4 @@ impl HealthState {
 }
 
 #[cfg(test)]
-#[path = "state_tests.rs"]
 mod tests;

@@ -433,5 +433,4 @@ fn remove_stray_temps(dir: &Path, names: &[&OsStr]) {
 }
 
 #[cfg(test)]
-#[path = "atomic_tests.rs"]
 mod tests;

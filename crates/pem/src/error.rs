@@ -125,11 +125,4 @@ impl PemError {
             source,
         }
     }
-
-    /// True when the error came from the file system (as opposed to bad input material),
-    /// so retrying the same write later may succeed.
-    #[must_use]
-    pub fn is_io(&self) -> bool {
-        matches!(self, Self::Io { .. })
-    }
 }

@@ -16,8 +16,9 @@
 //! println!("Workload API at {}", spire.endpoint());
 //! ```
 
-#[allow(clippy::all, clippy::pedantic, missing_docs, unreachable_pub)]
-pub mod pb;
+/// The Workload API messages and server trait (`spiffe-workload-proto` with its `server`
+/// feature): the one copy of the generated code, shared with the client.
+pub use spiffe_workload_proto as pb;
 
 pub mod certs;
 pub mod consumers;

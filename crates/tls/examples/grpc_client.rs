@@ -24,10 +24,12 @@ use spiffe_workload_client::X509Source;
 use spiffe_workload_tls::{Authorizer, SpiffeConnector, mtls_client_config};
 use tower::service_fn;
 
+/// The generated greeter code, shared with the other gRPC example (checked by tests/proto.rs).
 #[allow(clippy::all, clippy::pedantic, missing_docs, reason = "generated code")]
 #[rustfmt::skip]
-#[path = "grpc/greeter.rs"]
-mod greeter;
+mod greeter {
+    include!("grpc/greeter.rs");
+}
 
 use greeter::HelloRequest;
 use greeter::greeter_client::GreeterClient;

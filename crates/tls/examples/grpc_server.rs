@@ -29,10 +29,12 @@ use tokio_stream::wrappers::ReceiverStream;
 use tonic::transport::server::Connected;
 use tonic::{Request, Response, Status};
 
+/// The generated greeter code, shared with the other gRPC example (checked by tests/proto.rs).
 #[allow(clippy::all, clippy::pedantic, missing_docs, reason = "generated code")]
 #[rustfmt::skip]
-#[path = "grpc/greeter.rs"]
-mod greeter;
+mod greeter {
+    include!("grpc/greeter.rs");
+}
 
 use greeter::greeter_server::{Greeter, GreeterServer};
 use greeter::{HelloReply, HelloRequest};

@@ -7,8 +7,7 @@ use libfuzzer_sys::fuzz_target;
 use prost::Message as _;
 use spiffe_helper_testkit::pb::{JwtBundlesResponse, JwtsvidResponse};
 
-#[path = "common.rs"]
-mod common;
+use spiffe_workload_client_fuzz as common;
 
 fuzz_target!(|data: &[u8]| {
     let Some((&which, rest)) = data.split_first() else {

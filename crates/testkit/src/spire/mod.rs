@@ -210,13 +210,6 @@ impl Spire {
         }
     }
 
-    /// SIGTERMs the agent and waits for it to exit (SIGKILL after 10 s).
-    pub fn stop_agent(&mut self) {
-        if let Some(c) = self.agent.take() {
-            soft_kill(c);
-        }
-    }
-
     /// Starts the agent (again) with the same data dir. A fresh join token is passed each time;
     /// an agent that already holds an SVID from a previous run reuses it.
     ///
