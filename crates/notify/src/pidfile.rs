@@ -15,9 +15,9 @@
 //!   which of the helper's processes gets the signal. The check is on the opened file
 //!   (`fstat`), so the file checked is the file read.
 
-use std::fs::File;
+use std::fs::OpenOptions;
 use std::io::Read as _;
-use std::os::unix::fs::MetadataExt as _;
+use std::os::unix::fs::{MetadataExt as _, OpenOptionsExt as _};
 use std::path::Path;
 use std::time::Duration;
 
@@ -47,7 +47,14 @@ pub(crate) fn signal_pid_file(path: &Path, signal: Signal) -> Result<i32, String
 
 /// The pid in `path`, if the file is trustworthy and names a process we may signal.
 pub(crate) fn read_pid_file(path: &Path) -> Result<i32, String> {
-    let file = File::open(path).map_err(|err| format!("reading: {err}"))?;
+    // Non-blocking, so that a FIFO (or a device) put where the pid file should be cannot hang
+    // the open, and with it the daemon's task, its probes and its shutdown; `fstat` below then
+    // refuses it as not a regular file. A regular file reads the same either way.
+    let file = OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(path)
+        .map_err(|err| format!("reading: {err}"))?;
     let meta = file.metadata().map_err(|err| format!("reading: {err}"))?;
     check_owner_and_mode(meta.uid(), meta.mode(), geteuid().as_raw())?;
     if !meta.is_file() {

@@ -91,3 +91,17 @@ fn a_postmaster_style_file_signals_the_process_on_its_first_line() {
         Some(15)
     );
 }
+
+#[test]
+fn a_fifo_at_the_pid_file_path_is_refused_without_waiting_for_a_writer() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("app.pid");
+    nix::unistd::mkfifo(&path, nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
+    // A blocking open would wait here for a writer that never comes.
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || tx.send(read_pid_file(&path)));
+    let read = rx
+        .recv_timeout(std::time::Duration::from_secs(5))
+        .expect("reading a FIFO pid file hung");
+    assert_eq!(read, Err("not a regular file".to_owned()));
+}
