@@ -52,7 +52,21 @@ clippy:
 .PHONY: test
 test: deps fmt-check clippy ## fmt, clippy, unit tests, end-to-end tests against a real SPIRE, the Kubernetes smoke test
 	SPIRE_BIN_DIR=$(SPIRE_BIN) $(CARGO) test --no-fail-fast
+	$(MAKE) --no-print-directory test-ignored-signals
 	$(MAKE) --no-print-directory k8s-test
+
+# A helper started under nohup, by a script's `cmd &` or by many CI runners inherits HUP, INT and
+# QUIT ignored; the tests of everything that signals a consumer run again that way, and the
+# recipe first checks that the signals really are ignored (else it would prove nothing).
+.PHONY: test-ignored-signals
+test-ignored-signals: ## the notification, wrapper, daemon and pid-file tests again, started with HUP, INT and QUIT ignored
+	@trap '' HUP INT QUIT; \
+	ign=$$(awk '/^SigIgn:/ {print $$2}' /proc/self/status); \
+	if [ $$(( 0x$$ign & 7 )) -ne 7 ]; then echo "test-ignored-signals: HUP/INT/QUIT are not ignored (SigIgn $$ign)" >&2; exit 1; fi; \
+	echo "test-ignored-signals: running with SigIgn $$ign"; \
+	$(CARGO) test --no-fail-fast -p spiffe-helper-notify && \
+	SPIRE_BIN_DIR=$(SPIRE_BIN) $(CARGO) test --no-fail-fast -p spiffe-helper-rust --test tests -- \
+	  e2e::wrapper e2e::daemon faults::consumer faults::signals
 
 .PHONY: proto
 proto: ## regenerate the committed gRPC code from proto/workload.proto (no protoc needed)

@@ -439,12 +439,16 @@ pub fn recorded_starts(dir: &Path) -> Vec<i32> {
 pub struct Proc(pub Child);
 
 impl Proc {
-    /// Spawns `cmd` in its own process group, output discarded.
+    /// Spawns `cmd` in its own process group, output discarded, with every signal at its
+    /// default action: a consumer started by its own supervisor gets that slate, whatever this
+    /// test process inherited (under `nohup` or `make test-ignored-signals`, HUP/INT/QUIT come
+    /// in ignored, and a shell cannot trap a signal that was ignored when it started).
     pub fn spawn(mut cmd: Command) -> Proc {
         cmd.stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .process_group(0);
+        spiffe_helper_notify::reset_signal_dispositions(&mut cmd);
         Proc(cmd.spawn().unwrap())
     }
 

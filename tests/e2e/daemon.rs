@@ -165,6 +165,9 @@ fn pid_file_process_gets_one_signal_per_rotation_and_bad_pids_none() {
             .arg(&d)
             .arg(HELPER)
             .arg(&config);
+        // The recorder must be able to trap HUP here too, or "no signal" would prove nothing
+        // when the suite runs with HUP ignored.
+        spiffe_helper_notify::reset_signal_dispositions(&mut wrapped);
         bad.push((d, Helper::spawn_command(wrapped, &config)));
     }
 
