@@ -69,7 +69,7 @@ fn push_key(key: &Value, out: &mut String) -> Option<()> {
 }
 
 /// A JSON string as Go's `encoding/json` writes it: besides `"`, `\` and control characters it
-/// escapes `<`, `>`, `&`, U+2028 and U+2029 (its HTML-safe default), which serde_json does not.
+/// escapes `<`, `>`, `&`, U+2028 and U+2029 (its HTML-safe default), which `serde_json` does not.
 fn push_go_string(s: &str, out: &mut String) {
     use std::fmt::Write as _;
     out.push('"');
