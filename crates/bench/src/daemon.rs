@@ -1,4 +1,4 @@
-//! Item 2 (idle daemon: RSS and CPU) and item 6 (health endpoint under load).
+//! Rows 2x (idle daemon: RSS and CPU) and 6x (health endpoint under load) of docs/benchmarks.md.
 
 use std::path::Path;
 use std::time::Duration;
@@ -169,7 +169,7 @@ pub(crate) fn idle(ctx: &Ctx, socket: &Path) -> Result<(Vec<Row>, Vec<Daemon>)> 
     Ok((rows, keep))
 }
 
-/// Item 6: `ctx.load_conns` keep-alive clients on `/ready`, alternating helpers in two rounds
+/// Rows 6x: `ctx.load_conns` keep-alive clients on `/ready`, alternating helpers in two rounds
 /// of `ctx.load_secs / 2` each.
 ///
 /// # Errors

@@ -68,15 +68,15 @@ pub(crate) struct Ctx {
     pub(crate) runs: usize,
     /// Runs of each one-shot figure (cheap, and the noisiest figure).
     pub(crate) oneshot_runs: usize,
-    /// Idle window of item 2.
+    /// Idle window of rows 2x
     pub(crate) idle_secs: u64,
-    /// Daemons per helper in item 4.
+    /// Daemons per helper in rows 4x.
     pub(crate) scale: usize,
-    /// Rounds of item 4.
+    /// Rounds of rows 4x
     pub(crate) scale_rounds: usize,
-    /// Concurrent clients in item 6.
+    /// Concurrent clients in rows 6x.
     pub(crate) load_conns: usize,
-    /// Load time per helper in item 6.
+    /// Load time per helper in rows 6x.
     pub(crate) load_secs: u64,
     /// Observation window of the real-agent rotation.
     pub(crate) real_secs: u64,

@@ -1,4 +1,4 @@
-//! Item 1: one-shot mode, exec → exit 0 with every output file written.
+//! Rows 1x of docs/benchmarks.md: one-shot mode, exec → exit 0 with every output file written.
 
 use std::path::Path;
 use std::sync::mpsc;

@@ -1,4 +1,4 @@
-//! Item 7: the agent restarts under running daemons (a crashed agent, an agent pod replaced):
+//! Rows 7x of docs/benchmarks.md: the agent restarts under running daemons (a crashed agent, an agent pod replaced):
 //! how long after its socket is back each helper has the SVID the new agent issued on disk.
 //!
 //! One daemon of each helper runs on the shared agent. Each round SIGKILLs the agent, leaves

@@ -1,4 +1,4 @@
-//! Item 3: rotation → `renew_signal` at the child.
+//! Rows 3x of docs/benchmarks.md: rotation → `renew_signal` at the child.
 //!
 //! With the fake Workload API, the driver records the monotonic instant T0 just before it
 //! pushes a new SVID; the child (`child-recorder`) records when SIGHUP arrives. With the real

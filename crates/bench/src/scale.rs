@@ -1,4 +1,4 @@
-//! Item 4: N daemons of one helper on one agent: time until all wrote their files, total memory.
+//! Rows 4x of docs/benchmarks.md: N daemons of one helper on one agent: time until all wrote their files, total memory.
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};

@@ -1,4 +1,4 @@
-//! Item 5: binary sizes on disk.
+//! Rows 5x of docs/benchmarks.md: binary sizes on disk.
 
 use std::path::Path;
 
