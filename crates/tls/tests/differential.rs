@@ -644,6 +644,27 @@ fn x509_case(anchor: Anchor, mids: &[Mid], leaf: Leaf) -> Case {
         Leaf::ClientAuthOnly => differs.push("leaf EKU without the handshake role"),
         _ => {}
     }
+    // Our verdict must also be the rules' own (docs/validation.md), as the x509_chain fuzz
+    // target asserts for arbitrary combinations.
+    let anchor_limit = match anchor {
+        Anchor::NotCa => None,
+        Anchor::PathLen0 => Some(0),
+        Anchor::PathLen1 => Some(1),
+        Anchor::Ca => Some(usize::MAX),
+    };
+    let mids_ok = mids.iter().rev().enumerate().all(|(below, m)| match m {
+        Mid::Good => true,
+        Mid::PathLen0 => below == 0,
+        Mid::NoKeyCertSign | Mid::NoKeyUsage | Mid::NotCa => false,
+    });
+    let rules_ok = anchor_limit.is_some_and(|l| mids.len() <= l)
+        && mids_ok
+        && matches!(leaf, Leaf::Good | Leaf::NoEku);
+    assert_eq!(
+        ours.is_ok(),
+        rules_ok,
+        "{anchor:?} {mids:?} {leaf:?}: {ours:?}"
+    );
     let mut chain: Vec<String> = vec![STANDARD.encode(&leaf_der)];
     chain.extend(chain_mids.iter().map(|d| STANDARD.encode(d)));
     Case {
