@@ -113,7 +113,7 @@ impl JwtBundle {
     /// Two or more keys under one `kid` make that key ID ambiguous (RFC 7517 §4.5: the `kid`
     /// chooses the key): all of them are dropped, the key ID is listed in
     /// [`Self::ambiguous_key_ids`] and logged once as a warning here, and a token naming it is
-    /// refused with [`crate::JwtSvidError::AmbiguousKeyId`] rather than checked against one
+    /// refused (`JwtSvidError::AmbiguousKeyId`) rather than checked against one
     /// of them picked by position.
     ///
     /// # Errors
