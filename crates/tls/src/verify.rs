@@ -73,12 +73,20 @@ fn check_path(path: &webpki::VerifiedPath<'_>, set: &AnchorSet) -> Result<(), St
             ));
         }
     }
-    let limit = set
+    // webpki hands back a reference into our slice; equal subject and key would do as well.
+    let used = path.anchor();
+    let index = set
         .anchors
         .iter()
-        .position(|a| std::ptr::eq(a, path.anchor()))
-        .and_then(|i| set.path_len.get(i).copied().flatten());
-    if let Some(limit) = limit
+        .position(|a| std::ptr::eq(a, used))
+        .or_else(|| {
+            set.anchors.iter().position(|a| {
+                a.subject == used.subject
+                    && a.subject_public_key_info == used.subject_public_key_info
+            })
+        })
+        .ok_or("the verified path ends at an anchor not in the bundle")?;
+    if let Some(limit) = set.path_len.get(index).copied().flatten()
         && intermediates > limit
     {
         return Err(format!(
