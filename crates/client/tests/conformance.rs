@@ -489,3 +489,32 @@ async fn an_agent_jwt_svid_naming_a_claim_twice_is_refused() {
         .unwrap_err();
     assert!(err.to_string().contains("more than once"), "{err}");
 }
+
+#[tokio::test]
+async fn an_agent_svid_whose_leaf_may_sign_certificates_is_refused() {
+    use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair, KeyUsagePurpose};
+    let mut ca = CertificateParams::default();
+    ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    ca.key_usages = vec![KeyUsagePurpose::KeyCertSign];
+    let ca_key = KeyPair::generate().unwrap();
+    let ca_der = ca.self_signed(&ca_key).unwrap().der().to_vec();
+    let issuer = Issuer::new(ca, ca_key);
+    let mut leaf = CertificateParams::new(Vec::<String>::new()).unwrap();
+    leaf.is_ca = IsCa::ExplicitNoCa;
+    leaf.key_usages = vec![
+        KeyUsagePurpose::DigitalSignature,
+        KeyUsagePurpose::KeyCertSign,
+    ];
+    leaf.subject_alt_names = vec![rcgen::SanType::URI(ID.to_owned().try_into().unwrap())];
+    let key = KeyPair::generate().unwrap();
+    let svid = spiffe_helper_testkit::certs::TestSvid {
+        chain: vec![leaf.signed_by(&key, &issuer).unwrap().der().to_vec()],
+        key_pkcs8: key.serialize_der(),
+        spiffe_id: ID.to_owned(),
+    };
+    let fake = FakeAgent::start().await;
+    fake.push_x509(certs::x509_response(&[(&svid, "")], &[ca_der], &[]));
+    let client = WorkloadApiClient::new(Endpoint::parse(&fake.endpoint()).unwrap());
+    let err = client.fetch_x509_context().await.unwrap_err();
+    assert!(err.to_string().contains("keyCertSign"), "{err}");
+}
