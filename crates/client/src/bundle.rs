@@ -97,6 +97,8 @@ pub struct JwtBundle {
     trust_domain: TrustDomain,
     keys: Vec<JwtKey>,
     skipped: usize,
+    /// Key IDs that name more than one key: none of those keys is used.
+    ambiguous: Vec<String>,
 }
 
 impl JwtBundle {
@@ -107,6 +109,12 @@ impl JwtBundle {
     /// counted in [`Self::skipped`]: one odd key must not cost the whole trust domain its
     /// bundle. `keys: null` or no `keys` is an empty bundle (a federated trust domain without
     /// JWT authorities).
+    ///
+    /// Two or more keys under one `kid` make that key ID ambiguous (RFC 7517 §4.5: the `kid`
+    /// chooses the key): all of them are dropped, the key ID is listed in
+    /// [`Self::ambiguous_key_ids`] and logged once as a warning here, and a token naming it is
+    /// refused (`JwtSvidError::AmbiguousKeyId`) rather than checked against one
+    /// of them picked by position.
     ///
     /// # Errors
     /// [`Error::InvalidResponse`] when the document is not a JWKS object.
@@ -131,10 +139,20 @@ impl JwtBundle {
                 }
             }
         }
+        let ambiguous = duplicate_key_ids(&parsed);
+        if !ambiguous.is_empty() {
+            parsed.retain(|k| !ambiguous.contains(&k.key_id));
+            tracing::warn!(
+                trust_domain = %trust_domain,
+                key_ids = ?ambiguous,
+                "JWT bundle has several keys under one key ID; tokens naming it will be refused"
+            );
+        }
         Ok(Self {
             trust_domain,
             keys: parsed,
             skipped,
+            ambiguous,
         })
     }
 
@@ -150,10 +168,23 @@ impl JwtBundle {
         &self.keys
     }
 
-    /// The key named `key_id`.
+    /// The key named `key_id`; `None` also when several keys share it (see
+    /// [`Self::is_ambiguous`]).
     #[must_use]
     pub fn key(&self, key_id: &str) -> Option<&JwtKey> {
         self.keys.iter().find(|k| k.key_id == key_id)
+    }
+
+    /// Whether the JWKS had more than one key under `key_id`.
+    #[must_use]
+    pub fn is_ambiguous(&self, key_id: &str) -> bool {
+        self.ambiguous.iter().any(|k| k == key_id)
+    }
+
+    /// The key IDs that named more than one key, in document order; their keys were dropped.
+    #[must_use]
+    pub fn ambiguous_key_ids(&self) -> &[String] {
+        &self.ambiguous
     }
 
     /// How many JWKS entries were skipped as unusable for JWT-SVIDs.
@@ -161,6 +192,18 @@ impl JwtBundle {
     pub fn skipped(&self) -> usize {
         self.skipped
     }
+}
+
+/// Key IDs that occur more than once among `keys`, each listed once, in document order.
+fn duplicate_key_ids(keys: &[JwtKey]) -> Vec<String> {
+    let mut seen = std::collections::BTreeSet::new();
+    let mut dups: Vec<String> = Vec::new();
+    for key in keys {
+        if !seen.insert(key.key_id.as_str()) && !dups.contains(&key.key_id) {
+            dups.push(key.key_id.clone());
+        }
+    }
+    dups
 }
 
 /// One JWK: `Ok(None)` for a key that is well-formed JSON but not a JWT-SVID authority.

@@ -131,7 +131,8 @@ fn f64_secs(f: f64) -> u64 {
     f as u64
 }
 
-/// Decodes the payload of a compact JWS into its JSON object. Errors never quote the token.
+/// Decodes the payload of a compact JWS into its JSON object, refusing a member name given twice
+/// (a `sub` or `exp` that another parser would read differently). Errors never quote the token.
 fn decode_claims(token: &str) -> Result<serde_json::Map<String, Value>, String> {
     let mut parts = token.split('.');
     let (Some(_), Some(payload), Some(_), None) =
@@ -143,10 +144,14 @@ fn decode_claims(token: &str) -> Result<serde_json::Map<String, Value>, String> 
         .decode(payload)
         .or_else(|_| URL_SAFE.decode(payload))
         .map_err(|_| "token payload is not base64url".to_owned())?;
-    match serde_json::from_slice(&bytes) {
-        Ok(Value::Object(map)) => Ok(map),
-        _ => Err("token payload is not a JSON object".into()),
-    }
+    crate::strict_json::object(&bytes).map_err(|e| match e {
+        crate::strict_json::StrictJsonError::Duplicate(name) => {
+            format!("token payload names member {name} more than once")
+        }
+        crate::strict_json::StrictJsonError::NotAnObject => {
+            "token payload is not a JSON object".to_owned()
+        }
+    })
 }
 
 /// JWT bundles by trust domain: each JWKS document exactly as received, and its parsed keys.

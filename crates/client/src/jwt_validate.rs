@@ -13,6 +13,7 @@ use ring::signature::{self, RsaPublicKeyComponents, UnparsedPublicKey};
 use serde_json::{Map, Value};
 
 use crate::bundle::{BundleSource, JwtBundle, JwtKeyMaterial};
+use crate::strict_json::{self, StrictJsonError};
 use crate::{SpiffeId, TrustDomain, ValidatedJwtSvid};
 
 /// Clock skew tolerated on `exp`, `nbf` and `iat`: go-jose's `DefaultLeeway`, which SPIRE and
@@ -44,6 +45,22 @@ pub enum JwtSvidError {
     /// The header has no `kid`.
     #[error("JWT-SVID header has no key ID")]
     MissingKeyId,
+    /// The header holds a member other than `alg`, `kid` and `typ` (JWT-SVID §2: any other
+    /// header "MUST NOT be included"; `crit`, `b64`, `x5c`, `jku`, ... change what a JWS means).
+    #[error("JWT-SVID header member {name:?} is not allowed (only alg, kid and typ)")]
+    UnexpectedHeader {
+        /// The member's name.
+        name: String,
+    },
+    /// The header or the claims name one member twice, at any depth: parsers disagree on
+    /// which one counts, so neither does.
+    #[error("JWT-SVID {part} names member {name} more than once")]
+    DuplicateMember {
+        /// `header` or `claims`.
+        part: &'static str,
+        /// The repeated name, JSON-quoted.
+        name: String,
+    },
     /// A required claim is missing or has the wrong JSON type.
     #[error("JWT-SVID claim {claim} is missing or invalid")]
     InvalidClaim {
@@ -64,8 +81,17 @@ pub enum JwtSvidError {
         /// The subject's trust domain.
         trust_domain: TrustDomain,
     },
-    /// The key named by `kid` cannot check this algorithm (an RSA key for ES256, another curve,
-    /// or P-521, which `ring` does not implement).
+    /// The bundle has two or more keys with this `kid`: which one signs is ambiguous, so none
+    /// is used (RFC 7517 §4.5: the `kid` is how a key is chosen).
+    #[error("the bundle of {trust_domain} has more than one JWT authority with key ID {key_id:?}")]
+    AmbiguousKeyId {
+        /// The header's `kid`.
+        key_id: String,
+        /// The subject's trust domain.
+        trust_domain: TrustDomain,
+    },
+    /// The key named by `kid` cannot check this algorithm (an RSA key for ES256, or an EC key
+    /// on another curve than the algorithm's).
     #[error("key {key_id:?} cannot verify {alg}")]
     KeyMismatch {
         /// The header's `kid`.
@@ -140,6 +166,12 @@ impl JwtValidator {
     ) -> Result<ValidatedJwtSvid, JwtSvidError> {
         let parts = Parts::split(token)?;
         let header = parts.header()?;
+        if let Some(name) = header
+            .keys()
+            .find(|name| !matches!(name.as_str(), "alg" | "kid" | "typ"))
+        {
+            return Err(JwtSvidError::UnexpectedHeader { name: name.clone() });
+        }
         let alg = text(&header, "alg").unwrap_or_default().to_owned();
         let Some(verify) = Algorithm::from_name(&alg) else {
             return Err(JwtSvidError::UnsupportedAlgorithm { alg });
@@ -163,6 +195,12 @@ impl JwtValidator {
         let bundle = bundles
             .bundle_for(td)
             .ok_or_else(|| JwtSvidError::NoBundle(td.clone()))?;
+        if bundle.is_ambiguous(&key_id) {
+            return Err(JwtSvidError::AmbiguousKeyId {
+                key_id,
+                trust_domain: td.clone(),
+            });
+        }
         let key = bundle
             .key(&key_id)
             .ok_or_else(|| JwtSvidError::UnknownKeyId {
@@ -255,11 +293,11 @@ impl<'a> Parts<'a> {
     }
 
     fn header(&self) -> Result<Map<String, Value>, JwtSvidError> {
-        json_object(self.header, "header is not base64url JSON")
+        json_object(self.header, "header", "header is not base64url JSON")
     }
 
     fn claims(&self) -> Result<Map<String, Value>, JwtSvidError> {
-        json_object(self.payload, "payload is not base64url JSON")
+        json_object(self.payload, "claims", "payload is not base64url JSON")
     }
 
     fn signature(&self) -> Result<Vec<u8>, JwtSvidError> {
@@ -271,14 +309,18 @@ impl<'a> Parts<'a> {
     }
 }
 
-fn json_object(part: &str, reason: &'static str) -> Result<Map<String, Value>, JwtSvidError> {
+fn json_object(
+    text: &str,
+    part: &'static str,
+    reason: &'static str,
+) -> Result<Map<String, Value>, JwtSvidError> {
     let bytes = URL_SAFE_NO_PAD
-        .decode(part)
+        .decode(text)
         .map_err(|_| JwtSvidError::Malformed { reason })?;
-    match serde_json::from_slice(&bytes) {
-        Ok(Value::Object(map)) => Ok(map),
-        _ => Err(JwtSvidError::Malformed { reason }),
-    }
+    strict_json::object(&bytes).map_err(|e| match e {
+        StrictJsonError::Duplicate(name) => JwtSvidError::DuplicateMember { part, name },
+        StrictJsonError::NotAnObject => JwtSvidError::Malformed { reason },
+    })
 }
 
 fn text<'a>(map: &'a Map<String, Value>, name: &str) -> Option<&'a str> {
@@ -315,8 +357,8 @@ enum CheckError {
     Signature,
 }
 
-/// The JWT-SVID algorithm set (JWT-SVID spec §3.1, RFC 7518 §3), less ES512 which `ring` does
-/// not implement: such tokens fail with [`JwtSvidError::KeyMismatch`].
+/// The JWT-SVID algorithm set (JWT-SVID §2.1, RFC 7518 §3.3-§3.5). ES512 is checked by the
+/// `RustCrypto` `p521` crate, since `ring` has no P-521; everything else by `ring`.
 enum Algorithm {
     Ec(&'static str, &'static signature::EcdsaVerificationAlgorithm),
     Ec521,
@@ -344,6 +386,9 @@ impl Algorithm {
             (Self::Ec(curve, alg), JwtKeyMaterial::Ec { curve: c, point }) if c == curve => {
                 UnparsedPublicKey::new(*alg, point).verify(signed, sig)
             }
+            (Self::Ec521, JwtKeyMaterial::Ec { curve, point }) if curve == "P-521" => {
+                return verify_es512(point, signed, sig);
+            }
             (Self::Rsa(params), JwtKeyMaterial::Rsa { modulus, exponent }) => {
                 RsaPublicKeyComponents {
                     n: modulus,
@@ -355,6 +400,15 @@ impl Algorithm {
         };
         result.map_err(|_| CheckError::Signature)
     }
+}
+
+/// ES512 (RFC 7518 §3.4): ECDSA on P-521 with SHA-512, the signature `R || S` of 66 bytes each.
+fn verify_es512(point: &[u8], signed: &[u8], sig: &[u8]) -> Result<(), CheckError> {
+    use p521::ecdsa::signature::Verifier as _;
+    let key =
+        p521::ecdsa::VerifyingKey::from_sec1_bytes(point).map_err(|_| CheckError::Mismatch)?;
+    let sig = p521::ecdsa::Signature::from_slice(sig).map_err(|_| CheckError::Signature)?;
+    key.verify(signed, &sig).map_err(|_| CheckError::Signature)
 }
 
 #[cfg(test)]

@@ -73,6 +73,8 @@ pub(crate) use spiffe_workload_proto as pb;
 mod source;
 mod spiffe_id;
 #[cfg(feature = "transport")]
+mod strict_json;
+#[cfg(feature = "transport")]
 mod transport;
 #[cfg(feature = "transport")]
 mod watch;

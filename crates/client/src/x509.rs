@@ -118,8 +118,12 @@ impl TryFrom<pb::X509svid> for X509Svid {
     }
 }
 
-/// SPIFFE X509-SVID §4 and §5: exactly one URI SAN, equal to the SVID's ID; the leaf is no CA.
+/// SPIFFE X509-SVID §3.1, §4 and §5.2: the ID has a path; exactly one URI SAN, equal to the
+/// SVID's ID; the leaf is no CA and may sign neither certificates nor CRLs.
 fn check_leaf(leaf: &X509Certificate<'_>, spiffe_id: &SpiffeId) -> Result<(), String> {
+    if spiffe_id.path().is_empty() {
+        return Err("a trust domain ID (no path) cannot identify a workload".into());
+    }
     let san = leaf
         .subject_alternative_name()
         .map_err(|e| format!("leaf subjectAltName: {e}"))?;
@@ -146,6 +150,11 @@ fn check_leaf(leaf: &X509Certificate<'_>, spiffe_id: &SpiffeId) -> Result<(), St
         && bc.value.ca
     {
         return Err("leaf is a CA certificate".into());
+    }
+    if let Ok(Some(ku)) = leaf.key_usage()
+        && (ku.value.key_cert_sign() || ku.value.crl_sign())
+    {
+        return Err("leaf may sign certificates or CRLs (keyCertSign or cRLSign)".into());
     }
     Ok(())
 }

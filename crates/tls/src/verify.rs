@@ -24,10 +24,80 @@ use crate::{Authorizer, Error};
 /// A bundle source as the verifiers hold it.
 pub type X509BundleSource = Arc<dyn BundleSource<Bundle = X509Bundle>>;
 
-type Anchors = Arc<Vec<TrustAnchor<'static>>>;
+type Anchors = Arc<AnchorSet>;
 
-/// The SPIFFE ID of a leaf that may be an X.509-SVID: exactly one URI SAN, a valid SPIFFE ID,
-/// not a CA, no `keyCertSign`/`cRLSign` (SPIFFE X509-SVID §4.1, §4.3).
+/// The trust anchors of one bundle, with what webpki's `TrustAnchor` does not keep.
+struct AnchorSet {
+    anchors: Vec<TrustAnchor<'static>>,
+    /// Each anchor's own `pathLenConstraint`, index-aligned with `anchors`.
+    path_len: Vec<Option<u32>>,
+}
+
+/// A bundle authority as a trust anchor, or why it cannot be one: it must parse and be a CA
+/// (X509-SVID §3.2 and §4.1: signing certificates set `cA`; a non-CA bundle entry signs
+/// nothing). webpki's anchors keep only subject, key and name constraints, so the anchor's
+/// `pathLenConstraint` is kept beside it and applied in [`check_path`].
+fn anchor(der: &[u8]) -> Result<(TrustAnchor<'static>, Option<u32>), String> {
+    let (_, cert) = X509Certificate::from_der(der).map_err(|e| format!("does not parse: {e}"))?;
+    let path_len = match cert.basic_constraints() {
+        Ok(Some(bc)) if bc.value.ca => bc.value.path_len_constraint,
+        Ok(_) => return Err("is not a CA (basicConstraints cA is not true)".into()),
+        Err(e) => return Err(format!("basicConstraints: {e}")),
+    };
+    let der = CertificateDer::from(der);
+    let anchor = webpki::anchor_from_trusted_cert(&der)
+        .map_err(|e| format!("{e:?}"))?
+        .to_owned();
+    Ok((anchor, path_len))
+}
+
+/// The checks RFC 5280 path validation makes and webpki leaves out, on a path webpki built:
+/// every intermediate is a CA that may sign certificates (RFC 5280 §6.1.4 (k) and (n);
+/// X509-SVID §3.2 and §4.3 make `keyCertSign` required, not only checked when present), and
+/// the anchor's own `pathLenConstraint` bounds the intermediates below it (RFC 5280 §6.1.4 (m)
+/// applied to the trust anchor's certificate, as go's `crypto/x509` also does).
+fn check_path(path: &webpki::VerifiedPath<'_>, set: &AnchorSet) -> Result<(), String> {
+    let mut intermediates = 0_u32;
+    for (i, cert) in path.intermediate_certificates().enumerate() {
+        intermediates += 1;
+        let der = cert.der();
+        let (_, cert) = X509Certificate::from_der(der.as_ref())
+            .map_err(|e| format!("intermediate {} does not parse: {e}", i + 1))?;
+        if !matches!(cert.basic_constraints(), Ok(Some(bc)) if bc.value.ca) {
+            return Err(format!("intermediate {} is not a CA", i + 1));
+        }
+        if !matches!(cert.key_usage(), Ok(Some(ku)) if ku.value.key_cert_sign()) {
+            return Err(format!(
+                "intermediate {} may not sign certificates (no keyCertSign key usage)",
+                i + 1
+            ));
+        }
+    }
+    // webpki hands back a reference into our slice; equal subject and key would do as well.
+    let used = path.anchor();
+    let index = set
+        .anchors
+        .iter()
+        .position(|a| std::ptr::eq(a, used))
+        .or_else(|| {
+            set.anchors.iter().position(|a| {
+                a.subject == used.subject
+                    && a.subject_public_key_info == used.subject_public_key_info
+            })
+        })
+        .ok_or("the verified path ends at an anchor not in the bundle")?;
+    if let Some(limit) = set.path_len.get(index).copied().flatten()
+        && intermediates > limit
+    {
+        return Err(format!(
+            "{intermediates} intermediates below a trust anchor with pathLenConstraint {limit}"
+        ));
+    }
+    Ok(())
+}
+
+/// The SPIFFE ID of a leaf that may be an X.509-SVID: exactly one URI SAN, a valid SPIFFE ID
+/// with a path, not a CA, no `keyCertSign`/`cRLSign` (SPIFFE X509-SVID §3.1, §4.1, §4.3, §5.2).
 ///
 /// # Errors
 /// [`Error::NotAnSvid`] or [`Error::LeafIsCa`].
@@ -50,6 +120,13 @@ pub fn svid_id(leaf: &CertificateDer<'_>) -> Result<SpiffeId, Error> {
         (None, _) => return Err(not_svid("leaf has no URI SAN".into())),
         (Some(_), Some(_)) => return Err(not_svid("leaf has more than one URI SAN".into())),
     };
+    // X509-SVID §3.1 and §5.2: a leaf's SPIFFE ID has a non-root path; `spiffe://td` alone
+    // names the trust domain (what a signing certificate may carry), not a workload.
+    if id.path().is_empty() {
+        return Err(not_svid(format!(
+            "{id} has no path: a trust domain ID is not a workload's"
+        )));
+    }
     let is_ca = matches!(cert.basic_constraints(), Ok(Some(bc)) if bc.value.ca);
     let signs =
         matches!(cert.key_usage(), Ok(Some(ku)) if ku.value.key_cert_sign() || ku.value.crl_sign());
@@ -116,17 +193,23 @@ impl PeerVerifier {
         {
             return Ok(anchors.clone());
         }
-        let anchors: Vec<TrustAnchor<'static>> = bundle
-            .authorities()
-            .iter()
-            .filter_map(|der| {
-                let der = CertificateDer::from(der.as_slice());
-                webpki::anchor_from_trusted_cert(&der)
-                    .map(|a| a.to_owned())
-                    .ok()
-            })
-            .collect();
-        let anchors = Arc::new(anchors);
+        let mut set = AnchorSet {
+            anchors: Vec::with_capacity(bundle.authorities().len()),
+            path_len: Vec::with_capacity(bundle.authorities().len()),
+        };
+        for (i, der) in bundle.authorities().iter().enumerate() {
+            match anchor(der) {
+                Ok((anchor, path_len)) => {
+                    set.anchors.push(anchor);
+                    set.path_len.push(path_len);
+                }
+                Err(reason) => {
+                    tracing::warn!(trust_domain = %td, authority = i, %reason,
+                        "bundle authority is not used as a trust anchor");
+                }
+            }
+        }
+        let anchors = Arc::new(set);
         cache.insert(td.clone(), (bundle, anchors.clone()));
         Ok(anchors)
     }
@@ -145,16 +228,21 @@ impl PeerVerifier {
             reason: format!("{e:?}"),
         };
         let leaf = EndEntityCert::try_from(end_entity).map_err(untrusted)?;
-        leaf.verify_for_usage(
-            self.algorithms.all,
-            &anchors,
-            intermediates,
-            now,
-            usage,
-            None,
-            None,
-        )
-        .map_err(untrusted)?;
+        let path = leaf
+            .verify_for_usage(
+                self.algorithms.all,
+                &anchors.anchors,
+                intermediates,
+                now,
+                usage,
+                None,
+                None,
+            )
+            .map_err(untrusted)?;
+        check_path(&path, &anchors).map_err(|reason| Error::Untrusted {
+            id: id.clone(),
+            reason,
+        })?;
         let mut chain = Vec::with_capacity(1 + intermediates.len());
         chain.push(end_entity.clone());
         chain.extend(intermediates.iter().cloned());

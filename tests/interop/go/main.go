@@ -3,6 +3,7 @@
 //
 //	spiffe-interop-peer server --listen ADDR [--allow ID | --allow-td TD | --allow any] [--hint H]
 //	spiffe-interop-peer client --connect ADDR [--expect ID | --expect-td TD | --expect any] [--send TEXT] [--hint H]
+//	spiffe-interop-peer verdict < cases.jsonl
 //
 // The server prints "listening on ADDR" once it accepts, then answers each connection's first
 // line with "hello <peer SPIFFE ID> from go". The client sends one line, prints the server's
@@ -33,6 +34,11 @@ import (
 func main() {
 	if len(os.Args) < 2 {
 		fail("usage: spiffe-interop-peer server|client [flags]")
+	}
+	if os.Args[1] == "verdict" {
+		// No agent: reads cases on stdin, prints go-spiffe's verdicts (verdict.go).
+		verdicts(os.Stdin, os.Stdout)
+		return
 	}
 	fs := flag.NewFlagSet(os.Args[1], flag.ExitOnError)
 	listen := fs.String("listen", "", "server: address to listen on")
