@@ -14,14 +14,10 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use base64::Engine as _;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE, URL_SAFE_NO_PAD};
-use ring::rand::SystemRandom;
-use ring::signature::{
-    ECDSA_P256_SHA256_FIXED_SIGNING, ECDSA_P384_SHA384_FIXED_SIGNING, EcdsaKeyPair, KeyPair as _,
-    RSA_PKCS1_SHA256, RSA_PSS_SHA256, RsaKeyPair,
-};
 use serde_json::{Value, json};
 use spiffe_helper_testkit::certs::{self, TestCa};
 use spiffe_helper_testkit::fake::FakeAgent;
+use spiffe_helper_testkit::jwt::{SigningKey as Key, b64url as b64, token, token_raw};
 use spiffe_workload_client::{
     Endpoint, JwtBundle, JwtBundleSet, JwtSvidError, WorkloadApiClient, validate_jwt_svid,
 };
@@ -30,10 +26,6 @@ const ID: &str = "spiffe://example.org/web";
 /// Test-only RSA-2048 key (see tests/data/README.md for how it was made).
 const RSA_PKCS8: &[u8] = include_bytes!("data/rsa-key.der");
 
-fn b64(bytes: &[u8]) -> String {
-    URL_SAFE_NO_PAD.encode(bytes)
-}
-
 fn now() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -41,117 +33,9 @@ fn now() -> u64 {
         .as_secs()
 }
 
-/// A JWT authority: its JWK and how it signs.
-enum Key {
-    Ec(EcdsaKeyPair, &'static str),
-    P521(p521::ecdsa::SigningKey),
-    Rsa(RsaKeyPair),
-}
-
-impl Key {
-    fn p256() -> Self {
-        Self::ring_ec(&ECDSA_P256_SHA256_FIXED_SIGNING, "P-256")
-    }
-
-    fn p384() -> Self {
-        Self::ring_ec(&ECDSA_P384_SHA384_FIXED_SIGNING, "P-384")
-    }
-
-    fn ring_ec(alg: &'static ring::signature::EcdsaSigningAlgorithm, crv: &'static str) -> Self {
-        let rng = SystemRandom::new();
-        let pkcs8 = EcdsaKeyPair::generate_pkcs8(alg, &rng).unwrap();
-        Self::Ec(
-            EcdsaKeyPair::from_pkcs8(alg, pkcs8.as_ref(), &rng).unwrap(),
-            crv,
-        )
-    }
-
-    fn p521() -> Self {
-        // A random scalar below the group order: the top byte of 66 is 0 or 1.
-        let mut scalar = [0_u8; 66];
-        ring::rand::SecureRandom::fill(&SystemRandom::new(), &mut scalar).unwrap();
-        scalar[0] &= 0x01;
-        scalar[1] |= 0x01;
-        Self::P521(p521::ecdsa::SigningKey::from_slice(&scalar).unwrap())
-    }
-
-    fn rsa() -> Self {
-        Self::Rsa(RsaKeyPair::from_pkcs8(RSA_PKCS8).unwrap())
-    }
-
-    fn jwk(&self, kid: &str) -> Value {
-        let ec = |crv: &str, point: &[u8]| {
-            let n = (point.len() - 1) / 2;
-            json!({"kty": "EC", "kid": kid, "crv": crv,
-                   "x": b64(&point[1..=n]), "y": b64(&point[1 + n..])})
-        };
-        match self {
-            Self::Ec(key, crv) => ec(crv, key.public_key().as_ref()),
-            Self::P521(key) => ec("P-521", key.verifying_key().to_sec1_point(false).as_bytes()),
-            Self::Rsa(key) => {
-                let public = key.public().as_ref();
-                let (n, e) = rsa_public_components(public);
-                json!({"kty": "RSA", "kid": kid, "n": b64(&n), "e": b64(&e)})
-            }
-        }
-    }
-
-    fn sign(&self, alg: &str, input: &[u8]) -> Vec<u8> {
-        let rng = SystemRandom::new();
-        match self {
-            Self::Ec(key, _) => key.sign(&rng, input).unwrap().as_ref().to_vec(),
-            Self::P521(key) => {
-                use p521::ecdsa::signature::Signer as _;
-                let sig: p521::ecdsa::Signature = key.sign(input);
-                sig.to_bytes().to_vec()
-            }
-            Self::Rsa(key) => {
-                let padding: &dyn ring::signature::RsaEncoding = match alg {
-                    "PS256" => &RSA_PSS_SHA256,
-                    _ => &RSA_PKCS1_SHA256,
-                };
-                let mut sig = vec![0; key.public().modulus_len()];
-                key.sign(padding, &rng, input, &mut sig).unwrap();
-                sig
-            }
-        }
-    }
-}
-
-/// `n` and `e` from a PKCS#1 `RSAPublicKey` (SEQUENCE of two INTEGERs), as ring hands it out.
-fn rsa_public_components(der: &[u8]) -> (Vec<u8>, Vec<u8>) {
-    fn tlv(input: &[u8]) -> (&[u8], &[u8]) {
-        let (len, start) = match input[1] {
-            l if l < 0x80 => (usize::from(l), 2),
-            0x81 => (usize::from(input[2]), 3),
-            0x82 => (usize::from(input[2]) << 8 | usize::from(input[3]), 4),
-            other => panic!("unexpected DER length byte {other:#x}"),
-        };
-        (&input[start..start + len], &input[start + len..])
-    }
-    let (seq, _) = tlv(der);
-    let (n, rest) = tlv(seq);
-    let (e, _) = tlv(rest);
-    let strip = |b: &[u8]| b.iter().skip_while(|x| **x == 0).copied().collect();
-    (strip(n), strip(e))
-}
-
 fn bundles(jwks: &[Value]) -> JwtBundleSet {
     let doc = json!({ "keys": jwks }).to_string().into_bytes();
     JwtBundleSet::from_jwks([("example.org".parse().unwrap(), doc)]).unwrap()
-}
-
-/// A compact JWS over the header and claims exactly as given (raw JSON text, so that a test can
-/// repeat a member name).
-fn token_raw(key: &Key, alg: &str, header: &str, claims: &str) -> String {
-    let input = format!("{}.{}", b64(header.as_bytes()), b64(claims.as_bytes()));
-    let sig = key.sign(alg, input.as_bytes());
-    format!("{input}.{}", b64(&sig))
-}
-
-fn token(key: &Key, header: &Value, claims: &Value) -> String {
-    let alg = header["alg"].as_str().unwrap_or_default();
-    token_raw(key, alg, &header.to_string(), &claims.to_string())
 }
 
 fn header(alg: &str) -> Value {
@@ -286,7 +170,7 @@ fn an_es512_jwt_svid_signed_with_a_p521_key_validates() {
 
 #[test]
 fn an_algorithm_never_verifies_with_a_key_of_another_family_or_curve() {
-    let (p256, p384, rsa) = (Key::p256(), Key::p384(), Key::rsa());
+    let (p256, p384, rsa) = (Key::p256(), Key::p384(), Key::rsa(RSA_PKCS8));
     assert!(
         check(
             &token(&p384, &header("ES384"), &claims()),
@@ -314,7 +198,7 @@ fn an_algorithm_never_verifies_with_a_key_of_another_family_or_curve() {
 
 #[test]
 fn rsa_jwt_svids_validate_and_a_pss_signature_with_a_short_salt_is_refused() {
-    let rsa = Key::rsa();
+    let rsa = Key::rsa(RSA_PKCS8);
     let set = bundles(&[rsa.jwk("k1")]);
     for alg in ["RS256", "PS256"] {
         assert_eq!(
@@ -435,7 +319,7 @@ fn none_hmac_and_unlisted_algorithms_are_refused() {
 
 #[test]
 fn a_jwt_bundle_document_keeps_its_unambiguous_keys() {
-    let (a, b) = (Key::p256(), Key::rsa());
+    let (a, b) = (Key::p256(), Key::rsa(RSA_PKCS8));
     let doc = json!({"keys": [a.jwk("a"), b.jwk("b"), a.jwk("dup"), b.jwk("dup")]}).to_string();
     let bundle = JwtBundle::from_jwks("example.org".parse().unwrap(), doc.as_bytes()).unwrap();
     let kids: Vec<&str> = bundle

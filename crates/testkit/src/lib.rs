@@ -1,7 +1,7 @@
 //! Test support for spiffe-helper-rust: a real SPIRE server + agent harness ([`spire`]), test
 //! certificates and Workload API responses ([`certs`]), and an in-process fake Workload API
-//! server for faults SPIRE cannot produce ([`fake`]), and real consumers of the helper's files
-//! (`PostgreSQL`, `HAProxy`: [`consumers`]).
+//! server for faults SPIRE cannot produce ([`fake`]), JWT authorities that sign test tokens
+//! ([`jwt`]), and real consumers of the helper's files (`PostgreSQL`, `HAProxy`: [`consumers`]).
 //!
 //! Panicking with a clear message is how this crate reports a broken test setup; processes it
 //! starts are always killed by pid, also when a test panics.
@@ -23,6 +23,7 @@ pub use spiffe_workload_proto as pb;
 pub mod certs;
 pub mod consumers;
 pub mod fake;
+pub mod jwt;
 pub mod spire;
 
 /// Unwraps `r` or panics with what failed (test-setup failures are panics in this crate).

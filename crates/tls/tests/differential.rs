@@ -25,12 +25,10 @@ use rcgen::{
     BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair,
     KeyUsagePurpose, SanType,
 };
-use ring::rand::SystemRandom;
-use ring::signature::{
-    ECDSA_P256_SHA256_FIXED_SIGNING, ECDSA_P384_SHA384_FIXED_SIGNING, EcdsaKeyPair, KeyPair as _,
-    RSA_PKCS1_SHA256, RSA_PSS_SHA256, RsaKeyPair,
-};
 use serde_json::{Value, json};
+use spiffe_helper_testkit::jwt::{
+    SigningKey as Key, b64url as b64, token as sign, token_raw as sign_raw,
+};
 use spiffe_workload_client::{JwtBundleSet, X509Bundle, X509BundleSet, validate_jwt_svid};
 use spiffe_workload_tls::rustls::client::danger::ServerCertVerifier as _;
 use spiffe_workload_tls::rustls::pki_types::{ServerName, UnixTime};
@@ -62,10 +60,6 @@ struct Case {
     line: Value,
 }
 
-fn b64(bytes: &[u8]) -> String {
-    URL_SAFE_NO_PAD.encode(bytes)
-}
-
 fn now() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -74,101 +68,6 @@ fn now() -> u64 {
 }
 
 // ---------------------------------------------------------------- JWT-SVIDs
-
-enum Key {
-    Ec(EcdsaKeyPair, &'static str),
-    P521(p521::ecdsa::SigningKey),
-    Rsa(RsaKeyPair),
-}
-
-impl Key {
-    fn ec(alg: &'static ring::signature::EcdsaSigningAlgorithm, crv: &'static str) -> Self {
-        let rng = SystemRandom::new();
-        let pkcs8 = EcdsaKeyPair::generate_pkcs8(alg, &rng).unwrap();
-        Self::Ec(
-            EcdsaKeyPair::from_pkcs8(alg, pkcs8.as_ref(), &rng).unwrap(),
-            crv,
-        )
-    }
-
-    fn p256() -> Self {
-        Self::ec(&ECDSA_P256_SHA256_FIXED_SIGNING, "P-256")
-    }
-
-    fn p521() -> Self {
-        let mut scalar = [0_u8; 66];
-        ring::rand::SecureRandom::fill(&SystemRandom::new(), &mut scalar).unwrap();
-        scalar[0] &= 0x01;
-        scalar[1] |= 0x01;
-        Self::P521(p521::ecdsa::SigningKey::from_slice(&scalar).unwrap())
-    }
-
-    fn jwk(&self, kid: &str) -> Value {
-        let ec = |crv: &str, point: &[u8]| {
-            let n = (point.len() - 1) / 2;
-            json!({"kty": "EC", "kid": kid, "crv": crv,
-                   "x": b64(&point[1..=n]), "y": b64(&point[1 + n..])})
-        };
-        match self {
-            Self::Ec(key, crv) => ec(crv, key.public_key().as_ref()),
-            Self::P521(key) => ec("P-521", key.verifying_key().to_sec1_point(false).as_bytes()),
-            Self::Rsa(key) => {
-                let (n, e) = rsa_components(key.public().as_ref());
-                json!({"kty": "RSA", "kid": kid, "n": b64(&n), "e": b64(&e)})
-            }
-        }
-    }
-
-    fn sign(&self, alg: &str, input: &[u8]) -> Vec<u8> {
-        let rng = SystemRandom::new();
-        match self {
-            Self::Ec(key, _) => key.sign(&rng, input).unwrap().as_ref().to_vec(),
-            Self::P521(key) => {
-                use p521::ecdsa::signature::Signer as _;
-                let sig: p521::ecdsa::Signature = key.sign(input);
-                sig.to_bytes().to_vec()
-            }
-            Self::Rsa(key) => {
-                let padding: &dyn ring::signature::RsaEncoding = if alg.starts_with("PS") {
-                    &RSA_PSS_SHA256
-                } else {
-                    &RSA_PKCS1_SHA256
-                };
-                let mut sig = vec![0; key.public().modulus_len()];
-                key.sign(padding, &rng, input, &mut sig).unwrap();
-                sig
-            }
-        }
-    }
-}
-
-/// `n` and `e` of a PKCS#1 `RSAPublicKey`.
-fn rsa_components(der: &[u8]) -> (Vec<u8>, Vec<u8>) {
-    fn tlv(input: &[u8]) -> (&[u8], &[u8]) {
-        let (len, start) = match input[1] {
-            l if l < 0x80 => (usize::from(l), 2),
-            0x81 => (usize::from(input[2]), 3),
-            0x82 => ((usize::from(input[2]) << 8) | usize::from(input[3]), 4),
-            other => panic!("unexpected DER length byte {other:#x}"),
-        };
-        (&input[start..start + len], &input[start + len..])
-    }
-    let (seq, _) = tlv(der);
-    let (n, rest) = tlv(seq);
-    let (e, _) = tlv(rest);
-    let strip = |b: &[u8]| b.iter().skip_while(|x| **x == 0).copied().collect();
-    (strip(n), strip(e))
-}
-
-fn sign_raw(key: &Key, alg: &str, header: &str, claims: &str) -> String {
-    let input = format!("{}.{}", b64(header.as_bytes()), b64(claims.as_bytes()));
-    format!("{input}.{}", b64(&key.sign(alg, input.as_bytes())))
-}
-
-fn sign(key: &Key, header: &Value, claims: &Value) -> String {
-    let alg = header["alg"].as_str().unwrap_or("ES256");
-    sign_raw(key, alg, &header.to_string(), &claims.to_string())
-}
 
 fn claims() -> Value {
     json!({"sub": ID, "aud": [AUD], "exp": now() + 600, "iat": now()})
@@ -227,9 +126,9 @@ fn jwt_cases() -> Vec<Case> {
     let header = json!({"alg": "ES256", "kid": "k1", "typ": "JWT"});
 
     // Each algorithm family, good.
-    let p384 = Key::ec(&ECDSA_P384_SHA384_FIXED_SIGNING, "P-384");
+    let p384 = Key::p384();
     let p521 = Key::p521();
-    let rsa = Key::Rsa(RsaKeyPair::from_pkcs8(RSA_PKCS8).unwrap());
+    let rsa = Key::rsa(RSA_PKCS8);
     for (alg, key) in [
         ("ES256", &es),
         ("ES384", &p384),
