@@ -107,7 +107,7 @@ fn main() -> ExitCode {
     }
 }
 
-const USAGE: &str = "usage: spiffe-helper-bench (all|size|oneshot|daemon-idle|health-load|rotation|scale|rotation-real|agent-restart) \
+const USAGE: &str = "usage: spiffe-helper-bench (all|SECTION[,SECTION...]; sections: size oneshot daemon-idle health-load rotation scale rotation-real agent-restart) \
 --ours PATH --upstream PATH [--upstream-stripped PATH] [--runs N] [--idle-secs S] [--scale N] \
 [--scale-rounds N] [--oneshot-runs N] [--load-conns N] [--load-secs S] [--real-secs S] [--out FILE]\n       \
 spiffe-helper-bench child-recorder FILE";
@@ -115,11 +115,13 @@ spiffe-helper-bench child-recorder FILE";
 fn real_main(args: &[String]) -> Result<()> {
     match args.first().map(String::as_str) {
         Some("child-recorder") => recorder::run(Path::new(args.get(1).context(USAGE)?)),
-        Some(s) if s == "all" || SECTIONS.contains(&s) => {
+        Some(s) if s == "all" || s.split(',').all(|one| SECTIONS.contains(&one)) => {
+            // "all", one section, or several comma-separated ones (run in the table's order).
             let only: Vec<&str> = if s == "all" {
                 SECTIONS.to_vec()
             } else {
-                vec![s]
+                let asked: Vec<&str> = s.split(',').collect();
+                SECTIONS.into_iter().filter(|one| asked.contains(one)).collect()
             };
             let (ctx, out, scratch) = parse(&args[1..])?;
             if std::env::var_os("BENCH_KEEP").is_some() {

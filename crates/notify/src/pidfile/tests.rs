@@ -66,15 +66,21 @@ fn real_files_by_mode_and_owner() {
     assert!(read_pid_file(&dir.path().join("missing")).is_err());
     let zero = pid_file(dir.path(), "0\nmore\n", 0o644);
     assert!(read_pid_file(&zero).unwrap_err().contains("process group"));
+}
 
-    if geteuid().is_root() {
-        // As root: a file chowned to another uid is refused, back to root it is trusted.
-        let path = pid_file(dir.path(), "4242\n", 0o644);
-        chown(&path, Some(12345), None).unwrap();
-        assert!(read_pid_file(&path).unwrap_err().contains("uid 12345"));
-        chown(&path, Some(0), None).unwrap();
-        assert_eq!(read_pid_file(&path), Ok(4242));
-    }
+#[test]
+fn a_pid_file_owned_by_another_user_is_refused_and_one_owned_by_root_is_trusted() {
+    // Needs a file owned by another uid, which only root can make (CI runs as root).
+    assert!(
+        geteuid().is_root(),
+        "this test must run as root: it chowns a pid file to another uid"
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let path = pid_file(dir.path(), "4242\n", 0o644);
+    chown(&path, Some(12345), None).unwrap();
+    assert!(read_pid_file(&path).unwrap_err().contains("uid 12345"));
+    chown(&path, Some(0), None).unwrap();
+    assert_eq!(read_pid_file(&path), Ok(4242));
 }
 
 #[test]
