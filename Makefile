@@ -57,15 +57,16 @@ test: deps fmt-check clippy ## fmt, clippy, unit tests, end-to-end tests against
 
 # A helper started under nohup, by a script's `cmd &` or by many CI runners inherits HUP, INT and
 # QUIT ignored; the tests of everything that signals a consumer run again that way, and the
-# recipe first checks that the signals really are ignored (else it would prove nothing).
+# recipe first checks that the signals really are ignored (else it would prove nothing). Same
+# package selection as `make test`'s cargo test, so nothing is rebuilt.
 .PHONY: test-ignored-signals
 test-ignored-signals: ## the notification, wrapper, daemon and pid-file tests again, started with HUP, INT and QUIT ignored
 	@trap '' HUP INT QUIT; \
 	ign=$$(awk '/^SigIgn:/ {print $$2}' /proc/self/status); \
 	if [ $$(( 0x$$ign & 7 )) -ne 7 ]; then echo "test-ignored-signals: HUP/INT/QUIT are not ignored (SigIgn $$ign)" >&2; exit 1; fi; \
 	echo "test-ignored-signals: running with SigIgn $$ign"; \
-	$(CARGO) test --no-fail-fast -p spiffe-helper-notify && \
-	SPIRE_BIN_DIR=$(SPIRE_BIN) $(CARGO) test --no-fail-fast -p spiffe-helper-rust --test tests -- \
+	SPIRE_BIN_DIR=$(SPIRE_BIN) $(CARGO) test --no-fail-fast --lib --test tests --test signal_reset -- \
+	  notifier::tests child::tests pidfile::tests a_child_of_a_supervisor \
 	  e2e::wrapper e2e::daemon faults::consumer faults::signals
 
 .PHONY: proto
