@@ -121,7 +121,10 @@ fn real_main(args: &[String]) -> Result<()> {
                 SECTIONS.to_vec()
             } else {
                 let asked: Vec<&str> = s.split(',').collect();
-                SECTIONS.into_iter().filter(|one| asked.contains(one)).collect()
+                SECTIONS
+                    .into_iter()
+                    .filter(|one| asked.contains(one))
+                    .collect()
             };
             let (ctx, out, scratch) = parse(&args[1..])?;
             if std::env::var_os("BENCH_KEEP").is_some() {
