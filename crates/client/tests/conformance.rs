@@ -9,7 +9,6 @@
     reason = "test code: a failed setup step should panic"
 )]
 
-use std::process::Command;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use base64::Engine as _;
@@ -17,7 +16,9 @@ use base64::engine::general_purpose::{STANDARD, URL_SAFE, URL_SAFE_NO_PAD};
 use serde_json::{Value, json};
 use spiffe_helper_testkit::certs::{self, TestCa};
 use spiffe_helper_testkit::fake::FakeAgent;
-use spiffe_helper_testkit::jwt::{SigningKey as Key, b64url as b64, token, token_raw};
+use spiffe_helper_testkit::jwt::{
+    SigningKey as Key, b64url as b64, pss_sign_with_salt, token, token_raw,
+};
 use spiffe_workload_client::{
     Endpoint, JwtBundle, JwtBundleSet, JwtSvidError, WorkloadApiClient, validate_jwt_svid,
 };
@@ -214,43 +215,14 @@ fn rsa_jwt_svids_validate_and_a_pss_signature_with_a_short_salt_is_refused() {
         b64(header("PS256").to_string().as_bytes()),
         b64(claims().to_string().as_bytes())
     );
-    let sig = openssl_pss_sign(input.as_bytes(), 0);
+    let sig = pss_sign_with_salt(RSA_PKCS8, input.as_bytes(), 0);
     let short_salt = format!("{input}.{}", b64(&sig));
     assert_eq!(check(&short_salt, &set), Err(JwtSvidError::BadSignature));
-    let sig = openssl_pss_sign(input.as_bytes(), 32);
+    let sig = pss_sign_with_salt(RSA_PKCS8, input.as_bytes(), 32);
     assert!(
         check(&format!("{input}.{}", b64(&sig)), &set).is_ok(),
         "openssl's own PS256 validates"
     );
-}
-
-/// A PS256 signature by the test RSA key with `salt_len` bytes of salt, made by the openssl
-/// command (ring signs PSS with the hash length only).
-fn openssl_pss_sign(input: &[u8], salt_len: usize) -> Vec<u8> {
-    let dir = tempfile::tempdir().unwrap();
-    let (key, data, sig) = (
-        dir.path().join("k.der"),
-        dir.path().join("in"),
-        dir.path().join("sig"),
-    );
-    std::fs::write(&key, RSA_PKCS8).unwrap();
-    std::fs::write(&data, input).unwrap();
-    let out = Command::new("openssl")
-        .args(["dgst", "-sha256", "-keyform", "DER", "-sign"])
-        .arg(&key)
-        .args(["-sigopt", "rsa_padding_mode:pss", "-sigopt"])
-        .arg(format!("rsa_pss_saltlen:{salt_len}"))
-        .arg("-out")
-        .arg(&sig)
-        .arg(&data)
-        .output()
-        .expect("this test needs the openssl command to make a PSS signature with a short salt");
-    assert!(
-        out.status.success(),
-        "openssl dgst failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    std::fs::read(sig).unwrap()
 }
 
 #[test]

@@ -129,6 +129,45 @@ impl SigningKey {
     }
 }
 
+/// A PS256 signature over `input` by the RSA key in `pkcs8` with `salt_len` bytes of salt, made
+/// by the `openssl` command (ring signs PSS only with a salt as long as the hash, which is what
+/// RFC 7518 §3.5 asks; tests need the other lengths to see them refused).
+///
+/// # Panics
+/// When the `openssl` command is missing or fails (a broken test set-up).
+#[must_use]
+pub fn pss_sign_with_salt(pkcs8: &[u8], input: &[u8], salt_len: usize) -> Vec<u8> {
+    let dir = must(tempfile::tempdir(), "temp dir for openssl");
+    let (key, data, sig) = (
+        dir.path().join("k.der"),
+        dir.path().join("in"),
+        dir.path().join("sig"),
+    );
+    must(std::fs::write(&key, pkcs8), "writing the key for openssl");
+    must(
+        std::fs::write(&data, input),
+        "writing the input for openssl",
+    );
+    let out = must(
+        std::process::Command::new("openssl")
+            .args(["dgst", "-sha256", "-keyform", "DER", "-sign"])
+            .arg(&key)
+            .args(["-sigopt", "rsa_padding_mode:pss", "-sigopt"])
+            .arg(format!("rsa_pss_saltlen:{salt_len}"))
+            .arg("-out")
+            .arg(&sig)
+            .arg(&data)
+            .output(),
+        "the openssl command (needed for a PSS signature with another salt length)",
+    );
+    assert!(
+        out.status.success(),
+        "testkit: openssl dgst failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    must(std::fs::read(sig), "reading openssl's signature")
+}
+
 /// Unpadded base64url, as JWS uses it.
 #[must_use]
 pub fn b64url(bytes: &[u8]) -> String {
