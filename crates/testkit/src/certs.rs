@@ -158,29 +158,7 @@ impl TestCa {
         not_before: SystemTime,
         not_after: SystemTime,
     ) -> TestSvid {
-        let mut params = CertificateParams::default();
-        params.distinguished_name = rcgen::DistinguishedName::new();
-        params
-            .distinguished_name
-            .push(DnType::OrganizationName, "SPIRE");
-        params.is_ca = IsCa::ExplicitNoCa;
-        params.key_usages = vec![
-            KeyUsagePurpose::DigitalSignature,
-            KeyUsagePurpose::KeyEncipherment,
-            KeyUsagePurpose::KeyAgreement,
-        ];
-        params.extended_key_usages = vec![
-            ExtendedKeyUsagePurpose::ServerAuth,
-            ExtendedKeyUsagePurpose::ClientAuth,
-        ];
-        params.use_authority_key_identifier_extension = true;
-        if let Some(id) = spiffe_id {
-            let uri = id
-                .to_owned()
-                .try_into()
-                .expect("testkit: SPIFFE ID must be ASCII");
-            params.subject_alt_names = vec![SanType::URI(uri)];
-        }
+        let mut params = svid_params(spiffe_id);
         params.not_before = not_before.into();
         params.not_after = not_after.into();
         let key = new_key();
@@ -227,6 +205,42 @@ impl TestSvid {
     pub fn chain_der(&self) -> Vec<u8> {
         self.chain.concat()
     }
+}
+
+/// Leaf certificate parameters as SPIRE issues an X.509-SVID: `O=SPIRE`, not a CA, key usage
+/// digitalSignature + keyEncipherment + keyAgreement, EKU serverAuth + clientAuth, authority key
+/// id, and `spiffe_id` as the one URI SAN (none when `None`). Tests that break one rule of an
+/// SVID change one field of these.
+///
+/// # Panics
+/// If `spiffe_id` is not ASCII.
+#[must_use]
+#[allow(clippy::expect_used)]
+pub fn svid_params(spiffe_id: Option<&str>) -> CertificateParams {
+    let mut params = CertificateParams::default();
+    params.distinguished_name = rcgen::DistinguishedName::new();
+    params
+        .distinguished_name
+        .push(DnType::OrganizationName, "SPIRE");
+    params.is_ca = IsCa::ExplicitNoCa;
+    params.key_usages = vec![
+        KeyUsagePurpose::DigitalSignature,
+        KeyUsagePurpose::KeyEncipherment,
+        KeyUsagePurpose::KeyAgreement,
+    ];
+    params.extended_key_usages = vec![
+        ExtendedKeyUsagePurpose::ServerAuth,
+        ExtendedKeyUsagePurpose::ClientAuth,
+    ];
+    params.use_authority_key_identifier_extension = true;
+    if let Some(id) = spiffe_id {
+        let uri = id
+            .to_owned()
+            .try_into()
+            .expect("testkit: SPIFFE ID must be ASCII");
+        params.subject_alt_names = vec![SanType::URI(uri)];
+    }
+    params
 }
 
 /// Builds an `X509SVIDResponse`: one `X509SVID` per `(svid, hint)` with the concatenated DER

@@ -68,19 +68,7 @@ fn intermediate(params: CertificateParams, parent: &Ca) -> Ca {
 
 /// Leaf parameters as SPIRE issues them for `id`.
 fn leaf_params(id: &str) -> CertificateParams {
-    let mut params = CertificateParams::default();
-    params.is_ca = IsCa::ExplicitNoCa;
-    params.key_usages = vec![
-        KeyUsagePurpose::DigitalSignature,
-        KeyUsagePurpose::KeyEncipherment,
-        KeyUsagePurpose::KeyAgreement,
-    ];
-    params.extended_key_usages = vec![
-        ExtendedKeyUsagePurpose::ServerAuth,
-        ExtendedKeyUsagePurpose::ClientAuth,
-    ];
-    params.subject_alt_names = vec![SanType::URI(id.to_owned().try_into().unwrap())];
-    params
+    spiffe_helper_testkit::certs::svid_params(Some(id))
 }
 
 fn leaf(params: &CertificateParams, parent: &Ca) -> CertificateDer<'static> {
