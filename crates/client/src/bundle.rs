@@ -27,6 +27,56 @@ impl X509Bundle {
         }
     }
 
+    /// A bundle from concatenated DER certificates, each parsed (as the Workload API sends
+    /// them; go-spiffe's `x509bundle.ParseRaw`).
+    ///
+    /// # Errors
+    /// [`Error::Invalid`] when a certificate does not parse or there is none.
+    pub fn parse_der(trust_domain: TrustDomain, der: &[u8]) -> Result<Self, Error> {
+        let authorities = crate::x509::split_certificates(der).map_err(bundle_invalid)?;
+        Self::non_empty(trust_domain, authorities)
+    }
+
+    /// A bundle from PEM `CERTIFICATE` blocks, each one certificate that parses, as the helper
+    /// writes `svid_bundle_file_name` (go-spiffe's `x509bundle.Parse`). Whether each authority
+    /// may act as a trust anchor (a CA) is decided where the bundle is used to verify, so that one
+    /// unusable authority does not discard the rest.
+    ///
+    /// # Errors
+    /// [`Error::Invalid`] when the input is not PEM, holds another block type or no certificate.
+    pub fn parse_pem(trust_domain: TrustDomain, pem: &[u8]) -> Result<Self, Error> {
+        let authorities = crate::x509::pem_certificates(pem)
+            .and_then(|blocks| {
+                blocks
+                    .iter()
+                    .map(|der| crate::x509::split_certificates(der))
+                    .collect::<Result<Vec<_>, _>>()
+            })
+            .map_err(bundle_invalid)?
+            .into_iter()
+            .flatten()
+            .collect();
+        Self::non_empty(trust_domain, authorities)
+    }
+
+    /// [`Self::parse_pem`] of a file (go-spiffe's `x509bundle.Load`).
+    ///
+    /// # Errors
+    /// [`Error::Io`] naming the file, or as [`Self::parse_pem`].
+    pub fn load(
+        trust_domain: TrustDomain,
+        path: impl AsRef<std::path::Path>,
+    ) -> Result<Self, Error> {
+        Self::parse_pem(trust_domain, &crate::x509::read_file(path.as_ref())?)
+    }
+
+    fn non_empty(trust_domain: TrustDomain, authorities: Vec<Vec<u8>>) -> Result<Self, Error> {
+        if authorities.is_empty() {
+            return Err(bundle_invalid(format!("no authority for {trust_domain}")));
+        }
+        Ok(Self::new(trust_domain, authorities))
+    }
+
     /// The trust domain these authorities sign for.
     #[must_use]
     pub fn trust_domain(&self) -> &TrustDomain {
@@ -37,6 +87,13 @@ impl X509Bundle {
     #[must_use]
     pub fn authorities(&self) -> &[Vec<u8>] {
         &self.authorities
+    }
+}
+
+fn bundle_invalid(reason: impl Into<String>) -> Error {
+    Error::Invalid {
+        what: "X.509 bundle",
+        reason: reason.into(),
     }
 }
 

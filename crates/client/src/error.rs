@@ -178,6 +178,25 @@ pub enum Error {
     /// The source or watch was shut down.
     #[error("closed")]
     Closed,
+    /// An SVID, key or bundle handed over by the caller (PEM or DER, from memory or files)
+    /// fails the checks an agent's answer must pass (docs/validation.md). Never quotes key
+    /// bytes or tokens.
+    #[error("invalid {what}: {reason}")]
+    Invalid {
+        /// What was being read, for example `"X.509-SVID"` or `"X.509 bundle"`.
+        what: &'static str,
+        /// Which rule it breaks.
+        reason: String,
+    },
+    /// A file could not be read.
+    #[error("reading {}", path.display())]
+    Io {
+        /// The file.
+        path: std::path::PathBuf,
+        /// The OS error.
+        #[source]
+        source: std::io::Error,
+    },
 }
 
 impl Error {
@@ -199,11 +218,13 @@ impl Error {
             | Self::EmptyResponse
             | Self::InvalidResponse { .. }
             | Self::NoSuitableSvid { .. }
-            | Self::StreamEnded => true,
+            | Self::StreamEnded
+            | Self::Io { .. } => true,
             Self::Endpoint(_)
             | Self::InvalidSpiffeId { .. }
             | Self::Timeout { .. }
-            | Self::Closed => false,
+            | Self::Closed
+            | Self::Invalid { .. } => false,
         }
     }
 

@@ -83,8 +83,44 @@ impl TryFrom<pb::Jwtsvid> for JwtSvid {
             .spiffe_id
             .parse()
             .map_err(|e| Error::invalid(format!("JWT-SVID {e}")))?;
-        let fail = |what: &str| Error::invalid(format!("JWT-SVID {spiffe_id}: {what}"));
-        let claims = decode_claims(&msg.svid).map_err(|e| fail(&e))?;
+        Self::from_token(msg.svid, Some(spiffe_id), msg.hint)
+            .map_err(|(id, e)| Error::invalid(format!("JWT-SVID {id}: {e}")))
+    }
+}
+
+impl JwtSvid {
+    /// Reads a JWT-SVID's claims **without checking its signature, expiry or audience**: for
+    /// callers that validate the token elsewhere (a gateway in front, the agent's
+    /// `ValidateJWTSVID`), or only need to know which ID a token names and when to refresh it.
+    /// Never use the result to authenticate anyone; [`crate::JwtValidator`] does that.
+    ///
+    /// What is checked: a compact JWS of three parts whose claims are a JSON object with no
+    /// member named twice; `sub` a SPIFFE ID with a path (JWT-SVID §3.1); `aud` a string or an
+    /// array of strings; `exp` a number. The hint is empty.
+    ///
+    /// # Errors
+    /// [`Error::Invalid`] naming the rule; the message never quotes the token.
+    pub fn parse_insecure(token: &str) -> Result<Self, Error> {
+        Self::from_token(token.to_owned(), None, String::new()).map_err(|(_, reason)| {
+            Error::Invalid {
+                what: "JWT-SVID",
+                reason,
+            }
+        })
+    }
+
+    /// The claims every JWT-SVID constructor reads. `expected`: the ID the agent named (the
+    /// `sub` claim must equal it); `None` to take the ID from `sub`.
+    fn from_token(
+        token: String,
+        expected: Option<SpiffeId>,
+        hint: String,
+    ) -> Result<Self, (String, String)> {
+        let named = expected
+            .as_ref()
+            .map_or_else(|| "token".to_owned(), ToString::to_string);
+        let fail = |what: &str| (named.clone(), what.to_owned());
+        let claims = decode_claims(&token).map_err(|e| fail(&e))?;
         let expiry = match claims.get("exp") {
             Some(Value::Number(n)) => n
                 .as_u64()
@@ -98,11 +134,22 @@ impl TryFrom<pb::Jwtsvid> for JwtSvid {
             Some(_) => return Err(fail("exp claim is not a number")),
             None => return Err(fail("token has no exp claim")),
         };
-        match claims.get("sub") {
-            Some(Value::String(sub)) if *sub == msg.spiffe_id => {}
-            Some(Value::String(sub)) => return Err(fail(&format!("sub claim {sub:?} differs"))),
+        let spiffe_id = match (claims.get("sub"), expected) {
+            (Some(Value::String(sub)), Some(id)) if *sub == id.to_string() => id,
+            (Some(Value::String(sub)), Some(_)) => {
+                return Err(fail(&format!("sub claim {sub:?} differs")));
+            }
+            (Some(Value::String(sub)), None) => {
+                let id: SpiffeId = sub.parse().map_err(|e| fail(&format!("sub claim: {e}")))?;
+                if id.path().is_empty() {
+                    return Err(fail(&format!(
+                        "sub claim {id} has no path: a trust domain ID is not a workload's"
+                    )));
+                }
+                id
+            }
             _ => return Err(fail("token has no sub claim")),
-        }
+        };
         let audience = match claims.get("aud") {
             Some(Value::String(aud)) => vec![aud.clone()],
             Some(Value::Array(items)) => items
@@ -113,9 +160,9 @@ impl TryFrom<pb::Jwtsvid> for JwtSvid {
             _ => return Err(fail("token has no aud claim")),
         };
         Ok(Self {
-            token: JwtToken(msg.svid.clone()),
+            token: JwtToken(token),
             spiffe_id,
-            hint: msg.hint.clone(),
+            hint,
             audience,
             expiry,
         })

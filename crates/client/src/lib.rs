@@ -70,10 +70,14 @@ mod key;
 #[cfg(feature = "transport")]
 pub(crate) use spiffe_workload_proto as pb;
 #[cfg(feature = "transport")]
+mod file_source;
+#[cfg(feature = "transport")]
 mod source;
 mod spiffe_id;
 #[cfg(feature = "transport")]
 mod strict_json;
+#[cfg(feature = "transport")]
+mod svid_source;
 #[cfg(feature = "transport")]
 mod transport;
 #[cfg(feature = "transport")]
@@ -95,6 +99,7 @@ mod transport_api {
     pub use crate::bundle::{BundleSource, JwtBundle, JwtKey, JwtKeyMaterial, X509Bundle};
     pub use crate::client::{Watch, WorkloadApiClient, X509ContextStream};
     pub use crate::error::{Error, StatusCode, TransportError};
+    pub use crate::file_source::{DEFAULT_POLL_INTERVAL, X509FileSource, X509FileSourceBuilder};
     pub use crate::jwt::{JwtBundleSet, JwtSvid, JwtToken, ValidatedJwtSvid};
     pub use crate::jwt_source::{JwtSource, JwtSourceBuilder};
     #[cfg(feature = "jwt-validation")]
@@ -104,6 +109,7 @@ mod transport_api {
         ConnectionState, DEFAULT_STARTUP_TIMEOUT, DefaultPicker, HintPicker, SvidPicker,
         X509Snapshot, X509Source, X509SourceBuilder,
     };
+    pub use crate::svid_source::{StaticX509Source, X509SvidSource};
     pub use crate::watch::WatchEvent;
     pub use crate::x509::{X509BundleSet, X509Context, X509Svid};
     /// The stream trait the watch methods return (from `tokio-stream`, same as

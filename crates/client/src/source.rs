@@ -71,7 +71,8 @@ impl SvidPicker for HintPicker {
 #[derive(Clone)]
 pub struct X509Snapshot {
     context: Arc<X509Context>,
-    index: usize,
+    /// The chosen SVID, shared so that TLS resolvers can cache per SVID (`Arc::ptr_eq`).
+    svid: Arc<X509Svid>,
     bundles: Arc<X509BundleSet>,
 }
 
@@ -83,15 +84,11 @@ impl X509Snapshot {
                 kind: "X.509-SVID",
                 hint: picker.hint().map(str::to_owned),
             })?;
-        let index = context
-            .svids()
-            .iter()
-            .position(|s| std::ptr::eq(s, chosen))
-            .unwrap_or(0);
+        let svid = Arc::new(chosen.clone());
         let bundles = Arc::new(X509BundleSet::from_context(&context));
         Ok(Self {
             context,
-            index,
+            svid,
             bundles,
         })
     }
@@ -99,8 +96,13 @@ impl X509Snapshot {
     /// The SVID the picker chose.
     #[must_use]
     pub fn svid(&self) -> &X509Svid {
-        // `index` came from a position in this very context.
-        &self.context.svids()[self.index]
+        &self.svid
+    }
+
+    /// The SVID the picker chose, shared: the same `Arc` for the life of this snapshot.
+    #[must_use]
+    pub fn svid_arc(&self) -> Arc<X509Svid> {
+        self.svid.clone()
     }
 
     /// The whole context.

@@ -91,30 +91,185 @@ impl TryFrom<pb::X509svid> for X509Svid {
         let context = |what: &str| format!("SVID {spiffe_id}: {what}");
         let cert_chain = split_certificates(&msg.x509_svid)
             .map_err(|e| Error::invalid(context(&format!("certificate chain: {e}"))))?;
-        let leaf_der = cert_chain
-            .first()
-            .ok_or_else(|| Error::invalid(context("certificate chain is empty")))?;
-        let (_, leaf) = X509Certificate::from_der(leaf_der)
-            .map_err(|e| Error::invalid(context(&format!("leaf: {e}"))))?;
-        check_leaf(&leaf, &spiffe_id).map_err(|e| Error::invalid(context(&e)))?;
-        check_key_matches(&msg.x509_svid_key, leaf.public_key())
-            .map_err(|e| Error::invalid(context(&e)))?;
         let bundle = split_certificates(&msg.bundle)
             .map_err(|e| Error::invalid(context(&format!("bundle: {e}"))))?;
         if bundle.is_empty() {
             return Err(Error::invalid(context("bundle is empty")));
         }
+        Self::checked(
+            Some(&spiffe_id),
+            cert_chain,
+            &msg.x509_svid_key,
+            bundle,
+            msg.hint.clone(),
+        )
+        .map_err(|e| Error::invalid(context(&e)))
+    }
+}
+
+impl X509Svid {
+    /// An X.509-SVID from DER: `chain` is the leaf followed by its intermediates, concatenated
+    /// (as the Workload API sends them and go-spiffe's `x509svid.ParseRaw` takes them); `key` is
+    /// the leaf's private key as PKCS#8. The same checks as for an SVID from the agent
+    /// (docs/validation.md): the leaf carries exactly one URI SAN, a SPIFFE ID with a path; it is
+    /// no CA and may sign neither certificates nor CRLs; every intermediate is a CA; the key
+    /// belongs to the leaf. The chain is not verified against a bundle here (use the
+    /// `spiffe-workload-tls` crate's `verify_chain` for that). The SVID carries no bundle and
+    /// no hint.
+    ///
+    /// # Errors
+    /// [`Error::Invalid`] naming the rule broken; never quotes key bytes.
+    pub fn parse_der(chain: &[u8], key: &[u8]) -> Result<Self, Error> {
+        let cert_chain = split_certificates(chain).map_err(svid_invalid)?;
+        Self::checked(None, cert_chain, key, Vec::new(), String::new()).map_err(svid_invalid)
+    }
+
+    /// An X.509-SVID from PEM, as the helper writes it (`svid_file_name`: the leaf, then its
+    /// intermediates, as `CERTIFICATE` blocks; `svid_key_file_name`: one `PRIVATE KEY` block,
+    /// PKCS#8), with the checks of [`Self::parse_der`]. Like go-spiffe's `x509svid.Parse`.
+    ///
+    /// # Errors
+    /// [`Error::Invalid`] when a block is missing, has another type, or the SVID fails a check.
+    pub fn parse_pem(chain: &[u8], key: &[u8]) -> Result<Self, Error> {
+        let cert_chain = pem_certificates(chain)
+            .map_err(|e| svid_invalid(format!("certificates: {e}")))?
+            .into_iter()
+            .map(|der| {
+                split_certificates(&der).and_then(|mut certs| match certs.len() {
+                    1 => Ok(certs.remove(0)),
+                    _ => Err("a CERTIFICATE block must hold exactly one certificate".into()),
+                })
+            })
+            .collect::<Result<Vec<_>, String>>()
+            .map_err(svid_invalid)?;
+        let key = zeroize::Zeroizing::new(
+            pem_private_key(key).map_err(|e| svid_invalid(format!("private key: {e}")))?,
+        );
+        Self::checked(None, cert_chain, &key, Vec::new(), String::new()).map_err(svid_invalid)
+    }
+
+    /// [`Self::parse_pem`] of two files, as go-spiffe's `x509svid.Load`.
+    ///
+    /// # Errors
+    /// [`Error::Io`] naming the file that cannot be read, or as [`Self::parse_pem`].
+    pub fn load(
+        cert_path: impl AsRef<std::path::Path>,
+        key_path: impl AsRef<std::path::Path>,
+    ) -> Result<Self, Error> {
+        let chain = read_file(cert_path.as_ref())?;
+        let key = zeroize::Zeroizing::new(read_file(key_path.as_ref())?);
+        Self::parse_pem(&chain, &key)
+    }
+
+    /// The one validation path of every constructor. `expected` is the ID the agent named,
+    /// `None` when the ID is read from the leaf.
+    fn checked(
+        expected: Option<&SpiffeId>,
+        cert_chain: Vec<Vec<u8>>,
+        key: &[u8],
+        bundle: Vec<Vec<u8>>,
+        hint: String,
+    ) -> Result<Self, String> {
+        let leaf_der = cert_chain.first().ok_or("certificate chain is empty")?;
+        let (_, leaf) = X509Certificate::from_der(leaf_der).map_err(|e| format!("leaf: {e}"))?;
+        let spiffe_id = match expected {
+            Some(id) => id.clone(),
+            None => leaf_uri(&leaf)?
+                .parse()
+                .map_err(|e| format!("leaf URI SAN: {e}"))?,
+        };
+        check_leaf(&leaf, &spiffe_id)?;
+        for (i, der) in cert_chain.iter().enumerate().skip(1) {
+            let (_, cert) =
+                X509Certificate::from_der(der).map_err(|e| format!("intermediate {i}: {e}"))?;
+            if !matches!(cert.basic_constraints(), Ok(Some(bc)) if bc.value.ca) {
+                return Err(format!("intermediate {i} is not a CA certificate"));
+            }
+        }
+        check_key_matches(key, leaf.public_key())?;
         let not_after = unix_to_system_time(leaf.validity().not_after.timestamp());
         let serial_hex = hex(strip_leading_zeros(leaf.raw_serial()));
         Ok(Self {
             spiffe_id,
             cert_chain,
-            private_key: PrivateKey::new(msg.x509_svid_key.clone()),
+            private_key: PrivateKey::new(key.to_vec()),
             bundle,
-            hint: msg.hint.clone(),
+            hint,
             not_after,
             serial_hex,
         })
+    }
+}
+
+fn svid_invalid(reason: impl Into<String>) -> Error {
+    Error::Invalid {
+        what: "X.509-SVID",
+        reason: reason.into(),
+    }
+}
+
+pub(crate) fn read_file(path: &std::path::Path) -> Result<Vec<u8>, Error> {
+    std::fs::read(path).map_err(|source| Error::Io {
+        path: path.to_owned(),
+        source,
+    })
+}
+
+/// The DER of every `CERTIFICATE` block; any other block, or none, is an error (the files the
+/// helper writes hold nothing else).
+pub(crate) fn pem_certificates(input: &[u8]) -> Result<Vec<Vec<u8>>, String> {
+    let blocks = pem::parse_many(input).map_err(|e| format!("not PEM: {e}"))?;
+    if blocks.is_empty() {
+        return Err("no PEM block".into());
+    }
+    blocks
+        .into_iter()
+        .enumerate()
+        .map(|(i, block)| match block.tag() {
+            "CERTIFICATE" => Ok(block.into_contents()),
+            other => Err(format!(
+                "block {} is {other:?}, expected \"CERTIFICATE\"",
+                i + 1
+            )),
+        })
+        .collect()
+}
+
+/// The PKCS#8 DER of the one `PRIVATE KEY` block. SEC1 (`EC PRIVATE KEY`) and PKCS#1
+/// (`RSA PRIVATE KEY`) are refused by name: the Workload API and the helper use PKCS#8 only.
+fn pem_private_key(input: &[u8]) -> Result<Vec<u8>, String> {
+    let mut blocks = pem::parse_many(input).map_err(|_| "not PEM".to_owned())?;
+    match blocks.len() {
+        1 => {}
+        0 => return Err("no PEM block".into()),
+        n => return Err(format!("{n} PEM blocks, expected one PRIVATE KEY")),
+    }
+    let block = blocks.remove(0);
+    match block.tag() {
+        "PRIVATE KEY" => Ok(block.into_contents()),
+        other => Err(format!(
+            "block is {other:?}, expected \"PRIVATE KEY\" (PKCS#8; convert with `openssl pkcs8 -topk8 -nocrypt`)"
+        )),
+    }
+}
+
+/// The leaf's one URI SAN (more or fewer are refused by [`check_leaf`] as well; this gives the
+/// ID to check against).
+fn leaf_uri(leaf: &X509Certificate<'_>) -> Result<String, String> {
+    let san = leaf
+        .subject_alternative_name()
+        .map_err(|e| format!("leaf subjectAltName: {e}"))?;
+    let mut uris = san
+        .iter()
+        .flat_map(|ext| ext.value.general_names.iter())
+        .filter_map(|name| match name {
+            GeneralName::URI(uri) => Some(*uri),
+            _ => None,
+        });
+    match (uris.next(), uris.next()) {
+        (Some(uri), None) => Ok(uri.to_owned()),
+        (None, _) => Err("leaf has no URI SAN".into()),
+        (Some(_), Some(_)) => Err("leaf has more than one URI SAN, expected exactly one".into()),
     }
 }
 

@@ -146,6 +146,30 @@ impl TestCa {
         self.issue_with_validity(Some(spiffe_id), now - BACKDATE, now + ttl)
     }
 
+    /// A leaf signed by this CA from `params` as given (tests that break one rule of an SVID
+    /// start from [`svid_params`] and change one field), with this CA's chain and a new P-256 key.
+    ///
+    /// # Panics
+    /// If rcgen cannot sign `params`.
+    #[must_use]
+    #[allow(clippy::expect_used)]
+    pub fn issue_params(&self, params: &CertificateParams, spiffe_id: &str) -> TestSvid {
+        let key = new_key();
+        let cert = params
+            .signed_by(&key, &self.issuer)
+            .expect("testkit: signing the leaf");
+        let mut chain = vec![cert.der().to_vec()];
+        if !self.is_root {
+            chain.push(self.der.clone());
+            chain.extend(self.parents.iter().cloned());
+        }
+        TestSvid {
+            chain,
+            key_pkcs8: key.serialize_der(),
+            spiffe_id: spiffe_id.to_owned(),
+        }
+    }
+
     /// Issues a leaf with an explicit validity window; `None` issues one without a URI SAN.
     ///
     /// # Panics
