@@ -15,6 +15,7 @@ mod config_errors;
 mod consumers;
 mod daemon;
 mod delivery;
+mod file_source;
 mod health;
 mod idle;
 mod jwt;

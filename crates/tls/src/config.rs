@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use rustls::crypto::CryptoProvider;
 use rustls::{ClientConfig, ServerConfig};
-use spiffe_workload_client::X509Source;
+use spiffe_workload_client::X509SvidSource;
 
 use crate::resolve::SvidResolver;
 use crate::verify::{SpiffeClientVerifier, SpiffeServerVerifier, X509BundleSource};
@@ -48,12 +48,14 @@ fn client_builder(
 }
 
 /// An mTLS server: presents `source`'s SVID, requires a client SVID that verifies against the
-/// source's bundles (own and federated) and that `authorizer` allows.
+/// source's bundles (own and federated) and that `authorizer` allows. `source` is any
+/// [`X509SvidSource`]: the agent-backed `X509Source`, a `StaticX509Source`, an
+/// `X509FileSource` following the helper's files.
 ///
 /// # Errors
 /// [`Error::Key`] when the current SVID's key is unusable, [`Error::Config`] from rustls.
-pub fn mtls_server_config(
-    source: &X509Source,
+pub fn mtls_server_config<S: X509SvidSource + Clone>(
+    source: &S,
     authorizer: Authorizer,
 ) -> Result<ServerConfig, Error> {
     let provider = provider();
@@ -70,7 +72,7 @@ pub fn mtls_server_config(
 ///
 /// # Errors
 /// As [`mtls_server_config`].
-pub fn tls_server_config(source: &X509Source) -> Result<ServerConfig, Error> {
+pub fn tls_server_config<S: X509SvidSource + Clone>(source: &S) -> Result<ServerConfig, Error> {
     let provider = provider();
     let resolver = SvidResolver::new(source.clone(), provider.clone())?;
     Ok(no_resumption_server(
@@ -85,8 +87,8 @@ pub fn tls_server_config(source: &X509Source) -> Result<ServerConfig, Error> {
 ///
 /// # Errors
 /// As [`mtls_server_config`].
-pub fn mtls_client_config(
-    source: &X509Source,
+pub fn mtls_client_config<S: X509SvidSource + Clone>(
+    source: &S,
     authorizer: Authorizer,
 ) -> Result<ClientConfig, Error> {
     let provider = provider();
@@ -100,7 +102,7 @@ pub fn mtls_client_config(
     ))
 }
 
-/// A TLS client: verifies the server's SVID against `bundles` (an [`X509Source`] or any
+/// A TLS client: verifies the server's SVID against `bundles` (an `X509Source` or any
 /// [`spiffe_workload_client::BundleSource`]) and `authorizer`, presents no certificate.
 ///
 /// # Errors

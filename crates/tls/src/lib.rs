@@ -1,5 +1,8 @@
-//! rustls TLS with SPIFFE authentication and authorization, backed by a live
-//! [`X509Source`](spiffe_workload_client::X509Source).
+//! rustls TLS with SPIFFE authentication and authorization, backed by any
+//! [`X509SvidSource`](spiffe_workload_client::X509SvidSource): the live
+//! [`X509Source`](spiffe_workload_client::X509Source), a fixed
+//! [`StaticX509Source`](spiffe_workload_client::StaticX509Source) or an
+//! [`X509FileSource`](spiffe_workload_client::X509FileSource) that follows the helper's files.
 //!
 //! This is the crate a Rust service adds next to `spiffe-workload-client` to speak mTLS with
 //! other SPIFFE workloads (Go services on go-spiffe's `spiffetls`, Envoy, other Rust services).
@@ -11,7 +14,7 @@
 //! - Verification ([`SpiffeServerVerifier`], [`SpiffeClientVerifier`]): the peer's leaf must
 //!   carry exactly one `spiffe://` URI SAN and be no CA; its chain must verify against the bundle
 //!   of the peer's own trust domain (own or federated) and be unexpired. The server name is
-//!   ignored.
+//!   ignored. The same checks, without a handshake: [`verify_chain`].
 //! - Authorization ([`Authorizer`]): any, exact ID, one of a set, member of a trust domain, or a
 //!   closure that sees the ID and the verified chain.
 //! - tokio: [`SpiffeAcceptor::accept`] and [`SpiffeConnector::connect`] return the stream and
@@ -47,4 +50,7 @@ pub use resolve::SvidResolver;
 /// The rustls version this crate builds on, for callers that adjust the configs (ALPN, ...).
 pub use rustls;
 pub use stream::{SpiffeAcceptor, SpiffeConnector, peer_id};
-pub use verify::{SpiffeClientVerifier, SpiffeServerVerifier, X509BundleSource, svid_id};
+pub use verify::{
+    PeerRole, SpiffeClientVerifier, SpiffeServerVerifier, VerifiedChain, X509BundleSource, svid_id,
+    verify_chain,
+};

@@ -1,5 +1,6 @@
-//! Certificate resolvers that read the live [`X509Source`]: every handshake presents the SVID
-//! of the source's latest snapshot, so a rotation needs no rebuild and no restart.
+//! Certificate resolvers that read an [`X509SvidSource`] (the agent-backed `X509Source`, a
+//! `StaticX509Source`, an `X509FileSource`): every handshake presents the source's current SVID,
+//! so a rotation needs no rebuild and no restart.
 
 use std::fmt;
 use std::sync::{Arc, Mutex, PoisonError};
@@ -10,15 +11,16 @@ use rustls::crypto::CryptoProvider;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
 use rustls::server::{ClientHello, ResolvesServerCert};
 use rustls::sign::CertifiedKey;
-use spiffe_workload_client::{X509Snapshot, X509Source};
+use spiffe_workload_client::{X509Svid, X509SvidSource};
 
 use crate::Error;
 
-/// Serves the source's current SVID as a rustls [`CertifiedKey`], converted once per snapshot.
+/// Serves the source's current SVID as a rustls [`CertifiedKey`], converted once per SVID (the
+/// source hands out the same `Arc` until the SVID changes).
 pub struct SvidResolver {
-    source: X509Source,
+    source: Arc<dyn X509SvidSource>,
     provider: Arc<CryptoProvider>,
-    cache: Mutex<Option<(Arc<X509Snapshot>, Arc<CertifiedKey>)>>,
+    cache: Mutex<Option<(Arc<X509Svid>, Arc<CertifiedKey>)>>,
 }
 
 impl SvidResolver {
@@ -27,9 +29,9 @@ impl SvidResolver {
     /// # Errors
     /// [`Error::Key`] when the current SVID's key cannot be loaded (checked up front so that a
     /// bad key fails the config build rather than every handshake).
-    pub fn new(source: X509Source, provider: Arc<CryptoProvider>) -> Result<Self, Error> {
+    pub fn new(source: impl X509SvidSource, provider: Arc<CryptoProvider>) -> Result<Self, Error> {
         let resolver = Self {
-            source,
+            source: Arc::new(source),
             provider,
             cache: Mutex::new(None),
         };
@@ -37,19 +39,18 @@ impl SvidResolver {
         Ok(resolver)
     }
 
-    /// The certified key of the source's latest snapshot.
+    /// The certified key of the source's current SVID.
     ///
     /// # Errors
     /// [`Error::Key`] when its private key cannot be loaded.
     pub fn current(&self) -> Result<Arc<CertifiedKey>, Error> {
-        let snapshot = self.source.snapshot();
+        let svid = self.source.x509_svid();
         let mut cache = self.cache.lock().unwrap_or_else(PoisonError::into_inner);
         if let Some((cached, key)) = cache.as_ref()
-            && Arc::ptr_eq(cached, &snapshot)
+            && Arc::ptr_eq(cached, &svid)
         {
             return Ok(key.clone());
         }
-        let svid = snapshot.svid();
         let chain: Vec<CertificateDer<'static>> = svid
             .cert_chain()
             .iter()
@@ -63,7 +64,7 @@ impl SvidResolver {
             .map_err(Error::Key)?;
         let key = Arc::new(CertifiedKey::new(chain, signing));
         tracing::debug!(spiffe_id = %svid.spiffe_id(), serial = %svid.serial_hex(), "TLS now presents this SVID");
-        *cache = Some((snapshot, key.clone()));
+        *cache = Some((svid, key.clone()));
         Ok(key)
     }
 

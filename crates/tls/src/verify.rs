@@ -28,9 +28,40 @@ type Anchors = Arc<AnchorSet>;
 
 /// The trust anchors of one bundle, with what webpki's `TrustAnchor` does not keep.
 struct AnchorSet {
+    bundle: Arc<X509Bundle>,
     anchors: Vec<TrustAnchor<'static>>,
     /// Each anchor's own `pathLenConstraint`, index-aligned with `anchors`.
     path_len: Vec<Option<u32>>,
+    /// Each anchor's position in `bundle.authorities()`, index-aligned with `anchors`.
+    authority: Vec<usize>,
+}
+
+impl AnchorSet {
+    /// The usable authorities of `bundle`; the others are logged and left out, so that one bad
+    /// entry does not discard a bundle.
+    fn new(bundle: Arc<X509Bundle>) -> Self {
+        let count = bundle.authorities().len();
+        let mut set = Self {
+            anchors: Vec::with_capacity(count),
+            path_len: Vec::with_capacity(count),
+            authority: Vec::with_capacity(count),
+            bundle,
+        };
+        for (i, der) in set.bundle.authorities().iter().enumerate() {
+            match anchor(der) {
+                Ok((anchor, path_len)) => {
+                    set.anchors.push(anchor);
+                    set.path_len.push(path_len);
+                    set.authority.push(i);
+                }
+                Err(reason) => {
+                    tracing::warn!(trust_domain = %set.bundle.trust_domain(), authority = i, %reason,
+                        "bundle authority is not used as a trust anchor");
+                }
+            }
+        }
+        set
+    }
 }
 
 /// A bundle authority as a trust anchor, or why it cannot be one: it must parse and be a CA
@@ -56,7 +87,7 @@ fn anchor(der: &[u8]) -> Result<(TrustAnchor<'static>, Option<u32>), String> {
 /// X509-SVID §3.2 and §4.3 make `keyCertSign` required, not only checked when present), and
 /// the anchor's own `pathLenConstraint` bounds the intermediates below it (RFC 5280 §6.1.4 (m)
 /// applied to the trust anchor's certificate, as go's `crypto/x509` also does).
-fn check_path(path: &webpki::VerifiedPath<'_>, set: &AnchorSet) -> Result<(), String> {
+fn check_path(path: &webpki::VerifiedPath<'_>, set: &AnchorSet) -> Result<usize, String> {
     let mut intermediates = 0_u32;
     for (i, cert) in path.intermediate_certificates().enumerate() {
         intermediates += 1;
@@ -93,7 +124,148 @@ fn check_path(path: &webpki::VerifiedPath<'_>, set: &AnchorSet) -> Result<(), St
             "{intermediates} intermediates below a trust anchor with pathLenConstraint {limit}"
         ));
     }
-    Ok(())
+    Ok(index)
+}
+
+/// Which end of a TLS connection a chain's leaf must be allowed to act as: its extended key
+/// usage must include `serverAuth` or `clientAuth` accordingly (or no EKU at all, as RFC 5280
+/// §4.2.1.12 reads an absent extension; docs/validation.md).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PeerRole {
+    /// The peer is a TLS client (`clientAuth`).
+    Client,
+    /// The peer is a TLS server (`serverAuth`).
+    Server,
+}
+
+impl PeerRole {
+    fn usage(self) -> KeyUsage {
+        match self {
+            Self::Client => KeyUsage::client_auth(),
+            Self::Server => KeyUsage::server_auth(),
+        }
+    }
+}
+
+/// A chain that verified: the peer's SPIFFE ID and the path from its leaf to the bundle
+/// authority it chains to.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct VerifiedChain {
+    id: SpiffeId,
+    chain: Vec<CertificateDer<'static>>,
+}
+
+impl VerifiedChain {
+    /// The SPIFFE ID of the leaf.
+    #[must_use]
+    pub fn spiffe_id(&self) -> &SpiffeId {
+        &self.id
+    }
+
+    /// DER certificates: the leaf, the intermediates the path went through, and last the
+    /// bundle authority (trust anchor) it ends at, like go-spiffe's `verifiedChains[0]`.
+    /// Certificates the peer sent that the path did not need are not in it.
+    #[must_use]
+    pub fn chain(&self) -> &[CertificateDer<'static>] {
+        &self.chain
+    }
+
+    /// The chain without the ID.
+    #[must_use]
+    pub fn into_chain(self) -> Vec<CertificateDer<'static>> {
+        self.chain
+    }
+}
+
+/// Verifies an X.509-SVID chain (`chain[0]` the leaf, then any intermediates, in any order)
+/// against the bundle of the leaf's own trust domain from `bundles`, at time `now`, for `role`:
+/// every rule of docs/validation.md (the leaf is an SVID, the path is signed by an authority of
+/// the right bundle, intermediates are CAs with `keyCertSign`, path-length limits including
+/// the anchor's, validity, key usage). No authorization: the caller decides what the returned
+/// ID may do. The rustls verifiers of this crate run exactly this, then their [`Authorizer`].
+/// Like go-spiffe's `x509svid.Verify`, which the standard's clauses make stricter here.
+///
+/// # Errors
+/// [`Error::NoPeerCertificate`] for an empty chain, [`Error::NotAnSvid`], [`Error::LeafIsCa`],
+/// [`Error::NoBundle`] or [`Error::Untrusted`] naming the failed rule.
+pub fn verify_chain(
+    chain: &[CertificateDer<'_>],
+    bundles: &dyn BundleSource<Bundle = X509Bundle>,
+    role: PeerRole,
+    now: UnixTime,
+) -> Result<VerifiedChain, Error> {
+    let (leaf, intermediates) = chain.split_first().ok_or(Error::NoPeerCertificate)?;
+    let id = svid_id(leaf)?;
+    let bundle = bundle_of(bundles, &id)?;
+    let anchors = AnchorSet::new(bundle);
+    verify_path(
+        leaf,
+        intermediates,
+        id,
+        &anchors,
+        default_algorithms().all,
+        now,
+        role,
+    )
+}
+
+fn bundle_of(
+    bundles: &dyn BundleSource<Bundle = X509Bundle>,
+    id: &SpiffeId,
+) -> Result<Arc<X509Bundle>, Error> {
+    let td = id.trust_domain();
+    bundles.bundle_for(td).ok_or_else(|| Error::NoBundle {
+        trust_domain: td.clone(),
+        id: id.clone(),
+    })
+}
+
+/// The signature algorithms chains and handshakes are checked with.
+fn default_algorithms() -> WebPkiSupportedAlgorithms {
+    rustls::crypto::ring::default_provider().signature_verification_algorithms
+}
+
+/// webpki's path building and our additions (`check_path`) for a leaf whose ID is known.
+fn verify_path(
+    leaf: &CertificateDer<'_>,
+    intermediates: &[CertificateDer<'_>],
+    id: SpiffeId,
+    anchors: &AnchorSet,
+    algorithms: &[&dyn rustls::pki_types::SignatureVerificationAlgorithm],
+    now: UnixTime,
+    role: PeerRole,
+) -> Result<VerifiedChain, Error> {
+    let untrusted = |reason: String| Error::Untrusted {
+        id: id.clone(),
+        reason,
+    };
+    let cert = EndEntityCert::try_from(leaf).map_err(|e| untrusted(format!("{e:?}")))?;
+    let path = cert
+        .verify_for_usage(
+            algorithms,
+            &anchors.anchors,
+            intermediates,
+            now,
+            role.usage(),
+            None,
+            None,
+        )
+        .map_err(|e| untrusted(format!("{e:?}")))?;
+    let index = check_path(&path, anchors).map_err(untrusted)?;
+    let mut chain = Vec::with_capacity(2 + intermediates.len());
+    chain.push(leaf.clone().into_owned());
+    chain.extend(
+        path.intermediate_certificates()
+            .map(|cert| cert.der().clone().into_owned()),
+    );
+    if let Some(anchor) = anchors
+        .authority
+        .get(index)
+        .and_then(|i| anchors.bundle.authorities().get(*i))
+    {
+        chain.push(CertificateDer::from(anchor.clone()));
+    }
+    Ok(VerifiedChain { id, chain })
 }
 
 /// The SPIFFE ID of a leaf that may be an X.509-SVID: exactly one URI SAN, a valid SPIFFE ID
@@ -158,7 +330,7 @@ impl PeerVerifier {
         Self {
             bundles,
             authorizer,
-            algorithms: rustls::crypto::ring::default_provider().signature_verification_algorithms,
+            algorithms: default_algorithms(),
             anchors: Mutex::new(HashMap::new()),
             ids: Mutex::new(VecDeque::with_capacity(ID_CACHE)),
         }
@@ -182,72 +354,41 @@ impl PeerVerifier {
     }
 
     fn anchors_for(&self, id: &SpiffeId) -> Result<Anchors, Error> {
+        let bundle = bundle_of(&*self.bundles, id)?;
         let td = id.trust_domain();
-        let bundle = self.bundles.bundle_for(td).ok_or_else(|| Error::NoBundle {
-            trust_domain: td.clone(),
-            id: id.clone(),
-        })?;
         let mut cache = self.anchors.lock().unwrap_or_else(PoisonError::into_inner);
         if let Some((cached, anchors)) = cache.get(td)
             && Arc::ptr_eq(cached, &bundle)
         {
             return Ok(anchors.clone());
         }
-        let mut set = AnchorSet {
-            anchors: Vec::with_capacity(bundle.authorities().len()),
-            path_len: Vec::with_capacity(bundle.authorities().len()),
-        };
-        for (i, der) in bundle.authorities().iter().enumerate() {
-            match anchor(der) {
-                Ok((anchor, path_len)) => {
-                    set.anchors.push(anchor);
-                    set.path_len.push(path_len);
-                }
-                Err(reason) => {
-                    tracing::warn!(trust_domain = %td, authority = i, %reason,
-                        "bundle authority is not used as a trust anchor");
-                }
-            }
-        }
-        let anchors = Arc::new(set);
+        let anchors = Arc::new(AnchorSet::new(bundle.clone()));
         cache.insert(td.clone(), (bundle, anchors.clone()));
         Ok(anchors)
     }
 
+    /// [`verify_chain`] with the leaf's ID and the bundle's anchors cached, then the authorizer.
     fn verify(
         &self,
         end_entity: &CertificateDer<'_>,
         intermediates: &[CertificateDer<'_>],
         now: UnixTime,
-        usage: KeyUsage,
+        role: PeerRole,
     ) -> Result<SpiffeId, Error> {
         let id = self.leaf_id(end_entity)?;
         let anchors = self.anchors_for(&id)?;
-        let untrusted = |e: webpki::Error| Error::Untrusted {
-            id: id.clone(),
-            reason: format!("{e:?}"),
-        };
-        let leaf = EndEntityCert::try_from(end_entity).map_err(untrusted)?;
-        let path = leaf
-            .verify_for_usage(
-                self.algorithms.all,
-                &anchors.anchors,
-                intermediates,
-                now,
-                usage,
-                None,
-                None,
-            )
-            .map_err(untrusted)?;
-        check_path(&path, &anchors).map_err(|reason| Error::Untrusted {
-            id: id.clone(),
-            reason,
-        })?;
-        let mut chain = Vec::with_capacity(1 + intermediates.len());
-        chain.push(end_entity.clone());
-        chain.extend(intermediates.iter().cloned());
-        self.authorizer.authorize(&id, &chain)?;
-        Ok(id)
+        let verified = verify_path(
+            end_entity,
+            intermediates,
+            id,
+            &anchors,
+            self.algorithms.all,
+            now,
+            role,
+        )?;
+        self.authorizer
+            .authorize(verified.spiffe_id(), verified.chain())?;
+        Ok(verified.id)
     }
 
     fn checked(
@@ -255,9 +396,9 @@ impl PeerVerifier {
         end_entity: &CertificateDer<'_>,
         intermediates: &[CertificateDer<'_>],
         now: UnixTime,
-        usage: KeyUsage,
+        role: PeerRole,
     ) -> Result<(), rustls::Error> {
-        match self.verify(end_entity, intermediates, now, usage) {
+        match self.verify(end_entity, intermediates, now, role) {
             Ok(id) => {
                 tracing::trace!(spiffe_id = %id, "peer verified");
                 Ok(())
@@ -313,7 +454,7 @@ impl ServerCertVerifier for SpiffeServerVerifier {
         now: UnixTime,
     ) -> Result<ServerCertVerified, rustls::Error> {
         self.0
-            .checked(end_entity, intermediates, now, KeyUsage::server_auth())
+            .checked(end_entity, intermediates, now, PeerRole::Server)
             .map(|()| ServerCertVerified::assertion())
     }
 
@@ -370,7 +511,7 @@ impl ClientCertVerifier for SpiffeClientVerifier {
         now: UnixTime,
     ) -> Result<ClientCertVerified, rustls::Error> {
         self.0
-            .checked(end_entity, intermediates, now, KeyUsage::client_auth())
+            .checked(end_entity, intermediates, now, PeerRole::Client)
             .map(|()| ClientCertVerified::assertion())
     }
 

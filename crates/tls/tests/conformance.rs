@@ -301,3 +301,71 @@ fn a_leaf_signed_by_another_trust_domain_s_authority_is_refused() {
             .contains("Untrusted")
     );
 }
+
+// `verify_chain`: the verifiers' checks as a plain function (docs/embedding.md).
+
+#[test]
+fn verify_chain_returns_the_id_and_the_path_from_leaf_to_the_bundle_authority() {
+    let root = root(ca_params("root"));
+    let other_root = root_with_name("other root");
+    let mid = intermediate(ca_params("mid"), &root);
+    let web = leaf(&leaf_params(WEB), &mid);
+    // The peer also sends a certificate the path does not need: it is not in the result.
+    let stray = other_root.der.clone();
+    let chain = [web.clone(), stray, mid.der.clone()];
+    let verified = spiffe_workload_tls::verify_chain(
+        &chain,
+        &*bundles(&[&other_root, &root]),
+        spiffe_workload_tls::PeerRole::Server,
+        UnixTime::now(),
+    )
+    .unwrap();
+    assert_eq!(verified.spiffe_id().to_string(), WEB);
+    assert_eq!(verified.chain(), &[web, mid.der.clone(), root.der.clone()]);
+}
+
+fn root_with_name(name: &str) -> Ca {
+    root(ca_params(name))
+}
+
+#[test]
+fn verify_chain_refuses_what_the_verifiers_refuse() {
+    use spiffe_workload_tls::PeerRole::{Client, Server};
+    let root = root(ca_params("root"));
+    let verify = |chain: &[CertificateDer<'static>], role| {
+        spiffe_workload_tls::verify_chain(chain, &*bundles(&[&root]), role, UnixTime::now())
+            .map(|v| v.spiffe_id().to_string())
+            .map_err(|e| format!("{e:?}"))
+    };
+    // An empty chain.
+    assert!(
+        verify(&[], Server)
+            .unwrap_err()
+            .contains("NoPeerCertificate")
+    );
+    // A leaf that may only act as a server is refused as a client.
+    let mut params = leaf_params(WEB);
+    params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
+    let server_only = leaf(&params, &root);
+    assert_eq!(verify(std::slice::from_ref(&server_only), Server).unwrap(), WEB);
+    let err = verify(&[server_only], Client).unwrap_err();
+    assert!(err.contains("Untrusted"), "{err}");
+    // A trust domain ID is not a workload's.
+    let td_only = leaf(
+        &spiffe_helper_testkit::certs::svid_params(Some("spiffe://example.org")),
+        &root,
+    );
+    let err = verify(&[td_only], Server).unwrap_err();
+    assert!(
+        err.contains("NotAnSvid") && err.contains("no path"),
+        "{err}"
+    );
+    // No bundle for the leaf's trust domain.
+    let foreign = leaf(&leaf_params("spiffe://other.org/web"), &root);
+    let err = verify(&[foreign], Server).unwrap_err();
+    assert!(err.contains("NoBundle"), "{err}");
+    // Signed by a CA that is not in the bundle.
+    let stranger = root_with_name("stranger");
+    let err = verify(&[leaf(&leaf_params(WEB), &stranger)], Server).unwrap_err();
+    assert!(err.contains("Untrusted"), "{err}");
+}
