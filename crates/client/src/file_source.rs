@@ -45,6 +45,26 @@ struct Loaded {
 /// domain, so it is read as the own domain's bundle only).
 ///
 /// Cheap to [`Clone`]; the task stops with [`Self::shutdown`] or when the last clone is dropped.
+///
+/// ```no_run
+/// use std::time::Duration;
+/// use spiffe_workload_client::X509FileSource;
+///
+/// # async fn run() -> Result<(), spiffe_workload_client::Error> {
+/// let dir = std::path::Path::new("/run/spiffe/certs"); // the helper's cert_dir
+/// let files = X509FileSource::builder(
+///     dir.join("svid.pem"),
+///     dir.join("svid_key.pem"),
+///     dir.join("svid_bundle.pem"),
+/// )
+/// .poll_interval(Duration::from_millis(500))
+/// .build()
+/// .await?;
+/// println!("serving as {}", files.svid().spiffe_id());
+/// // Hand `&files` to spiffe-workload-tls's mtls_server_config like an X509Source.
+/// # Ok(())
+/// # }
+/// ```
 #[derive(Clone)]
 pub struct X509FileSource {
     inner: Arc<Inner>,

@@ -28,6 +28,18 @@ impl X509SvidSource for X509Source {
 /// An SVID and bundles that never change: tests, and environments without an agent (an SVID
 /// issued by another CA in the SPIFFE format, for example with `spire-server x509 mint`). Like
 /// go-spiffe's `x509svid.SVID` used as an `x509svid.Source` next to an `x509bundle.Set`.
+///
+/// ```no_run
+/// use spiffe_workload_client::{StaticX509Source, X509Bundle, X509BundleSet, X509Svid};
+///
+/// # fn run() -> Result<(), Box<dyn std::error::Error>> {
+/// let svid = X509Svid::load("svid.pem", "svid_key.pem")?; // the same checks as from the agent
+/// let own = X509Bundle::load(svid.spiffe_id().trust_domain().clone(), "svid_bundle.pem")?;
+/// let source = StaticX509Source::new(svid, X509BundleSet::new([own]));
+/// # let _ = source;
+/// # Ok(())
+/// # }
+/// ```
 #[derive(Clone)]
 pub struct StaticX509Source {
     svid: Arc<X509Svid>,

@@ -5,6 +5,10 @@
 //! SPIFFE_ENDPOINT_SOCKET=unix:///tmp/agent.sock \
 //!   cargo run -p spiffe-workload-tls --example mtls_server -- \
 //!   --listen 127.0.0.1:8443 [--allow ID | --allow-td TD | --allow any] [--hint H]
+//!
+//! # or with the files a helper sidecar writes, re-read as it rotates them (no agent socket):
+//! cargo run -p spiffe-workload-tls --example mtls_server -- \
+//!   --listen 127.0.0.1:8443 --from-files /run/spiffe/certs
 //! ```
 //!
 //! Prints `listening on ADDR` once it accepts; for each connection reads one line and answers
@@ -19,7 +23,7 @@
 use std::io::Write as _;
 
 use clap::Parser;
-use spiffe_workload_client::X509Source;
+use spiffe_workload_client::{X509FileSource, X509Source};
 use spiffe_workload_tls::{Authorizer, SpiffeAcceptor, mtls_server_config};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpListener;
@@ -37,8 +41,12 @@ struct Args {
     #[arg(long)]
     allow_td: Option<String>,
     /// Serve the X.509-SVID with this hint (default: the first one).
-    #[arg(long)]
+    #[arg(long, conflicts_with = "from_files")]
     hint: Option<String>,
+    /// Read `svid.pem`, `svid_key.pem` and `svid_bundle.pem` from this directory (as the
+    /// helper writes them) instead of asking the agent, and follow their rotations.
+    #[arg(long)]
+    from_files: Option<std::path::PathBuf>,
 }
 
 fn authorizer(args: &Args) -> anyhow::Result<Authorizer> {
@@ -52,11 +60,27 @@ fn authorizer(args: &Args) -> anyhow::Result<Authorizer> {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
-    let source = X509Source::builder()
-        .hint(args.hint.as_deref())
-        .build()
-        .await?;
-    let acceptor = SpiffeAcceptor::new(mtls_server_config(&source, authorizer(&args)?)?);
+    // Any X509SvidSource serves: the agent-backed source or the helper's files.
+    let config = match &args.from_files {
+        Some(dir) => {
+            let files = X509FileSource::builder(
+                dir.join("svid.pem"),
+                dir.join("svid_key.pem"),
+                dir.join("svid_bundle.pem"),
+            )
+            .build()
+            .await?;
+            mtls_server_config(&files, authorizer(&args)?)?
+        }
+        None => {
+            let source = X509Source::builder()
+                .hint(args.hint.as_deref())
+                .build()
+                .await?;
+            mtls_server_config(&source, authorizer(&args)?)?
+        }
+    };
+    let acceptor = SpiffeAcceptor::new(config);
     let listener = TcpListener::bind(&args.listen).await?;
     println!("listening on {}", listener.local_addr()?);
     std::io::stdout().flush()?;
