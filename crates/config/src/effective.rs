@@ -60,6 +60,7 @@ fn value(c: &Config, key: Key) -> Option<String> {
         Key::FederatedBundleDir => path(c.federated_bundle_dir.as_deref()?, dir),
         Key::FilesystemDeliveryDir => path(c.filesystem_delivery_dir.as_deref()?, dir),
         Key::CmdRestart => quote(c.cmd_restart.as_str()),
+        Key::CertDirLayout => quote(c.cert_dir_layout.as_str()),
         Key::CmdStopTimeout => quote(&format_duration(c.cmd_stop_timeout)),
         Key::StartupTimeout => quote(&format_duration(c.startup_timeout)),
         Key::LogLevel => quote(c.log_level.as_str()),

@@ -107,6 +107,7 @@ key_table! {
         CmdStopTimeout = "cmd_stop_timeout": Shape::Duration(Duration::from_secs(10)),
         FederatedBundleDir = "federated_bundle_dir": Shape::Text(""),
         FilesystemDeliveryDir = "filesystem_delivery_dir": Shape::Text(""),
+        CertDirLayout = "cert_dir_layout": Shape::Text("files"),
         StartupTimeout = "startup_timeout": Shape::Duration(Duration::from_secs(30)),
         LogLevel = "log_level": Shape::Level(LogLevel::Info),
         LogFormat = "log_format": Shape::Format(LogFormat::Text),

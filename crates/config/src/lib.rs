@@ -52,7 +52,7 @@ pub use error::{ConfigError, Location, Warning};
 pub use health::HealthConfig;
 pub use nix::sys::signal::Signal;
 pub use spiffe_workload_client::{Endpoint, EndpointError};
-pub use values::{CmdRestart, FileMode, LogFormat, LogLevel};
+pub use values::{CertDirLayout, CmdRestart, FileMode, LogFormat, LogLevel};
 
 /// The validated configuration, every default applied.
 #[derive(Clone, Debug, PartialEq)]
@@ -112,6 +112,8 @@ pub struct Config {
     /// Extra: the SPIFFE filesystem-delivery folder (`filesystem_delivery_dir`, resolved;
     /// docs/consumers.md).
     pub filesystem_delivery_dir: Option<PathBuf>,
+    /// Extra: how `cert_dir` is laid out (`cert_dir_layout`, default `files`).
+    pub cert_dir_layout: CertDirLayout,
     /// Extra: deadline for the first X.509 fetch (default 30 s).
     pub startup_timeout: Duration,
     /// Extra: log level (default info; `RUST_LOG` overrides).

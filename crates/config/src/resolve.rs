@@ -16,7 +16,7 @@ use crate::keys::{HealthKey, Key, Table};
 use crate::paths;
 use crate::raw::{self, Fields, Raw};
 use crate::tree::Pos;
-use crate::values::{CmdRestart, FileMode, parse_signal};
+use crate::values::{CertDirLayout, CmdRestart, FileMode, parse_signal};
 use crate::{Config, Overrides};
 
 pub(crate) struct Resolver<'a> {
@@ -53,8 +53,18 @@ impl Resolver<'_> {
         let notify = keep(&mut errors, self.notify(daemon_mode));
         let cmd_restart = keep(&mut errors, self.cmd_restart(overrides.wrapper_mode));
         let health = keep(&mut errors, self.health(daemon_mode));
-        let (Some(agent_address), Some(outputs), Some(notify), Some(cmd_restart), Some(health)) =
-            (agent_address, outputs, notify, cmd_restart, health)
+        let layout = keep(
+            &mut errors,
+            self.cert_dir_layout(cert_dir.as_deref(), outputs.as_ref()),
+        );
+        let (
+            Some(agent_address),
+            Some(outputs),
+            Some(notify),
+            Some(cmd_restart),
+            Some(health),
+            Some(cert_dir_layout),
+        ) = (agent_address, outputs, notify, cmd_restart, health, layout)
         else {
             return Err(ConfigError::from_many(errors));
         };
@@ -87,6 +97,7 @@ impl Resolver<'_> {
             health,
             federated_bundle_dir: outputs.federated_bundle_dir,
             filesystem_delivery_dir: outputs.filesystem_delivery_dir,
+            cert_dir_layout,
             startup_timeout: raw.value_or_default(Key::StartupTimeout),
             log_level: raw.value_or_default(Key::LogLevel),
             log_format: raw.value_or_default(Key::LogFormat),
@@ -110,6 +121,75 @@ impl Resolver<'_> {
             value: v.raw.clone(),
             reason: "unknown restart policy (on-rotation, always or never)".into(),
         })
+    }
+
+    /// `cert_dir_layout`: `files` (default) or `versioned`. The versioned layout keeps every
+    /// version of the set in one directory, so every output it covers (the X.509 files, the
+    /// combined file, the JWT bundle and JWT-SVID files) must be a plain name directly in
+    /// `cert_dir` (docs/consumers.md, "The whole set at once").
+    fn cert_dir_layout(
+        &self,
+        cert_dir: Option<&std::path::Path>,
+        outputs: Option<&paths::Outputs>,
+    ) -> Result<CertDirLayout, ConfigError> {
+        let Some(v) = self.raw.text(Key::CertDirLayout) else {
+            return Ok(CertDirLayout::Files);
+        };
+        let layout: CertDirLayout = v.value.parse().map_err(|()| ConfigError::InvalidValue {
+            location: self.d.loc(v.pos),
+            key: Key::CertDirLayout.name().into(),
+            value: v.raw.clone(),
+            reason: "unknown layout (files or versioned)".into(),
+        })?;
+        if layout == CertDirLayout::Files {
+            return Ok(layout);
+        }
+        let Some(dir) = cert_dir else {
+            return Err(ConfigError::Missing {
+                location: self.d.loc(v.pos),
+                key: Key::CertDir.name().into(),
+                hint: Some(
+                    "cert_dir_layout = \"versioned\" keeps its versions in cert_dir; set cert_dir"
+                        .into(),
+                ),
+            });
+        };
+        let Some(outputs) = outputs else {
+            // The outputs have their own error already.
+            return Ok(layout);
+        };
+        let mut named: Vec<(String, &std::path::Path)> = Vec::new();
+        if let Some(x509) = &outputs.x509 {
+            named.push((Key::SvidFileName.name().into(), &x509.svid));
+            named.push((Key::SvidKeyFileName.name().into(), &x509.key));
+            named.push((Key::SvidBundleFileName.name().into(), &x509.bundle));
+            if let Some(combined) = &x509.combined {
+                named.push((Key::SvidCombinedFileName.name().into(), combined));
+            }
+        }
+        if let Some(bundle) = &outputs.jwt_bundle {
+            named.push((Key::JwtBundleFileName.name().into(), bundle));
+        }
+        for (i, jwt) in outputs.jwt_svids.iter().enumerate() {
+            named.push((format!("jwt_svids[{i}].jwt_svid_file_name"), &jwt.path));
+        }
+        let outside: Vec<String> = named
+            .iter()
+            .filter(|(_, path)| !directly_in(path, dir))
+            .map(|(key, path)| format!("{key} ({})", path.display()))
+            .collect();
+        if outside.is_empty() {
+            Ok(layout)
+        } else {
+            Err(self.conflict(
+                v.pos,
+                format!(
+                    "cert_dir_layout = \"versioned\" switches the files of cert_dir ({}) as one set, so each output must be a plain name in it (not starting with \"..\"); not so: {}",
+                    dir.display(),
+                    outside.join(", ")
+                ),
+            ))
+        }
     }
 
     /// The file key, then `SPIFFE_ENDPOINT_SOCKET`, then the deprecated `SPIRE_AGENT_ADDRESS`.
@@ -327,4 +407,18 @@ struct Notify {
     cmd_args: Vec<String>,
     renew_signal: Option<Signal>,
     pid_file_name: Option<PathBuf>,
+}
+
+/// Whether `path` is a plain file name directly inside `dir` that the versioned layout may
+/// own: not `..data`, not a hidden `..` name of its versions.
+fn directly_in(path: &std::path::Path, dir: &std::path::Path) -> bool {
+    let normal = |p: &std::path::Path| -> PathBuf {
+        p.components()
+            .filter(|c| !matches!(c, std::path::Component::CurDir))
+            .collect()
+    };
+    let (Some(parent), Some(name)) = (path.parent(), path.file_name()) else {
+        return false;
+    };
+    normal(parent) == normal(dir) && !name.to_string_lossy().starts_with("..")
 }

@@ -172,6 +172,48 @@ impl fmt::Display for CmdRestart {
     }
 }
 
+/// How the files in `cert_dir` are laid out (`cert_dir_layout`; docs/consumers.md, "The whole
+/// set at once").
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum CertDirLayout {
+    /// Each file replaced on its own by a rename (upstream's layout; the default).
+    #[default]
+    Files,
+    /// Every version of the whole set in its own directory, switched by one rename of the
+    /// `..data` link; the configured names are links into it (the kubelet's layout for Secret
+    /// volumes, which Envoy's `watched_directory` follows).
+    Versioned,
+}
+
+impl CertDirLayout {
+    /// The configuration spelling.
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Files => "files",
+            Self::Versioned => "versioned",
+        }
+    }
+}
+
+impl FromStr for CertDirLayout {
+    type Err = ();
+    fn from_str(s: &str) -> Result<Self, ()> {
+        match s.to_ascii_lowercase().as_str() {
+            "files" => Ok(Self::Files),
+            "versioned" => Ok(Self::Versioned),
+            _ => Err(()),
+        }
+    }
+}
+
+impl fmt::Display for CertDirLayout {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// Parses `30s`, `1m`, `1m30s`, `500ms`, `2h` (Go `time.ParseDuration` units ms/s/m/h).
 pub(crate) fn parse_duration(text: &str) -> Option<Duration> {
     let mut rest = text.trim();

@@ -119,9 +119,23 @@ pub struct Renamed {
     written: Written,
     /// Each target, with its directory and file name, in write order.
     targets: Vec<(PathBuf, PathBuf, OsString)>,
+    /// Directories to remove once the renames are durable (old versions of the versioned
+    /// layout: removed only after the switch away from them survives a crash).
+    cleanup: Vec<PathBuf>,
 }
 
 impl Renamed {
+    /// A rename of `target` (in `dir`) done by other code, to be made durable by
+    /// [`Self::finish`], which then removes the `cleanup` directories.
+    pub(crate) fn done(written: Written, dir: &Path, target: &Path, cleanup: Vec<PathBuf>) -> Self {
+        let name = target.file_name().unwrap_or_default().to_os_string();
+        Self {
+            written,
+            targets: vec![(dir.to_path_buf(), target.to_path_buf(), name)],
+            cleanup,
+        }
+    }
+
     /// Whether any file changed.
     pub fn written(&self) -> Written {
         self.written
@@ -148,6 +162,15 @@ impl Renamed {
         }
         for (dir, _, names) in &dirs {
             remove_stray_temps(dir, names);
+        }
+        for old in &self.cleanup {
+            match fs::remove_dir_all(old) {
+                Ok(()) => tracing::debug!(path = %old.display(), "removed an old version"),
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                Err(e) => {
+                    tracing::warn!(path = %old.display(), error = %e, "cannot remove an old version");
+                }
+            }
         }
         Ok(self.written)
     }
@@ -209,7 +232,11 @@ fn replace_all_with(
     } else {
         Written::Changed
     };
-    Ok(Renamed { written, targets })
+    Ok(Renamed {
+        written,
+        targets,
+        cleanup: Vec::new(),
+    })
 }
 
 /// Makes every staged file's data durable before any rename. Writeback of all of them is
@@ -241,7 +268,7 @@ fn sync_staged(staged: Vec<(Staged<'_>, File)>) -> Result<Vec<Staged<'_>>, PemEr
 /// `sync_file_range(SYNC_FILE_RANGE_WRITE)`). Only a hint: the fsync that follows is what
 /// makes the data durable, so a failure here is ignored.
 #[cfg(target_os = "linux")]
-fn start_writeback(file: &File) {
+pub(crate) fn start_writeback(file: &File) {
     use std::os::fd::AsRawFd as _;
     #[expect(
         unsafe_code,
@@ -252,7 +279,7 @@ fn start_writeback(file: &File) {
 }
 
 #[cfg(not(target_os = "linux"))]
-fn start_writeback(_file: &File) {}
+pub(crate) fn start_writeback(_file: &File) {}
 
 /// Removes the temp files of a batch that will not be renamed.
 fn discard<'s, 'a: 's>(staged: impl IntoIterator<Item = &'s Staged<'a>>) {
@@ -388,14 +415,19 @@ fn create_temp(
     Err(PemError::io(IoOp::CreateTemp, path, e))
 }
 
-fn fill(file: &mut File, contents: &[u8], mode: u32, path: &Path) -> Result<(), PemError> {
+pub(crate) fn fill(
+    file: &mut File,
+    contents: &[u8],
+    mode: u32,
+    path: &Path,
+) -> Result<(), PemError> {
     file.set_permissions(Permissions::from_mode(mode))
         .map_err(|e| PemError::io(IoOp::SetMode, path, e))?;
     file.write_all(contents)
         .map_err(|e| PemError::io(IoOp::Write, path, e))
 }
 
-fn fsync_dir(dir: &Path, path: &Path) -> Result<(), PemError> {
+pub(crate) fn fsync_dir(dir: &Path, path: &Path) -> Result<(), PemError> {
     File::open(dir)
         .and_then(|d| d.sync_all())
         .map_err(|e| PemError::io(IoOp::FsyncDir, path, e))

@@ -28,6 +28,8 @@ pub enum IoOp {
     Read,
     /// Removing a file (a federated bundle whose trust domain disappeared).
     Remove,
+    /// Creating a symbolic link (the versioned layout's `..data` and per-file links).
+    Symlink,
 }
 
 impl fmt::Display for IoOp {
@@ -43,6 +45,7 @@ impl fmt::Display for IoOp {
             Self::ReadDir => "list directory",
             Self::Read => "read",
             Self::Remove => "remove",
+            Self::Symlink => "create symbolic link",
         })
     }
 }

@@ -24,6 +24,9 @@
 //!   filesystem-delivery folder (draft, spiffe/spiffe PR #376):
 //!   [`CREDENTIAL_BUNDLE_FILE`] and one `<trust-domain>`[`TRUST_BUNDLE_SUFFIX`] per domain.
 //!
+//! - [`VersionedDir`]: the versioned layout (`cert_dir_layout = "versioned"`): each version of
+//!   the whole set in its own directory, switched by one rename of the [`DATA_LINK`] link.
+//!
 //! Key material stays in [`SecretBytes`] (zeroized on drop, redacted `Debug`).
 //!
 //! ```no_run
@@ -58,6 +61,7 @@ mod files;
 mod jwks;
 mod render;
 mod secret;
+mod versioned;
 
 pub use atomic::{Renamed, Written, ensure_dir, replace_all, write_atomic, write_atomic_all};
 pub use delivery::{
@@ -74,3 +78,4 @@ pub use render::{
     render_jwt_bundle, render_private_key, render_x509,
 };
 pub use secret::SecretBytes;
+pub use versioned::{DATA_LINK, VERSION_PREFIX, VersionedDir};

@@ -3,12 +3,13 @@
 //! Rendering and the atomic writes live in `spiffe-helper-pem`; this module only chooses.
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::SystemTime;
 
-use spiffe_helper_config::{Config, JwtSvidOutput};
+use spiffe_helper_config::{CertDirLayout, Config, JwtSvidOutput};
 use spiffe_helper_pem::{
-    self as files, Renamed, Written, X509Material, X509Modes, X509Options, X509Paths,
+    self as files, Renamed, VersionedDir, Written, X509Material, X509Modes, X509Options, X509Paths,
 };
 use spiffe_workload_client::{JwtBundleSet, JwtSvid, X509Snapshot};
 
@@ -25,6 +26,45 @@ pub struct Outputs {
     pub jwt_svid_mode: u32,
     /// The SVID selection hint.
     pub hint: Option<String>,
+    /// `cert_dir_layout = "versioned"`: every file of `cert_dir` goes through it.
+    pub versioned: Option<Arc<Versioned>>,
+}
+
+/// The versioned layout of `cert_dir` (docs/consumers.md, "The whole set at once"), shared by
+/// the X.509, JWT bundle and JWT-SVID writes so that each version holds the whole set.
+#[derive(Debug)]
+pub struct Versioned {
+    dir: PathBuf,
+    /// Every file name the config writes into `cert_dir`.
+    names: Vec<String>,
+    /// Opened at the first write (it reads the live version a previous run left).
+    state: Mutex<Option<VersionedDir>>,
+}
+
+impl Versioned {
+    /// Replaces `updates` (paths in `cert_dir`) in the live set; the switch is visible on
+    /// return, durable after [`Renamed::finish`].
+    ///
+    /// # Errors
+    /// A failed write; the live version stays as it was.
+    pub fn update(&self, updates: &[(&Path, &[u8], u32)]) -> anyhow::Result<Renamed> {
+        let named: Vec<(&str, &[u8], u32)> = updates
+            .iter()
+            .map(|(path, bytes, mode)| {
+                let name = path
+                    .file_name()
+                    .and_then(|n| n.to_str())
+                    .ok_or_else(|| anyhow::anyhow!("{} has no file name", path.display()))?;
+                Ok((name, *bytes, *mode))
+            })
+            .collect::<anyhow::Result<_>>()?;
+        let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+        let layout = state.get_or_insert_with(|| {
+            let owned: Vec<&str> = self.names.iter().map(String::as_str).collect();
+            VersionedDir::open(&self.dir, &owned)
+        });
+        Ok(layout.update(&named)?)
+    }
 }
 
 /// The X.509 files and how to compose them.
@@ -85,8 +125,34 @@ impl Outputs {
             jwt_svids: config.jwt_svids.clone(),
             jwt_svid_mode: config.jwt_svid_file_mode.bits(),
             hint: config.hint.clone(),
+            versioned: versioned(config),
         }
     }
+}
+
+/// The versioned layout when the config asks for it (the config crate checked that every
+/// output is a plain name in `cert_dir`).
+fn versioned(config: &Config) -> Option<Arc<Versioned>> {
+    if config.cert_dir_layout != CertDirLayout::Versioned {
+        return None;
+    }
+    let dir = config.cert_dir.clone()?;
+    let mut paths: Vec<&PathBuf> = Vec::new();
+    if let Some(x509) = &config.x509 {
+        paths.extend([&x509.svid, &x509.key, &x509.bundle]);
+        paths.extend(x509.combined.as_ref());
+    }
+    paths.extend(config.jwt_bundle.as_ref());
+    paths.extend(config.jwt_svids.iter().map(|jwt| &jwt.path));
+    let names = paths
+        .iter()
+        .filter_map(|p| p.file_name()?.to_str().map(str::to_owned))
+        .collect();
+    Some(Arc::new(Versioned {
+        dir,
+        names,
+        state: Mutex::new(None),
+    }))
 }
 
 /// Renders and writes cert, key and bundle (with the combined file, renamed before the cert,
@@ -98,6 +164,7 @@ impl Outputs {
 /// A certificate that cannot be rendered, or a failed write.
 pub fn write_x509(
     files_cfg: &X509Files,
+    versioned: Option<&Versioned>,
     snapshot: &X509Snapshot,
 ) -> anyhow::Result<(X509Outcome, Renamed)> {
     let (svid, context) = (snapshot.svid(), snapshot.context());
@@ -122,7 +189,23 @@ pub fn write_x509(
     };
     let rendered = files::render_x509(&material, &options)?;
     let combined = files_cfg.combined.as_deref();
-    let renamed = files::replace_x509(&files_cfg.paths, combined, &rendered, files_cfg.modes)?;
+    let renamed = match versioned {
+        // One version holds key, combined, cert and bundle: the order no longer matters.
+        Some(layout) => {
+            let (paths, modes) = (&files_cfg.paths, files_cfg.modes);
+            let both = combined.map(|path| (path, files::render_combined(&rendered)));
+            let mut set: Vec<(&Path, &[u8], u32)> = vec![
+                (&paths.key, rendered.key.as_bytes(), modes.key),
+                (&paths.cert, &rendered.cert, modes.cert),
+                (&paths.bundle, &rendered.bundle, modes.cert),
+            ];
+            if let Some((path, bytes)) = &both {
+                set.push((path, bytes.as_bytes(), modes.key));
+            }
+            layout.update(&set)?
+        }
+        None => files::replace_x509(&files_cfg.paths, combined, &rendered, files_cfg.modes)?,
+    };
     let mut changed = renamed.written().is_changed();
     if let Some(dir) = &files_cfg.federated_dir {
         changed |=
@@ -150,6 +233,7 @@ pub fn write_x509(
 /// A failed write.
 pub fn write_jwt_bundle(
     (path, mode): &(PathBuf, u32),
+    versioned: Option<&Versioned>,
     bundles: &JwtBundleSet,
 ) -> anyhow::Result<Written> {
     let by_name: BTreeMap<String, Vec<u8>> = bundles
@@ -157,11 +241,21 @@ pub fn write_jwt_bundle(
         .iter()
         .map(|(domain, jwks)| (domain.name().to_owned(), jwks.clone()))
         .collect();
-    Ok(files::write_atomic(
-        path,
-        &files::render_jwt_bundle(&by_name),
-        *mode,
-    )?)
+    let rendered = files::render_jwt_bundle(&by_name);
+    write_one(versioned, path, &rendered, *mode)
+}
+
+/// One file, on its own or as a new version of the whole set.
+fn write_one(
+    versioned: Option<&Versioned>,
+    path: &Path,
+    contents: &[u8],
+    mode: u32,
+) -> anyhow::Result<Written> {
+    match versioned {
+        Some(layout) => Ok(layout.update(&[(path, contents, mode)])?.finish()?),
+        None => Ok(files::write_atomic(path, contents, mode)?),
+    }
 }
 
 /// Writes one JWT-SVID token file: the raw token, no newline (docs/behaviour.md,
@@ -170,13 +264,10 @@ pub fn write_jwt_bundle(
 /// # Errors
 /// A failed write.
 pub fn write_jwt_svid(
-    path: &std::path::Path,
+    path: &Path,
     mode: u32,
+    versioned: Option<&Versioned>,
     svid: &JwtSvid,
 ) -> anyhow::Result<Written> {
-    Ok(files::write_atomic(
-        path,
-        svid.token().as_str().as_bytes(),
-        mode,
-    )?)
+    write_one(versioned, path, svid.token().as_str().as_bytes(), mode)
 }

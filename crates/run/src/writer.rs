@@ -60,7 +60,7 @@ impl Writer {
             let Some(files) = &outputs.x509 else {
                 anyhow::bail!("X.509 output is not configured");
             };
-            outputs::write_x509(files, &snapshot)
+            outputs::write_x509(files, outputs.versioned.as_deref(), &snapshot)
         })
         .await
         .context("writing the X.509 files");
@@ -83,7 +83,7 @@ impl Writer {
             let Some(target) = &outputs.jwt_bundle else {
                 anyhow::bail!("JWT bundle output is not configured");
             };
-            outputs::write_jwt_bundle(target, &bundles)
+            outputs::write_jwt_bundle(target, outputs.versioned.as_deref(), &bundles)
         })
         .await
         .context("writing the JWT bundle");
@@ -114,9 +114,11 @@ impl Writer {
         );
         let spiffe_id = svid.spiffe_id().to_string();
         let target = path.clone();
-        let result = blocking(move || outputs::write_jwt_svid(&target, mode, &svid))
-            .await
-            .with_context(|| format!("writing {}", path.display()));
+        let versioned = self.outputs.versioned.clone();
+        let result =
+            blocking(move || outputs::write_jwt_svid(&target, mode, versioned.as_deref(), &svid))
+                .await
+                .with_context(|| format!("writing {}", path.display()));
         match result {
             Ok(written) => {
                 self.report(|h| h.jwt_svid_written(&path, expiry));

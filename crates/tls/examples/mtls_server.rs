@@ -61,24 +61,21 @@ fn authorizer(args: &Args) -> anyhow::Result<Authorizer> {
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     // Any X509SvidSource serves: the agent-backed source or the helper's files.
-    let config = match &args.from_files {
-        Some(dir) => {
-            let files = X509FileSource::builder(
-                dir.join("svid.pem"),
-                dir.join("svid_key.pem"),
-                dir.join("svid_bundle.pem"),
-            )
+    let config = if let Some(dir) = &args.from_files {
+        let files = X509FileSource::builder(
+            dir.join("svid.pem"),
+            dir.join("svid_key.pem"),
+            dir.join("svid_bundle.pem"),
+        )
+        .build()
+        .await?;
+        mtls_server_config(&files, authorizer(&args)?)?
+    } else {
+        let source = X509Source::builder()
+            .hint(args.hint.as_deref())
             .build()
             .await?;
-            mtls_server_config(&files, authorizer(&args)?)?
-        }
-        None => {
-            let source = X509Source::builder()
-                .hint(args.hint.as_deref())
-                .build()
-                .await?;
-            mtls_server_config(&source, authorizer(&args)?)?
-        }
+        mtls_server_config(&source, authorizer(&args)?)?
     };
     let acceptor = SpiffeAcceptor::new(config);
     let listener = TcpListener::bind(&args.listen).await?;

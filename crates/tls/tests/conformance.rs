@@ -347,7 +347,10 @@ fn verify_chain_refuses_what_the_verifiers_refuse() {
     let mut params = leaf_params(WEB);
     params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
     let server_only = leaf(&params, &root);
-    assert_eq!(verify(std::slice::from_ref(&server_only), Server).unwrap(), WEB);
+    assert_eq!(
+        verify(std::slice::from_ref(&server_only), Server).unwrap(),
+        WEB
+    );
     let err = verify(&[server_only], Client).unwrap_err();
     assert!(err.contains("Untrusted"), "{err}");
     // A trust domain ID is not a workload's.
