@@ -68,6 +68,7 @@ impl Resolver<'_> {
         else {
             return Err(ConfigError::from_many(errors));
         };
+        self.warn_federated_merge();
         let cert_file_mode = self.mode(Key::CertFileMode);
         let key_file_mode = self.mode(Key::KeyFileMode);
         let jwt_bundle_file_mode = self.mode(Key::JwtBundleFileMode);
@@ -121,6 +122,22 @@ impl Resolver<'_> {
             value: v.raw.clone(),
             reason: "unknown restart policy (on-rotation, always or never)".into(),
         })
+    }
+
+    /// `include_federated_domains = true` puts every federated domain's roots into the one
+    /// bundle file: a consumer that cannot authorize by trust domain then accepts any federated
+    /// domain's SVID as one of ours (upstream spiffe-helper #217). Said once, at start.
+    fn warn_federated_merge(&mut self) {
+        let Some(v) = self.raw.get::<bool>(Key::IncludeFederatedDomains) else {
+            return;
+        };
+        if v.value {
+            let pos = v.pos;
+            self.warn(
+                Some(pos),
+                "include_federated_domains = true merges every federated trust domain's roots into the one bundle file: a consumer that cannot authorize peers by trust domain will accept any federated domain's SVID as one of yours (upstream spiffe-helper #217); set federated_bundle_dir to get one bundle file per domain instead".into(),
+            );
+        }
     }
 
     /// `cert_dir_layout`: `files` (default) or `versioned`. The versioned layout keeps every
@@ -218,7 +235,7 @@ impl Resolver<'_> {
             (None, Some(v)) => {
                 self.warn(
                     None,
-                    "SPIRE_AGENT_ADDRESS is deprecated; use SPIFFE_ENDPOINT_SOCKET".into(),
+                    "SPIRE_AGENT_ADDRESS is deprecated and upstream spiffe-helper no longer reads it (spiffe-helper #391); this helper still does, but set SPIFFE_ENDPOINT_SOCKET or agent_address so the config works with both".into(),
                 );
                 Ok(("SPIRE_AGENT_ADDRESS", v))
             }

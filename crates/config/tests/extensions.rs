@@ -183,3 +183,71 @@ fn one_mistake_is_reported_alone_as_before() {
         "helper.conf:3:1: unknown key `cert_dri` (did you mean `cert_dir`?)"
     );
 }
+
+#[test]
+fn cert_dir_layout_is_files_by_default_and_versioned_when_asked() {
+    use spiffe_helper_config::CertDirLayout;
+    let c = parse(BASE);
+    assert_eq!(c.cert_dir_layout, CertDirLayout::Files);
+    assert!(c.effective().contains("cert_dir_layout = \"files\"\n"));
+    let c = parse(&format!(
+        "{BASE}cert_dir_layout = \"versioned\"\nsvid_combined_file_name = \"combined.pem\"\n\
+         jwt_bundle_file_name = \"jwt.json\"\n\
+         jwt_svids = [{{ jwt_audience = \"a\", jwt_svid_file_name = \"a.token\" }}]\n"
+    ));
+    assert_eq!(c.cert_dir_layout, CertDirLayout::Versioned);
+    assert!(c.effective().contains("cert_dir_layout = \"versioned\"\n"));
+    assert_round_trip(&c);
+}
+
+#[test]
+fn cert_dir_layout_errors_name_the_line_and_the_fix() {
+    let e = error(&format!("{BASE}cert_dir_layout = \"kubelet\"\n"));
+    assert!(
+        e.contains("helper.conf:3") && e.contains("files or versioned"),
+        "{e}"
+    );
+    let e = error(&format!(
+        "{BASE}cert_dir_layout = \"versioned\"\nsvid_file_name = \"/elsewhere/svid.pem\"\n\
+         jwt_svids = [{{ jwt_audience = \"a\", jwt_svid_file_name = \"sub/a.token\" }}]\n"
+    ));
+    assert!(
+        e.contains("helper.conf:3")
+            && e.contains("svid_file_name (/elsewhere/svid.pem)")
+            && e.contains("jwt_svids[0].jwt_svid_file_name (certs/sub/a.token)"),
+        "{e}"
+    );
+    let e = error(
+        "agent_address = \"unix:///a.sock\"\ncert_dir_layout = \"versioned\"\nsvid_file_name = \"/x/svid.pem\"\nsvid_key_file_name = \"/x/k.pem\"\nsvid_bundle_file_name = \"/x/b.pem\"\n",
+    );
+    assert!(e.contains("cert_dir"), "{e}");
+}
+
+#[test]
+fn include_federated_domains_warns_and_points_at_federated_bundle_dir() {
+    let w = common::warnings(&format!("{BASE}include_federated_domains = true\n"));
+    assert!(
+        w.iter().any(|w| w.contains("helper.conf:3")
+            && w.contains("#217")
+            && w.contains("federated_bundle_dir")),
+        "{w:?}"
+    );
+    assert!(common::warnings(&format!("{BASE}include_federated_domains = false\n")).is_empty());
+}
+
+#[test]
+fn spire_agent_address_is_still_read_with_a_warning_that_upstream_dropped_it() {
+    let (c, w) = parse_with(
+        "cert_dir = \"certs\"\n",
+        Overrides::default(),
+        &[("SPIRE_AGENT_ADDRESS", "unix:///run/old.sock")],
+    )
+    .unwrap();
+    assert_eq!(c.agent_address.to_string(), "unix:///run/old.sock");
+    let w: Vec<String> = w.iter().map(ToString::to_string).collect();
+    assert!(
+        w.iter()
+            .any(|w| w.contains("SPIRE_AGENT_ADDRESS") && w.contains("#391")),
+        "{w:?}"
+    );
+}
