@@ -17,6 +17,8 @@ use clap::{CommandFactory, Parser};
 pub struct Cli {
     /// The configuration file (`--config`, default `helper.conf`).
     pub config: PathBuf,
+    /// `--config-format`: how to read it (default: by name and content).
+    pub config_format: spiffe_helper_config::ConfigFormat,
     /// `--daemon-mode`, only when given (it overrides `daemon_mode` from the file).
     pub daemon_mode: Option<bool>,
     /// `--validate`: check the configuration, print the effective one, exit.
@@ -65,7 +67,9 @@ impl CliExit {
     after_help = "Go-style spellings also work: -config x, -daemon-mode=false, -validate, -version, -help."
 )]
 struct Args {
-    /// Configuration file (HCL, or JSON when its first character is `{`).
+    /// Configuration file (HCL; JSON when its first character is `{` or its name ends in
+    /// .json; YAML when its name ends in .yaml or .yml). `SPIFFE_HLP_<KEY>` variables override
+    /// its keys; when it does not exist, they are the whole configuration.
     #[arg(
         long,
         value_name = "PATH",
@@ -73,6 +77,14 @@ struct Args {
         allow_hyphen_values = true
     )]
     config: PathBuf,
+
+    /// The configuration file's syntax.
+    #[arg(
+        long = "config-format",
+        value_name = "hcl|json|yaml|auto",
+        default_value = "auto"
+    )]
+    config_format: spiffe_helper_config::ConfigFormat,
 
     /// Override `daemon_mode` from the file: true keeps the files fresh, false fetches once and
     /// exits. `--daemon-mode` alone means true.
@@ -112,7 +124,7 @@ fn parse_go_bool(s: &str) -> Result<bool, String> {
 }
 
 /// Long flags that take a separate value (`-config x`): the value is never rewritten.
-const TAKES_VALUE: &[&str] = &["--config"];
+const TAKES_VALUE: &[&str] = &["--config", "--config-format"];
 
 /// Rewrites `-name[=v]` (more than one character after a single dash) to `--name[=v]`; stops at
 /// `--`. Returns the new arguments, the (rewritten, original) pairs for error messages, and
@@ -177,6 +189,7 @@ pub fn parse_args<I: IntoIterator<Item = OsString>>(args: I) -> Result<Cli, CliE
             }
             Ok(Cli {
                 config: args.config,
+                config_format: args.config_format,
                 daemon_mode: args.daemon_mode,
                 validate: args.validate,
                 child_argv: args.child,

@@ -27,6 +27,7 @@ fn main() -> ExitCode {
     let overrides = Overrides {
         daemon_mode: cli.daemon_mode,
         wrapper_mode: cli.child_argv.is_some(),
+        format: cli.config_format,
     };
     let (config, warnings) = match Config::load(&cli.config, &overrides) {
         Ok(loaded) => loaded,

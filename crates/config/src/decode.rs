@@ -22,6 +22,12 @@ pub(crate) struct Decoder<'a> {
 
 impl Decoder<'_> {
     pub fn loc(&self, pos: Pos) -> Location {
+        if let Some(key) = pos.env {
+            return Location::file(format!(
+                "environment variable {}",
+                crate::env::var_name(key)
+            ));
+        }
         Location {
             file: self.file.to_path_buf(),
             line: u32::try_from(pos.line).ok().filter(|l| *l > 0),

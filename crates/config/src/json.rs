@@ -8,6 +8,21 @@ use crate::tree::{Entry, Kind, Lines, Node, ParseFailure, Pos};
 
 /// Parses a JSON object into entries.
 pub(crate) fn from_json(text: &str) -> Result<Vec<Entry>, ParseFailure> {
+    let root = json_value(text)?;
+    match root.kind {
+        Kind::Object(entries) => Ok(entries),
+        other => Err(ParseFailure::Syntax(
+            root.pos,
+            format!(
+                "a JSON configuration must be an object, found {}",
+                other.describe()
+            ),
+        )),
+    }
+}
+
+/// Parses any JSON value (an environment variable's list or object) into a node.
+pub(crate) fn json_value(text: &str) -> Result<Node, ParseFailure> {
     if let Err(e) = serde_json::from_str::<serde_json::Value>(text) {
         let msg = e.to_string();
         // serde_json appends " at line L column C"; the position goes in front instead.
@@ -19,6 +34,7 @@ pub(crate) fn from_json(text: &str) -> Result<Vec<Entry>, ParseFailure> {
             Pos {
                 line: e.line(),
                 col: e.column(),
+                env: None,
             },
             msg,
         ));
@@ -29,19 +45,9 @@ pub(crate) fn from_json(text: &str) -> Result<Vec<Entry>, ParseFailure> {
         at: 0,
         lines: &lines,
     };
-    let root = scanner
+    scanner
         .value()
-        .ok_or_else(|| ParseFailure::Syntax(Pos::default(), "invalid JSON".to_owned()))?;
-    match root.kind {
-        Kind::Object(entries) => Ok(entries),
-        other => Err(ParseFailure::Syntax(
-            root.pos,
-            format!(
-                "a JSON configuration must be an object, found {}",
-                other.describe()
-            ),
-        )),
-    }
+        .ok_or_else(|| ParseFailure::Syntax(Pos::default(), "invalid JSON".to_owned()))
 }
 
 struct Scanner<'a> {

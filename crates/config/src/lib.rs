@@ -31,6 +31,7 @@
 mod args;
 mod decode;
 mod effective;
+mod env;
 mod error;
 mod health;
 mod json;
@@ -40,6 +41,7 @@ mod raw;
 mod resolve;
 mod tree;
 mod values;
+mod yaml;
 
 #[cfg(test)]
 mod tests;
@@ -48,6 +50,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 pub use args::{ArgsError, split_cmd_args};
+pub use env::PREFIX as ENV_PREFIX;
 pub use error::{ConfigError, Location, Warning};
 pub use health::HealthConfig;
 pub use nix::sys::signal::Signal;
@@ -153,6 +156,57 @@ pub struct Overrides {
     pub daemon_mode: Option<bool>,
     /// A program was given after `--` (wrapper mode): `cmd_restart` defaults to never.
     pub wrapper_mode: bool,
+    /// `-config-format`: how to read the file.
+    pub format: ConfigFormat,
+}
+
+/// The syntax of the configuration file (`-config-format`; docs/configuration.md, "Formats
+/// and the environment").
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ConfigFormat {
+    /// By the file name (`.yaml`/`.yml`: YAML, `.json`: JSON), else JSON when the first
+    /// non-blank character is `{`, else HCL.
+    #[default]
+    Auto,
+    /// HCL (upstream's format).
+    Hcl,
+    /// JSON.
+    Json,
+    /// YAML.
+    Yaml,
+}
+
+impl std::str::FromStr for ConfigFormat {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s.to_ascii_lowercase().as_str() {
+            "auto" => Ok(Self::Auto),
+            "hcl" => Ok(Self::Hcl),
+            "json" => Ok(Self::Json),
+            "yaml" | "yml" => Ok(Self::Yaml),
+            _ => Err("expected hcl, json, yaml or auto".into()),
+        }
+    }
+}
+
+impl ConfigFormat {
+    /// What `Auto` means for this file and text.
+    fn resolve(self, file_name: &Path, text: &str) -> Self {
+        if self != Self::Auto {
+            return self;
+        }
+        let ext = file_name
+            .extension()
+            .and_then(|e| e.to_str())
+            .map(str::to_ascii_lowercase);
+        match ext.as_deref() {
+            Some("yaml" | "yml") => Self::Yaml,
+            Some("json") => Self::Json,
+            _ if text.trim_start().starts_with('{') => Self::Json,
+            _ => Self::Hcl,
+        }
+    }
 }
 
 impl Config {
@@ -162,10 +216,45 @@ impl Config {
     /// # Errors
     /// [`ConfigError::Io`] when the file cannot be read, otherwise as [`Config::parse_str`].
     pub fn load(path: &Path, overrides: &Overrides) -> Result<(Config, Vec<Warning>), ConfigError> {
-        let bytes = std::fs::read(path).map_err(|source| ConfigError::Io {
-            path: path.to_path_buf(),
-            source,
-        })?;
+        let env = |name: &str| std::env::var(name).ok();
+        Self::load_with(path, overrides, &env)
+    }
+
+    /// [`Config::load`] with the environment injected. A missing file is not an error when
+    /// `SPIFFE_HLP_*` variables are set: they are then the whole configuration (as upstream's
+    /// pull request #335), and a warning says so.
+    ///
+    /// # Errors
+    /// As [`Config::load`].
+    pub fn load_with(
+        path: &Path,
+        overrides: &Overrides,
+        env: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<(Config, Vec<Warning>), ConfigError> {
+        let bytes = match std::fs::read(path) {
+            Ok(bytes) => bytes,
+            Err(source) if source.kind() == std::io::ErrorKind::NotFound && env::any_set(env) => {
+                let (config, mut warnings) = Self::parse_str("", path, overrides, env)?;
+                warnings.insert(
+                    0,
+                    Warning {
+                        location: None,
+                        message: format!(
+                            "{} does not exist: the configuration comes from the {}* environment variables alone",
+                            path.display(),
+                            env::PREFIX
+                        ),
+                    },
+                );
+                return Ok((config, warnings));
+            }
+            Err(source) => {
+                return Err(ConfigError::Io {
+                    path: path.to_path_buf(),
+                    source,
+                });
+            }
+        };
         let text = String::from_utf8(bytes).map_err(|e| ConfigError::Syntax {
             location: Location::file(path),
             message: format!(
@@ -173,8 +262,7 @@ impl Config {
                 e.utf8_error().valid_up_to()
             ),
         })?;
-        let env = |name: &str| std::env::var(name).ok();
-        Self::parse_str(&text, path, overrides, &env)
+        Self::parse_str(&text, path, overrides, env)
     }
 
     /// Parses and validates configuration text. `file_name` is used in messages; `env` looks
@@ -192,12 +280,20 @@ impl Config {
     ) -> Result<(Config, Vec<Warning>), ConfigError> {
         let text = text.strip_prefix('\u{feff}').unwrap_or(text);
         let decoder = decode::Decoder { file: file_name };
-        let entries = if text.trim_start().starts_with('{') {
-            json::from_json(text)
-        } else {
-            tree::from_hcl(text)
-        }
-        .map_err(|failure| match failure {
+        let parsed = match overrides.format.resolve(file_name, text) {
+            ConfigFormat::Json => json::from_json(text),
+            ConfigFormat::Yaml => yaml::from_yaml(text),
+            ConfigFormat::Hcl | ConfigFormat::Auto => tree::from_hcl(text),
+        };
+        // A variable replaces the file's value of its key (upstream's pull request #335).
+        let entries = parsed.and_then(|mut entries| {
+            for var in env::entries(env)? {
+                entries.retain(|e| !e.key.eq_ignore_ascii_case(&var.key));
+                entries.push(var);
+            }
+            Ok(entries)
+        });
+        let entries = entries.map_err(|failure| match failure {
             tree::ParseFailure::Syntax(pos, message) => ConfigError::Syntax {
                 location: decoder.loc(pos),
                 message,

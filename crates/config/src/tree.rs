@@ -9,11 +9,13 @@ use hcl_edit::expr::{Expression, ObjectKey};
 use hcl_edit::structure::{Body, Structure};
 use hcl_edit::template::Element;
 
-/// A 1-based line and column (in characters).
+/// A 1-based line and column (in characters), or the environment variable a value came from.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub(crate) struct Pos {
     pub line: usize,
     pub col: usize,
+    /// The top-level key whose `SPIFFE_HLP_<KEY>` variable held the value (`crate::env`).
+    pub env: Option<&'static str>,
 }
 
 /// Maps byte offsets of one source text to line/column positions.
@@ -37,7 +39,11 @@ impl<'a> Lines<'a> {
             .text
             .get(start..offset)
             .map_or(offset - start, |s| s.chars().count());
-        Pos { line, col: col + 1 }
+        Pos {
+            line,
+            col: col + 1,
+            env: None,
+        }
     }
 
     fn span_pos(&self, span: Option<std::ops::Range<usize>>) -> Pos {
@@ -118,6 +124,7 @@ pub(crate) fn from_hcl(text: &str) -> Result<Vec<Entry>, ParseFailure> {
         let pos = Pos {
             line: loc.line(),
             col: loc.column(),
+            env: None,
         };
         if e.message().contains("redefined attribute") {
             let key = e

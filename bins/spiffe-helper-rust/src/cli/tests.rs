@@ -11,6 +11,7 @@ fn parse(args: &[&str]) -> Result<Cli, CliExit> {
 fn cli(config: &str, daemon_mode: Option<bool>, validate: bool) -> Cli {
     Cli {
         config: PathBuf::from(config),
+        config_format: spiffe_helper_config::ConfigFormat::Auto,
         daemon_mode,
         validate,
         child_argv: None,
@@ -180,4 +181,28 @@ fn usage_errors_exit_2_and_name_the_flag() {
             exit.message
         );
     }
+}
+
+#[test]
+fn config_format_takes_go_and_gnu_spellings_and_refuses_unknown_names() {
+    use spiffe_helper_config::ConfigFormat;
+    for args in [
+        &["-config-format", "yaml"][..],
+        &["--config-format=yaml"],
+        &["-config-format=YAML"],
+    ] {
+        assert_eq!(
+            parse(args).unwrap().config_format,
+            ConfigFormat::Yaml,
+            "{args:?}"
+        );
+    }
+    assert_eq!(parse(&[]).unwrap().config_format, ConfigFormat::Auto);
+    let err = parse(&["-config-format", "toml"]).unwrap_err();
+    assert_eq!(err.code, 2);
+    assert!(
+        err.message.contains("-config-format") && err.message.contains("hcl, json, yaml or auto"),
+        "{}",
+        err.message
+    );
 }
