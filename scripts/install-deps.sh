@@ -19,6 +19,8 @@ command -v gcc >/dev/null 2>&1 || missing+=(gcc)
 # the HAProxy request loop.
 [ -x "${PG_BIN_DIR:-/usr/lib/postgresql/15/bin}/postgres" ] || missing+=(postgresql-15)
 [ -x /usr/sbin/haproxy ] || missing+=(haproxy)
+# The JVM consumer of the PKCS#12 keystores (tests/e2e/java.rs): javac, java and keytool.
+has javac || missing+=(openjdk-17-jdk-headless)
 # The local Kubernetes: container runtime, CNI plugins, etcd, a DNS that forwards nothing,
 # podman + mmdebstrap for the images, iptables for kube-proxy (nft to drop its emptied tables).
 has containerd || missing+=(containerd)

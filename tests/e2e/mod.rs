@@ -8,7 +8,7 @@
 //! docs/consumers.md adds: `reload` (`PostgreSQL` through `postmaster.pid`, `HAProxy` serving the
 //! combined file), `wrapper` (nginx as the wrapped child, exit codes), `delivery` (the
 //! filesystem-delivery folder with a federated domain), `config_errors` (several mistakes, `cmd`
-//! with `--`, the health bind address); `logs` (JSON lines, `RUST_LOG`), `versioned` (`cert_dir_layout = "versioned"`: the whole set switched at once), `upstream` (the same
+//! with `--`, the health bind address); `logs` (JSON lines, `RUST_LOG`), `java` (PKCS#12 keystores read by keytool and a JSSE mTLS pair), `versioned` (`cert_dir_layout = "versioned"`: the whole set switched at once), `upstream` (the same
 //! `helper.conf` through the upstream Go helper v0.11.0 and ours, the files byte for byte).
 
 mod config_errors;
@@ -18,6 +18,7 @@ mod delivery;
 mod file_source;
 mod health;
 mod idle;
+mod java;
 mod jwt;
 mod logs;
 mod oneshot;

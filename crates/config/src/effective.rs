@@ -15,6 +15,14 @@ use crate::{Config, JwtSvidOutput};
 pub(crate) fn render(c: &Config) -> String {
     let mut out = String::new();
     for spec in Key::TABLE {
+        if spec.key == Key::Pkcs12Password {
+            // A secret is not printed; the line says it is set, as a comment, so the output
+            // still parses (the password has to be given again).
+            if c.pkcs12.as_ref().is_some_and(|p| p.password_file.is_none()) {
+                let _ = writeln!(out, "# {} is set (not printed)", spec.name);
+            }
+            continue;
+        }
         let Some(value) = value(c, spec.key) else {
             continue;
         };
@@ -41,6 +49,11 @@ fn value(c: &Config, key: Key) -> Option<String> {
         Key::SvidKeyFileName => path(&x509?.key, dir),
         Key::SvidBundleFileName => path(&x509?.bundle, dir),
         Key::SvidCombinedFileName => path(x509?.combined.as_deref()?, dir),
+        Key::Pkcs12KeystoreFileName => path(x509?.pkcs12_keystore.as_deref()?, dir),
+        Key::Pkcs12TruststoreFileName => path(x509?.pkcs12_truststore.as_deref()?, dir),
+        Key::Pkcs12Password => return None,
+        Key::Pkcs12PasswordFile => path(c.pkcs12.as_ref()?.password_file.as_deref()?, None),
+        Key::Pkcs12KeyAlias => quote(&c.pkcs12.as_ref()?.key_alias),
         Key::AddIntermediatesToBundle => c.add_intermediates_to_bundle.to_string(),
         Key::IncludeFederatedDomains => c.include_federated_domains.to_string(),
         Key::OmitExpired => c.omit_expired.to_string(),

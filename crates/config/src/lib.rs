@@ -117,6 +117,8 @@ pub struct Config {
     pub filesystem_delivery_dir: Option<PathBuf>,
     /// Extra: how `cert_dir` is laid out (`cert_dir_layout`, default `files`).
     pub cert_dir_layout: CertDirLayout,
+    /// Extra: password and alias of the PKCS#12 files, when one is configured.
+    pub pkcs12: Option<Pkcs12Settings>,
     /// Extra: deadline for the first X.509 fetch (default 30 s).
     pub startup_timeout: Duration,
     /// Extra: log level (default info; `RUST_LOG` overrides).
@@ -136,6 +138,11 @@ pub struct X509Output {
     pub bundle: PathBuf,
     /// Extra: the key and the chain in one file (`svid_combined_file_name`), when set.
     pub combined: Option<PathBuf>,
+    /// Extra: PKCS#12 keystore with the key and chain (`pkcs12_keystore_file_name`).
+    pub pkcs12_keystore: Option<PathBuf>,
+    /// Extra: PKCS#12 truststore with the bundle's certificates
+    /// (`pkcs12_truststore_file_name`).
+    pub pkcs12_truststore: Option<PathBuf>,
 }
 
 /// One JWT-SVID to fetch and write.
@@ -147,6 +154,28 @@ pub struct JwtSvidOutput {
     pub extra_audiences: Vec<String>,
     /// `jwt_svid_file_name`, resolved against `cert_dir`.
     pub path: PathBuf,
+}
+
+/// How the PKCS#12 keystore and truststore are protected and named (docs/consumers.md, "Java
+/// keystores").
+#[derive(Clone, PartialEq, Eq)]
+pub struct Pkcs12Settings {
+    /// The password (`pkcs12_password`, or the first line of `pkcs12_password_file`).
+    pub password: String,
+    /// `pkcs12_password_file`, when the password came from a file.
+    pub password_file: Option<PathBuf>,
+    /// The keystore's alias for the key and chain (`pkcs12_key_alias`, default `spiffe`).
+    pub key_alias: String,
+}
+
+impl std::fmt::Debug for Pkcs12Settings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Pkcs12Settings")
+            .field("password", &"<redacted>")
+            .field("password_file", &self.password_file)
+            .field("key_alias", &self.key_alias)
+            .finish()
+    }
 }
 
 /// Command-line values that override the file.

@@ -57,8 +57,12 @@ pub(crate) fn outputs(
 /// X.509 output is on unless the file is JWT-only: it sets `jwt_svids` or
 /// `jwt_bundle_file_name` and none of the `svid_*` names.
 fn x509_on(raw: &Raw) -> bool {
-    let svid_set =
-        (SVID_KEYS.iter().chain([&Key::SvidCombinedFileName])).any(|key| raw.text(*key).is_some());
+    let svid_set = (SVID_KEYS.iter().chain(&[
+        Key::SvidCombinedFileName,
+        Key::Pkcs12KeystoreFileName,
+        Key::Pkcs12TruststoreFileName,
+    ]))
+    .any(|key| raw.text(*key).is_some());
     let jwt_set = !raw.jwt_svids().is_empty() || raw.text(Key::JwtBundleFileName).is_some();
     svid_set || !jwt_set
 }
@@ -118,6 +122,8 @@ impl Paths<'_> {
             key,
             bundle,
             combined: self.optional(raw, Key::SvidCombinedFileName)?,
+            pkcs12_keystore: self.optional(raw, Key::Pkcs12KeystoreFileName)?,
+            pkcs12_truststore: self.optional(raw, Key::Pkcs12TruststoreFileName)?,
         })
     }
 

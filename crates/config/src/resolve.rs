@@ -57,6 +57,7 @@ impl Resolver<'_> {
             &mut errors,
             self.cert_dir_layout(cert_dir.as_deref(), outputs.as_ref()),
         );
+        let pkcs12 = keep(&mut errors, self.pkcs12(outputs.as_ref()));
         let (
             Some(agent_address),
             Some(outputs),
@@ -64,7 +65,16 @@ impl Resolver<'_> {
             Some(cmd_restart),
             Some(health),
             Some(cert_dir_layout),
-        ) = (agent_address, outputs, notify, cmd_restart, health, layout)
+            Some(pkcs12),
+        ) = (
+            agent_address,
+            outputs,
+            notify,
+            cmd_restart,
+            health,
+            layout,
+            pkcs12,
+        )
         else {
             return Err(ConfigError::from_many(errors));
         };
@@ -99,6 +109,7 @@ impl Resolver<'_> {
             federated_bundle_dir: outputs.federated_bundle_dir,
             filesystem_delivery_dir: outputs.filesystem_delivery_dir,
             cert_dir_layout,
+            pkcs12,
             startup_timeout: raw.value_or_default(Key::StartupTimeout),
             log_level: raw.value_or_default(Key::LogLevel),
             log_format: raw.value_or_default(Key::LogFormat),
@@ -122,6 +133,70 @@ impl Resolver<'_> {
             value: v.raw.clone(),
             reason: "unknown restart policy (on-rotation, always or never)".into(),
         })
+    }
+
+    /// The PKCS#12 password (inline or from a file, exactly one) and alias, when a PKCS#12
+    /// file is configured (docs/consumers.md, "Java keystores"). A password without a PKCS#12
+    /// file is ignored with a warning.
+    fn pkcs12(
+        &mut self,
+        outputs: Option<&paths::Outputs>,
+    ) -> Result<Option<crate::Pkcs12Settings>, ConfigError> {
+        let wanted = outputs
+            .and_then(|o| o.x509.as_ref())
+            .is_some_and(|x| x.pkcs12_keystore.is_some() || x.pkcs12_truststore.is_some());
+        let inline = self.raw.text(Key::Pkcs12Password).cloned();
+        let file = self.raw.text(Key::Pkcs12PasswordFile).cloned();
+        if !wanted {
+            if let Some(v) = inline.as_ref().or(file.as_ref()) {
+                self.warn(
+                    Some(v.pos),
+                    "a PKCS#12 password is set but neither pkcs12_keystore_file_name nor pkcs12_truststore_file_name is: it is ignored".into(),
+                );
+            }
+            return Ok(None);
+        }
+        let (password, password_file) = match (inline, file) {
+            (Some(_), Some(f)) => {
+                return Err(self.conflict(
+                    f.pos,
+                    "set pkcs12_password or pkcs12_password_file, not both".into(),
+                ));
+            }
+            (None, None) => {
+                return Err(ConfigError::Missing {
+                    location: Location::file(self.d.file),
+                    key: Key::Pkcs12Password.name().into(),
+                    hint: Some("a PKCS#12 keystore or truststore needs a password: set pkcs12_password, or pkcs12_password_file to a file holding it".into()),
+                });
+            }
+            (Some(v), None) => (v.value, None),
+            (None, Some(f)) => {
+                let path = PathBuf::from(&f.value);
+                let text =
+                    std::fs::read_to_string(&path).map_err(|e| ConfigError::InvalidValue {
+                        location: self.d.loc(f.pos),
+                        key: Key::Pkcs12PasswordFile.name().into(),
+                        value: f.raw.clone(),
+                        reason: format!("cannot read it: {e}"),
+                    })?;
+                let first = text.lines().next().unwrap_or_default().to_owned();
+                if first.is_empty() {
+                    return Err(ConfigError::InvalidValue {
+                        location: self.d.loc(f.pos),
+                        key: Key::Pkcs12PasswordFile.name().into(),
+                        value: f.raw.clone(),
+                        reason: "its first line (the password) is empty".into(),
+                    });
+                }
+                (first, Some(path))
+            }
+        };
+        Ok(Some(crate::Pkcs12Settings {
+            password,
+            password_file,
+            key_alias: self.raw.value_or_default(Key::Pkcs12KeyAlias),
+        }))
     }
 
     /// `include_federated_domains = true` puts every federated domain's roots into the one
@@ -182,6 +257,12 @@ impl Resolver<'_> {
             named.push((Key::SvidBundleFileName.name().into(), &x509.bundle));
             if let Some(combined) = &x509.combined {
                 named.push((Key::SvidCombinedFileName.name().into(), combined));
+            }
+            if let Some(path) = &x509.pkcs12_keystore {
+                named.push((Key::Pkcs12KeystoreFileName.name().into(), path));
+            }
+            if let Some(path) = &x509.pkcs12_truststore {
+                named.push((Key::Pkcs12TruststoreFileName.name().into(), path));
             }
         }
         if let Some(bundle) = &outputs.jwt_bundle {

@@ -251,3 +251,59 @@ fn spire_agent_address_is_still_read_with_a_warning_that_upstream_dropped_it() {
         "{w:?}"
     );
 }
+
+#[test]
+fn pkcs12_files_need_exactly_one_password_and_never_print_it() {
+    let base = format!("{BASE}pkcs12_keystore_file_name = \"ks.p12\"\n");
+    let e = error(&base);
+    assert!(
+        e.contains("pkcs12_password") && e.contains("pkcs12_password_file"),
+        "{e}"
+    );
+    let c = parse(&format!("{base}pkcs12_password = \"s3cret-pw\"\n"));
+    let p12 = c.pkcs12.as_ref().unwrap();
+    assert_eq!(p12.password, "s3cret-pw");
+    assert_eq!(p12.key_alias, "spiffe");
+    assert_eq!(
+        c.x509.as_ref().unwrap().pkcs12_keystore.as_deref(),
+        Some(Path::new("certs/ks.p12"))
+    );
+    let text = c.effective();
+    assert!(!text.contains("s3cret-pw"), "{text}");
+    assert!(
+        text.contains("# pkcs12_password is set (not printed)"),
+        "{text}"
+    );
+    assert!(
+        !format!("{c:?}").contains("s3cret-pw"),
+        "Debug prints the password"
+    );
+
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("pw");
+    std::fs::write(&file, "from-file\nignored\n").unwrap();
+    let c = parse(&format!(
+        "{base}pkcs12_password_file = \"{}\"\npkcs12_key_alias = \"svc\"\n",
+        file.display()
+    ));
+    let p12 = c.pkcs12.as_ref().unwrap();
+    assert_eq!(p12.password, "from-file");
+    assert_eq!(p12.key_alias, "svc");
+    assert_round_trip(&c);
+
+    let e = error(&format!(
+        "{base}pkcs12_password = \"x\"\npkcs12_password_file = \"{}\"\n",
+        file.display()
+    ));
+    assert!(e.contains("helper.conf:5") && e.contains("not both"), "{e}");
+    let e = error(&format!(
+        "{base}pkcs12_password_file = \"{}\"\n",
+        dir.path().join("missing").display()
+    ));
+    assert!(
+        e.contains("helper.conf:4") && e.contains("cannot read"),
+        "{e}"
+    );
+    let w = common::warnings(&format!("{BASE}pkcs12_password = \"x\"\n"));
+    assert!(w.iter().any(|w| w.contains("ignored")), "{w:?}");
+}

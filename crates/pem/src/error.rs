@@ -118,6 +118,12 @@ pub enum PemError {
         /// The rejected name.
         name: String,
     },
+    /// A PKCS#12 keystore or truststore cannot be built.
+    #[error("PKCS#12: {reason}")]
+    Pkcs12 {
+        /// What failed (never key bytes or the password).
+        reason: String,
+    },
 }
 
 impl PemError {

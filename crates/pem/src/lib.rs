@@ -24,6 +24,7 @@
 //!   filesystem-delivery folder (draft, spiffe/spiffe PR #376):
 //!   [`CREDENTIAL_BUNDLE_FILE`] and one `<trust-domain>`[`TRUST_BUNDLE_SUFFIX`] per domain.
 //!
+//! - [`render_pkcs12_keystore`], [`render_pkcs12_truststore`]: PKCS#12 files for JVM consumers.
 //! - [`VersionedDir`]: the versioned layout (`cert_dir_layout = "versioned"`): each version of
 //!   the whole set in its own directory, switched by one rename of the [`DATA_LINK`] link.
 //!
@@ -59,6 +60,7 @@ mod delivery;
 mod error;
 mod files;
 mod jwks;
+mod pkcs12;
 mod render;
 mod secret;
 mod versioned;
@@ -73,6 +75,7 @@ pub use files::{
     FEDERATED_MANIFEST, X509Modes, X509Paths, replace_x509, write_federated_bundles, write_x509,
     write_x509_with_combined,
 };
+pub use pkcs12::{certificate_ders, render_pkcs12_keystore, render_pkcs12_truststore};
 pub use render::{
     RenderedX509, X509Material, X509Options, render_certificates, render_combined,
     render_jwt_bundle, render_private_key, render_x509,

@@ -80,6 +80,86 @@ pub struct X509Files {
     federated_dir: Option<PathBuf>,
     /// `filesystem_delivery_dir` (docs/consumers.md, "The SPIFFE filesystem-delivery layout").
     delivery_dir: Option<PathBuf>,
+    /// The PKCS#12 keystore and truststore, when configured (docs/consumers.md, "Java
+    /// keystores").
+    pkcs12: Option<Pkcs12Files>,
+}
+
+/// The PKCS#12 outputs and what they were last rendered from.
+#[derive(Debug)]
+struct Pkcs12Files {
+    keystore: Option<PathBuf>,
+    truststore: Option<PathBuf>,
+    settings: spiffe_helper_config::Pkcs12Settings,
+    /// PKCS#12 encryption is salted at random: the same input rendered twice gives other bytes.
+    /// Each file's last rendering is kept with the PEM it came from, so that unchanged input
+    /// writes an unchanged file (and notifies nobody): the keystore from the key and
+    /// certificate PEM, the truststore from the bundle PEM.
+    last: Mutex<Pkcs12Cache>,
+}
+
+#[derive(Default)]
+struct Pkcs12Cache {
+    keystore: Option<(files::SecretBytes, files::SecretBytes)>,
+    truststore: Option<(Vec<u8>, Vec<u8>)>,
+}
+
+impl std::fmt::Debug for Pkcs12Cache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Pkcs12Cache(<redacted>)")
+    }
+}
+
+impl Clone for Pkcs12Files {
+    fn clone(&self) -> Self {
+        Self {
+            keystore: self.keystore.clone(),
+            truststore: self.truststore.clone(),
+            settings: self.settings.clone(),
+            last: Mutex::new(Pkcs12Cache::default()),
+        }
+    }
+}
+
+impl Pkcs12Files {
+    /// The keystore and truststore bytes for this SVID: each the previous one when its input
+    /// is the same, else rendered anew.
+    fn render(
+        &self,
+        chain: &[Vec<u8>],
+        key_der: &[u8],
+        rendered: &files::RenderedX509,
+    ) -> anyhow::Result<(files::SecretBytes, Vec<u8>)> {
+        let mut joined = Vec::with_capacity(rendered.key.as_bytes().len() + rendered.cert.len());
+        joined.extend_from_slice(rendered.key.as_bytes());
+        joined.extend_from_slice(&rendered.cert);
+        let key_input = files::SecretBytes::new(joined);
+        let password = &self.settings.password;
+        let mut last = self.last.lock().unwrap_or_else(PoisonError::into_inner);
+        let keystore = match &last.keystore {
+            Some((from, bytes)) if from.as_bytes() == key_input.as_bytes() => bytes.clone(),
+            _ => {
+                let bytes = files::render_pkcs12_keystore(
+                    chain,
+                    key_der,
+                    &self.settings.key_alias,
+                    password,
+                )?;
+                last.keystore = Some((key_input, bytes.clone()));
+                bytes
+            }
+        };
+        let truststore = match &last.truststore {
+            Some((from, bytes)) if *from == rendered.bundle => bytes.clone(),
+            _ => {
+                let authorities = files::certificate_ders(&rendered.bundle);
+                let bytes = files::render_pkcs12_truststore(&authorities, "spiffe-ca", password)?;
+                last.truststore = Some((rendered.bundle.clone(), bytes.clone()));
+                bytes
+            }
+        };
+        Ok((keystore, truststore))
+    }
 }
 
 /// What one X.509 write did.
@@ -115,6 +195,16 @@ impl Outputs {
             omit_expired: config.omit_expired,
             federated_dir: config.federated_bundle_dir.clone(),
             delivery_dir: config.filesystem_delivery_dir.clone(),
+            pkcs12: config.pkcs12.clone().and_then(|settings| {
+                (paths.pkcs12_keystore.is_some() || paths.pkcs12_truststore.is_some()).then(|| {
+                    Pkcs12Files {
+                        keystore: paths.pkcs12_keystore.clone(),
+                        truststore: paths.pkcs12_truststore.clone(),
+                        settings,
+                        last: Mutex::new(Pkcs12Cache::default()),
+                    }
+                })
+            }),
         });
         Self {
             x509,
@@ -141,6 +231,8 @@ fn versioned(config: &Config) -> Option<Arc<Versioned>> {
     if let Some(x509) = &config.x509 {
         paths.extend([&x509.svid, &x509.key, &x509.bundle]);
         paths.extend(x509.combined.as_ref());
+        paths.extend(x509.pkcs12_keystore.as_ref());
+        paths.extend(x509.pkcs12_truststore.as_ref());
     }
     paths.extend(config.jwt_bundle.as_ref());
     paths.extend(config.jwt_svids.iter().map(|jwt| &jwt.path));
@@ -189,22 +281,35 @@ pub fn write_x509(
     };
     let rendered = files::render_x509(&material, &options)?;
     let combined = files_cfg.combined.as_deref();
-    let renamed = match versioned {
-        // One version holds key, combined, cert and bundle: the order no longer matters.
-        Some(layout) => {
-            let (paths, modes) = (&files_cfg.paths, files_cfg.modes);
-            let both = combined.map(|path| (path, files::render_combined(&rendered)));
-            let mut set: Vec<(&Path, &[u8], u32)> = vec![
-                (&paths.key, rendered.key.as_bytes(), modes.key),
-                (&paths.cert, &rendered.cert, modes.cert),
-                (&paths.bundle, &rendered.bundle, modes.cert),
-            ];
-            if let Some((path, bytes)) = &both {
-                set.push((path, bytes.as_bytes(), modes.key));
-            }
-            layout.update(&set)?
+    let (paths, modes) = (&files_cfg.paths, files_cfg.modes);
+    let both = combined.map(|path| (path, files::render_combined(&rendered)));
+    let pkcs12 = match &files_cfg.pkcs12 {
+        Some(p12) => Some((
+            p12,
+            p12.render(svid.cert_chain(), svid.private_key().der(), &rendered)?,
+        )),
+        None => None,
+    };
+    // Renamed in this order (docs/behaviour.md#how-files-are-written): everything that holds
+    // the key before the certificate, the bundle last.
+    let mut set: Vec<(&Path, &[u8], u32)> = vec![(&paths.key, rendered.key.as_bytes(), modes.key)];
+    if let Some((path, bytes)) = &both {
+        set.push((path, bytes.as_bytes(), modes.key));
+    }
+    if let Some((p12, (keystore, truststore))) = &pkcs12 {
+        if let Some(path) = &p12.keystore {
+            set.push((path, keystore.as_bytes(), modes.key));
         }
-        None => files::replace_x509(&files_cfg.paths, combined, &rendered, files_cfg.modes)?,
+        if let Some(path) = &p12.truststore {
+            set.push((path, truststore, modes.key));
+        }
+    }
+    set.push((&paths.cert, &rendered.cert, modes.cert));
+    set.push((&paths.bundle, &rendered.bundle, modes.cert));
+    let renamed = match versioned {
+        // One version holds the whole set: the order no longer matters.
+        Some(layout) => layout.update(&set)?,
+        None => files::replace_all(&set)?,
     };
     let mut changed = renamed.written().is_changed();
     if let Some(dir) = &files_cfg.federated_dir {
