@@ -9,7 +9,9 @@ use std::fmt;
 use std::sync::{Arc, Mutex, PoisonError};
 
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
-use rustls::crypto::{WebPkiSupportedAlgorithms, verify_tls12_signature, verify_tls13_signature};
+use rustls::crypto::{
+    CryptoProvider, WebPkiSupportedAlgorithms, verify_tls12_signature, verify_tls13_signature,
+};
 use rustls::pki_types::{CertificateDer, ServerName, TrustAnchor, UnixTime};
 use rustls::server::danger::{ClientCertVerified, ClientCertVerifier};
 use rustls::{CertificateError, DigitallySignedStruct, DistinguishedName, OtherError};
@@ -154,11 +156,11 @@ struct PeerVerifier {
 const ID_CACHE: usize = 64;
 
 impl PeerVerifier {
-    fn new(bundles: X509BundleSource, authorizer: Authorizer) -> Self {
+    fn new(bundles: X509BundleSource, authorizer: Authorizer, provider: &CryptoProvider) -> Self {
         Self {
             bundles,
             authorizer,
-            algorithms: rustls::crypto::ring::default_provider().signature_verification_algorithms,
+            algorithms: provider.signature_verification_algorithms,
             anchors: Mutex::new(HashMap::new()),
             ids: Mutex::new(VecDeque::with_capacity(ID_CACHE)),
         }
@@ -291,9 +293,20 @@ pub struct SpiffeServerVerifier(PeerVerifier);
 impl SpiffeServerVerifier {
     /// Trusts the bundles of `bundles` (own and federated trust domains) and allows the peers
     /// `authorizer` allows.
+    /// Signatures are checked with [`crypto_provider`](crate::crypto_provider)'s algorithms.
     #[must_use]
     pub fn new(bundles: X509BundleSource, authorizer: Authorizer) -> Self {
-        Self(PeerVerifier::new(bundles, authorizer))
+        Self::with_provider(bundles, authorizer, &crate::crypto_provider())
+    }
+
+    /// As [`new`](Self::new), checking signatures with `provider`'s algorithms.
+    #[must_use]
+    pub fn with_provider(
+        bundles: X509BundleSource,
+        authorizer: Authorizer,
+        provider: &CryptoProvider,
+    ) -> Self {
+        Self(PeerVerifier::new(bundles, authorizer, provider))
     }
 }
 
@@ -345,9 +358,20 @@ pub struct SpiffeClientVerifier(PeerVerifier);
 
 impl SpiffeClientVerifier {
     /// As [`SpiffeServerVerifier::new`], for clients.
+    /// Signatures are checked with [`crypto_provider`](crate::crypto_provider)'s algorithms.
     #[must_use]
     pub fn new(bundles: X509BundleSource, authorizer: Authorizer) -> Self {
-        Self(PeerVerifier::new(bundles, authorizer))
+        Self::with_provider(bundles, authorizer, &crate::crypto_provider())
+    }
+
+    /// As [`new`](Self::new), checking signatures with `provider`'s algorithms.
+    #[must_use]
+    pub fn with_provider(
+        bundles: X509BundleSource,
+        authorizer: Authorizer,
+        provider: &CryptoProvider,
+    ) -> Self {
+        Self(PeerVerifier::new(bundles, authorizer, provider))
     }
 }
 
