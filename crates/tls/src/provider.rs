@@ -24,6 +24,45 @@ compile_error!(
 ///
 /// The process default is looked up on every call, so a provider installed after start-up
 /// applies to configs built afterwards; configs and verifiers already built keep theirs.
+///
+/// ```
+/// use std::sync::Arc;
+/// use spiffe_workload_tls::rustls::crypto::CryptoProvider;
+/// use spiffe_workload_tls::{builtin_provider, crypto_provider};
+///
+/// // Nothing installed: the provider of this crate's feature.
+/// assert!(Arc::ptr_eq(&crypto_provider(), &builtin_provider()));
+///
+/// // The application installs its choice once, at start-up (here the same provider with
+/// // TLS 1.3 suites only); every config built without an explicit provider follows it.
+/// let mut mine = (*builtin_provider()).clone();
+/// mine.cipher_suites.retain(|suite| suite.tls13().is_some());
+/// mine.install_default().expect("nothing installed before");
+/// assert!(Arc::ptr_eq(&crypto_provider(), CryptoProvider::get_default().unwrap()));
+/// ```
+///
+/// One config on a provider of its own, whatever the process default:
+///
+/// ```no_run
+/// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+/// use std::sync::Arc;
+/// use spiffe_workload_client::X509Source;
+/// use spiffe_workload_tls::rustls::CipherSuite;
+/// use spiffe_workload_tls::{Authorizer, builtin_provider, mtls_client_config_with_provider};
+///
+/// let source = X509Source::builder().build().await?;
+/// let mut aes_only = (*builtin_provider()).clone();
+/// aes_only
+///     .cipher_suites
+///     .retain(|suite| suite.suite() != CipherSuite::TLS13_CHACHA20_POLY1305_SHA256);
+/// let config = mtls_client_config_with_provider(
+///     &source,
+///     Authorizer::member_of("example.org".parse()?),
+///     &Arc::new(aes_only),
+/// )?;
+/// # Ok(())
+/// # }
+/// ```
 #[must_use]
 pub fn crypto_provider() -> Arc<CryptoProvider> {
     CryptoProvider::get_default().map_or_else(builtin_provider, Arc::clone)

@@ -292,8 +292,8 @@ pub struct SpiffeServerVerifier(PeerVerifier);
 
 impl SpiffeServerVerifier {
     /// Trusts the bundles of `bundles` (own and federated trust domains) and allows the peers
-    /// `authorizer` allows.
-    /// Signatures are checked with [`crypto_provider`](crate::crypto_provider)'s algorithms.
+    /// `authorizer` allows. Signatures are checked with the algorithms of
+    /// [`crypto_provider`](crate::crypto_provider).
     #[must_use]
     pub fn new(bundles: X509BundleSource, authorizer: Authorizer) -> Self {
         Self::with_provider(bundles, authorizer, &crate::crypto_provider())
@@ -357,8 +357,8 @@ impl ServerCertVerifier for SpiffeServerVerifier {
 pub struct SpiffeClientVerifier(PeerVerifier);
 
 impl SpiffeClientVerifier {
-    /// As [`SpiffeServerVerifier::new`], for clients.
-    /// Signatures are checked with [`crypto_provider`](crate::crypto_provider)'s algorithms.
+    /// As [`SpiffeServerVerifier::new`], for clients. Signatures are checked with the
+    /// algorithms of [`crypto_provider`](crate::crypto_provider).
     #[must_use]
     pub fn new(bundles: X509BundleSource, authorizer: Authorizer) -> Self {
         Self::with_provider(bundles, authorizer, &crate::crypto_provider())
