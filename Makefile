@@ -52,8 +52,15 @@ clippy:
 .PHONY: test
 test: deps fmt-check clippy ## fmt, clippy, unit tests, end-to-end tests against a real SPIRE, the Kubernetes smoke test
 	SPIRE_BIN_DIR=$(SPIRE_BIN) $(CARGO) test --no-fail-fast
+	$(MAKE) --no-print-directory test-aws-lc-rs
 	$(MAKE) --no-print-directory test-ignored-signals
 	$(MAKE) --no-print-directory k8s-test
+
+# The TLS crate's tests (interop with go-spiffe on a real SPIRE, conformance, differential...)
+# again on the aws-lc-rs crypto provider instead of ring (docs/embedding.md, "Crypto provider").
+.PHONY: test-aws-lc-rs
+test-aws-lc-rs: ## the spiffe-workload-tls tests on the aws-lc-rs crypto provider (needs cmake and a C compiler)
+	SPIRE_BIN_DIR=$(SPIRE_BIN) $(CARGO) test -p spiffe-workload-tls --no-default-features --features aws-lc-rs
 
 # A helper started under nohup, by a script's `cmd &` or by many CI runners inherits HUP, INT and
 # QUIT ignored; the tests of everything that signals a consumer run again that way, and the

@@ -15,6 +15,10 @@ command -v openssl >/dev/null 2>&1 || missing+=(openssl)
 command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || missing+=(nginx-light)
 command -v go >/dev/null 2>&1 || { echo "install-deps: Go >= 1.25.3 is required to build SPIRE for the tests" >&2; exit 1; }
 command -v gcc >/dev/null 2>&1 || missing+=(gcc)
+# spiffe-workload-tls's `aws-lc-rs` feature (make test-aws-lc-rs) builds AWS-LC from C: gcc
+# above, and cmake, which aws-lc-sys falls back to where its cc build does not apply (and
+# which a FIPS build of aws-lc-rs always needs).
+command -v cmake >/dev/null 2>&1 || missing+=(cmake)
 # The real consumers of the reload tests (docs/consumers.md): PostgreSQL 15 (run as its `postgres` user) and HAProxy; curl drives
 # the HAProxy request loop.
 [ -x "${PG_BIN_DIR:-/usr/lib/postgresql/15/bin}/postgres" ] || missing+=(postgresql-15)

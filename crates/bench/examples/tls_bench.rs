@@ -1,9 +1,15 @@
-//! TLS handshake benchmark: `spiffe-workload-tls` vs `spiffe-rustls` 0.11 vs go-spiffe v2 on
-//! one real SPIRE, same SVIDs (one entry; both sides of every connection present it), loopback.
+//! TLS handshake benchmark: `spiffe-workload-tls` vs `spiffe-rustls` 0.11, each on the ring
+//! and on the aws-lc-rs rustls crypto provider, vs go-spiffe v2, on one real SPIRE, same SVIDs
+//! (one entry; both sides of every connection present it), loopback.
 //!
 //! ```text
 //! tls_bench --go-peer PATH [--seconds 5] [--conns 4] [--runs 3] [--out FILE]
 //! ```
+//!
+//! Ours is given its provider explicitly (`*_with_provider`). spiffe-rustls uses the process
+//! default provider, which can be installed once per process: its ring rows run here (it
+//! installs ring itself), its aws-lc-rs rows in a child process of this binary that installs
+//! aws-lc-rs first (`--spiffe-rustls-aws-lc-rs ENDPOINT`).
 //!
 //! Figures, each the median of `--runs`:
 //! - full mTLS handshakes per second: `--conns` loops of connect, handshake, one line each way,
@@ -34,9 +40,13 @@ use clap::Parser;
 use nix::sys::resource::{UsageWho, getrusage};
 use spiffe_helper_testkit::spire::{Entry, Spire};
 use spiffe_workload_client::{Endpoint, WorkloadApiClient, X509Source};
+use spiffe_workload_tls::rustls;
+use spiffe_workload_tls::rustls::crypto::CryptoProvider;
 use spiffe_workload_tls::rustls::pki_types::ServerName;
 use spiffe_workload_tls::rustls::{ClientConfig, ServerConfig};
-use spiffe_workload_tls::{Authorizer, mtls_client_config, mtls_server_config};
+use spiffe_workload_tls::{
+    Authorizer, mtls_client_config_with_provider, mtls_server_config_with_provider,
+};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{TcpListener, TcpStream};
 use tokio_rustls::{TlsAcceptor, TlsConnector};
@@ -61,12 +71,20 @@ struct Args {
     /// Also write the table here.
     #[arg(long)]
     out: Option<PathBuf>,
+    /// Child mode: install aws-lc-rs as the process default, run one spiffe-rustls handshake
+    /// run against the agent at this endpoint, print `RATE CPU_US FAILED`.
+    #[arg(long, hide = true)]
+    spiffe_rustls_aws_lc_rs: Option<String>,
 }
 
 struct Figures {
     per_sec: Vec<f64>,
     cpu_us: Vec<f64>,
+    failed: Option<u64>,
 }
+
+/// One handshake run: handshakes per second, CPU µs per handshake, failed handshakes.
+type Run = (f64, f64, u64);
 
 fn cpu(who: UsageWho) -> Result<Duration> {
     let usage = getrusage(who)?;
@@ -138,7 +156,7 @@ async fn handshake(connector: &TlsConnector, addr: SocketAddr) -> Result<String>
     Ok(serial)
 }
 
-async fn rust_run(server: ServerConfig, client: ClientConfig, args: &Args) -> Result<(f64, f64)> {
+async fn rust_run(server: ServerConfig, client: ClientConfig, args: &Args) -> Result<Run> {
     let (addr, task) = start_server(server).await?;
     let connector = TlsConnector::from(Arc::new(client));
     let count = Arc::new(AtomicU64::new(0));
@@ -171,7 +189,53 @@ async fn rust_run(server: ServerConfig, client: ClientConfig, args: &Args) -> Re
     if failed > 0 {
         eprintln!("tls_bench: {failed} failed handshakes");
     }
-    Ok(rates(count.load(Ordering::Relaxed), elapsed, used))
+    let (rate, cpu_us) = rates(count.load(Ordering::Relaxed), elapsed, used);
+    Ok((rate, cpu_us, failed))
+}
+
+fn spiffe_rustls_cfg(source: &spiffe::X509Source) -> Result<(ServerConfig, ClientConfig)> {
+    Ok((
+        spiffe_rustls::mtls_server(source.clone())
+            .authorize(spiffe_rustls::any())
+            .build()?,
+        spiffe_rustls::mtls_client(source.clone())
+            .authorize(spiffe_rustls::any())
+            .build()?,
+    ))
+}
+
+/// Child mode: spiffe-rustls on aws-lc-rs, installed as the process default before
+/// spiffe-rustls would install its own (ring).
+async fn spiffe_rustls_aws_lc_rs_child(endpoint: &str, args: &Args) -> Result<()> {
+    rustls::crypto::aws_lc_rs::default_provider()
+        .install_default()
+        .map_err(|_| anyhow::anyhow!("a process default provider is already installed"))?;
+    let source = spiffe::X509Source::builder()
+        .endpoint(endpoint)
+        .build()
+        .await?;
+    let (s, c) = spiffe_rustls_cfg(&source)?;
+    let (rate, cpu_us, failed) = rust_run(s, c, args).await?;
+    println!("{rate} {cpu_us} {failed}");
+    source.shutdown().await;
+    Ok(())
+}
+
+/// Runs [`spiffe_rustls_aws_lc_rs_child`] in a child process of this binary.
+fn spiffe_rustls_aws_lc_rs(args: &Args, spire: &Spire) -> Result<Run> {
+    let out = Command::new(std::env::current_exe()?)
+        .args(["--go-peer", &args.go_peer.to_string_lossy()])
+        .args(["--seconds", &args.seconds.to_string()])
+        .args(["--conns", &args.conns.to_string()])
+        .args(["--spiffe-rustls-aws-lc-rs", &spire.endpoint()])
+        .stderr(Stdio::inherit())
+        .output()?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    let fields: Vec<&str> = text.split_whitespace().collect();
+    let [rate, cpu_us, failed] = fields.as_slice() else {
+        bail!("spiffe-rustls aws-lc-rs child ({}): {text:?}", out.status);
+    };
+    Ok((rate.parse()?, cpu_us.parse()?, failed.parse()?))
 }
 
 #[expect(
@@ -238,15 +302,45 @@ fn median(values: &mut [f64]) -> f64 {
     values.get(values.len() / 2).copied().unwrap_or(f64::NAN)
 }
 
+/// What one row measures.
+enum Kind {
+    /// spiffe-workload-tls with this provider.
+    Ours(Arc<CryptoProvider>),
+    /// spiffe-rustls on the process default (ring, which it installs).
+    Theirs,
+    /// spiffe-rustls in a child process with aws-lc-rs as its process default.
+    TheirsAwsLcRs,
+    Go,
+}
+
 struct Impl {
     name: &'static str,
+    kind: Kind,
     figures: Figures,
     rotation_ms: Option<f64>,
+}
+
+impl Impl {
+    fn new(name: &'static str, kind: Kind) -> Self {
+        Self {
+            name,
+            kind,
+            figures: Figures {
+                per_sec: vec![],
+                cpu_us: vec![],
+                failed: None,
+            },
+            rotation_ms: None,
+        }
+    }
 }
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() -> Result<()> {
     let args = Args::parse();
+    if let Some(endpoint) = &args.spiffe_rustls_aws_lc_rs {
+        return spiffe_rustls_aws_lc_rs_child(endpoint, &args).await;
+    }
     let spire = Spire::start();
     spire.create_entry(&Entry::new(ID).x509_ttl(30));
     spire.wait_for_svid(Duration::from_secs(60));
@@ -259,78 +353,65 @@ async fn main() -> Result<()> {
         .endpoint(spire.endpoint())
         .build()
         .await?;
-    let ours_cfg = || -> Result<(ServerConfig, ClientConfig)> {
+    let ring = Arc::new(rustls::crypto::ring::default_provider());
+    let aws_lc_rs = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let ours_cfg = |provider: &Arc<CryptoProvider>| -> Result<(ServerConfig, ClientConfig)> {
         Ok((
-            mtls_server_config(&ours, Authorizer::any())?,
-            mtls_client_config(&ours, Authorizer::any())?,
-        ))
-    };
-    let theirs_cfg = || -> Result<(ServerConfig, ClientConfig)> {
-        Ok((
-            spiffe_rustls::mtls_server(theirs.clone())
-                .authorize(spiffe_rustls::any())
-                .build()?,
-            spiffe_rustls::mtls_client(theirs.clone())
-                .authorize(spiffe_rustls::any())
-                .build()?,
+            mtls_server_config_with_provider(&ours, Authorizer::any(), provider)?,
+            mtls_client_config_with_provider(&ours, Authorizer::any(), provider)?,
         ))
     };
     let mut impls = vec![
-        Impl {
-            name: "spiffe-workload-tls (ours)",
-            figures: Figures {
-                per_sec: vec![],
-                cpu_us: vec![],
-            },
-            rotation_ms: None,
-        },
-        Impl {
-            name: "spiffe-rustls 0.11",
-            figures: Figures {
-                per_sec: vec![],
-                cpu_us: vec![],
-            },
-            rotation_ms: None,
-        },
-        Impl {
-            name: "go-spiffe v2.6.0",
-            figures: Figures {
-                per_sec: vec![],
-                cpu_us: vec![],
-            },
-            rotation_ms: None,
-        },
+        Impl::new("spiffe-workload-tls (ours), ring", Kind::Ours(ring.clone())),
+        Impl::new("spiffe-rustls 0.11, ring", Kind::Theirs),
+        Impl::new(
+            "spiffe-workload-tls (ours), aws-lc-rs",
+            Kind::Ours(aws_lc_rs.clone()),
+        ),
+        Impl::new("spiffe-rustls 0.11, aws-lc-rs", Kind::TheirsAwsLcRs),
+        Impl::new("go-spiffe v2.6.0 (Go crypto)", Kind::Go),
     ];
     for run in 0..args.runs {
         eprintln!("tls_bench: run {}/{}", run + 1, args.runs);
-        for (i, im) in impls.iter_mut().enumerate() {
+        for im in &mut impls {
             eprintln!("tls_bench: {}", im.name);
-            let (rate, cpu_us) = match i {
-                0 => {
-                    let (s, c) = ours_cfg()?;
+            let (rate, cpu_us, failed) = match &im.kind {
+                Kind::Ours(provider) => {
+                    let (s, c) = ours_cfg(provider)?;
                     rust_run(s, c, &args).await?
                 }
-                1 => {
-                    let (s, c) = theirs_cfg()?;
+                Kind::Theirs => {
+                    let (s, c) = spiffe_rustls_cfg(&theirs)?;
                     rust_run(s, c, &args).await?
                 }
-                _ => go_run(&args, &spire)?,
+                Kind::TheirsAwsLcRs => spiffe_rustls_aws_lc_rs(&args, &spire)?,
+                Kind::Go => {
+                    let (rate, cpu_us) = go_run(&args, &spire)?;
+                    im.figures.per_sec.push(rate);
+                    im.figures.cpu_us.push(cpu_us);
+                    continue;
+                }
             };
             im.figures.per_sec.push(rate);
             im.figures.cpu_us.push(cpu_us);
+            im.figures.failed = Some(im.figures.failed.unwrap_or(0) + failed);
         }
     }
+    // Rotation is the source's and the resolver's business, not the provider's: measured once,
+    // for the ring rows and go-spiffe.
     let rotation = rotation(
         &spire,
         &endpoint,
-        ours_cfg()?.0,
-        theirs_cfg()?.0,
-        ours_cfg()?.1,
+        ours_cfg(&ring)?.0,
+        spiffe_rustls_cfg(&theirs)?.0,
+        ours_cfg(&ring)?.1,
         &args,
     )
     .await?;
-    for (im, ms) in impls.iter_mut().zip(rotation) {
-        im.rotation_ms = ms;
+    for (i, ms) in [0, 1, 4].into_iter().zip(rotation) {
+        if let Some(im) = impls.get_mut(i) {
+            im.rotation_ms = ms;
+        }
     }
     let table = report(&mut impls, &args);
     println!("{table}");
@@ -344,20 +425,25 @@ async fn main() -> Result<()> {
 
 fn report(impls: &mut [Impl], args: &Args) -> String {
     let mut out = format!(
-        "| TLS ({} loops x {} s, median of {}) | full mTLS handshakes/s | CPU µs/handshake (client+server) | rotation → first handshake |\n|---|---|---|---|\n",
-        args.conns, args.seconds, args.runs
+        "| TLS ({} loops x {} s, median of {}) | full mTLS handshakes/s | CPU µs/handshake (client+server) | rotation → first handshake | failed handshakes ({} runs) |\n|---|---|---|---|---|\n",
+        args.conns, args.seconds, args.runs, args.runs
     );
     for im in impls {
         let rotation = im
             .rotation_ms
             .map_or_else(|| "n/a".to_owned(), |ms| format!("{ms:.0} ms"));
+        let failed = im
+            .figures
+            .failed
+            .map_or_else(|| "not counted".to_owned(), |n| n.to_string());
         let _ = writeln!(
             out,
-            "| {} | {:.0} | {:.0} | {} |",
+            "| {} | {:.0} | {:.0} | {} | {} |",
             im.name,
             median(&mut im.figures.per_sec),
             median(&mut im.figures.cpu_us),
-            rotation
+            rotation,
+            failed
         );
     }
     out

@@ -27,8 +27,10 @@ fn no_resumption_client(mut config: ClientConfig) -> ClientConfig {
     config
 }
 
+/// The process default when the application installed one, else the features' provider
+/// (docs/embedding.md, "Crypto provider").
 fn provider() -> Arc<CryptoProvider> {
-    Arc::new(rustls::crypto::ring::default_provider())
+    crate::provider::crypto_provider()
 }
 
 fn server_builder(
@@ -58,11 +60,24 @@ pub fn mtls_server_config<S: X509SvidSource + Clone>(
     source: &S,
     authorizer: Authorizer,
 ) -> Result<ServerConfig, Error> {
-    let provider = provider();
-    let verifier = SpiffeClientVerifier::new(Arc::new(source.clone()), authorizer);
+    mtls_server_config_with_provider(source, authorizer, &provider())
+}
+
+/// As [`mtls_server_config`], with `provider` for the handshake, the key and the peer's
+/// signatures instead of [`crypto_provider`](crate::crypto_provider)'s.
+///
+/// # Errors
+/// As [`mtls_server_config`].
+pub fn mtls_server_config_with_provider<S: X509SvidSource + Clone>(
+    source: &S,
+    authorizer: Authorizer,
+    provider: &Arc<CryptoProvider>,
+) -> Result<ServerConfig, Error> {
+    let verifier =
+        SpiffeClientVerifier::with_provider(Arc::new(source.clone()), authorizer, provider);
     let resolver = SvidResolver::new(source.clone(), provider.clone())?;
     Ok(no_resumption_server(
-        server_builder(&provider)?
+        server_builder(provider)?
             .with_client_cert_verifier(Arc::new(verifier))
             .with_cert_resolver(Arc::new(resolver)),
     ))
@@ -73,10 +88,21 @@ pub fn mtls_server_config<S: X509SvidSource + Clone>(
 /// # Errors
 /// As [`mtls_server_config`].
 pub fn tls_server_config<S: X509SvidSource + Clone>(source: &S) -> Result<ServerConfig, Error> {
-    let provider = provider();
+    tls_server_config_with_provider(source, &provider())
+}
+
+/// As [`tls_server_config`], with `provider` instead of
+/// [`crypto_provider`](crate::crypto_provider)'s.
+///
+/// # Errors
+/// As [`mtls_server_config`].
+pub fn tls_server_config_with_provider<S: X509SvidSource + Clone>(
+    source: &S,
+    provider: &Arc<CryptoProvider>,
+) -> Result<ServerConfig, Error> {
     let resolver = SvidResolver::new(source.clone(), provider.clone())?;
     Ok(no_resumption_server(
-        server_builder(&provider)?
+        server_builder(provider)?
             .with_no_client_auth()
             .with_cert_resolver(Arc::new(resolver)),
     ))
@@ -91,11 +117,24 @@ pub fn mtls_client_config<S: X509SvidSource + Clone>(
     source: &S,
     authorizer: Authorizer,
 ) -> Result<ClientConfig, Error> {
-    let provider = provider();
-    let verifier = SpiffeServerVerifier::new(Arc::new(source.clone()), authorizer);
+    mtls_client_config_with_provider(source, authorizer, &provider())
+}
+
+/// As [`mtls_client_config`], with `provider` instead of
+/// [`crypto_provider`](crate::crypto_provider)'s.
+///
+/// # Errors
+/// As [`mtls_server_config`].
+pub fn mtls_client_config_with_provider<S: X509SvidSource + Clone>(
+    source: &S,
+    authorizer: Authorizer,
+    provider: &Arc<CryptoProvider>,
+) -> Result<ClientConfig, Error> {
+    let verifier =
+        SpiffeServerVerifier::with_provider(Arc::new(source.clone()), authorizer, provider);
     let resolver = SvidResolver::new(source.clone(), provider.clone())?;
     Ok(no_resumption_client(
-        client_builder(&provider)?
+        client_builder(provider)?
             .dangerous()
             .with_custom_certificate_verifier(Arc::new(verifier))
             .with_client_cert_resolver(Arc::new(resolver)),
@@ -111,10 +150,22 @@ pub fn tls_client_config(
     bundles: X509BundleSource,
     authorizer: Authorizer,
 ) -> Result<ClientConfig, Error> {
-    let provider = provider();
-    let verifier = SpiffeServerVerifier::new(bundles, authorizer);
+    tls_client_config_with_provider(bundles, authorizer, &provider())
+}
+
+/// As [`tls_client_config`], with `provider` instead of
+/// [`crypto_provider`](crate::crypto_provider)'s.
+///
+/// # Errors
+/// As [`tls_client_config`].
+pub fn tls_client_config_with_provider(
+    bundles: X509BundleSource,
+    authorizer: Authorizer,
+    provider: &Arc<CryptoProvider>,
+) -> Result<ClientConfig, Error> {
+    let verifier = SpiffeServerVerifier::with_provider(bundles, authorizer, provider);
     Ok(no_resumption_client(
-        client_builder(&provider)?
+        client_builder(provider)?
             .dangerous()
             .with_custom_certificate_verifier(Arc::new(verifier))
             .with_no_client_auth(),

@@ -17,6 +17,9 @@
 //!   ignored. The same checks, without a handshake: [`verify_chain`].
 //! - Authorization ([`Authorizer`]): any, exact ID, one of a set, member of a trust domain, or a
 //!   closure that sees the ID and the verified chain.
+//! - Crypto provider ([`crypto_provider`]): the application's process-default rustls provider
+//!   when it installed one, else ring (feature `ring`, the default) or aws-lc-rs (feature
+//!   `aws-lc-rs`); the `*_with_provider` configs and verifier constructors take one explicitly.
 //! - tokio: [`SpiffeAcceptor::accept`] and [`SpiffeConnector::connect`] return the stream and
 //!   the peer's [`SpiffeId`](spiffe_workload_client::SpiffeId).
 //!
@@ -39,13 +42,19 @@
 mod authorize;
 mod config;
 mod error;
+mod provider;
 mod resolve;
 mod stream;
 mod verify;
 
 pub use authorize::Authorizer;
-pub use config::{mtls_client_config, mtls_server_config, tls_client_config, tls_server_config};
+pub use config::{
+    mtls_client_config, mtls_client_config_with_provider, mtls_server_config,
+    mtls_server_config_with_provider, tls_client_config, tls_client_config_with_provider,
+    tls_server_config, tls_server_config_with_provider,
+};
 pub use error::Error;
+pub use provider::{builtin_provider, crypto_provider};
 pub use resolve::SvidResolver;
 /// The rustls version this crate builds on, for callers that adjust the configs (ALPN, ...).
 pub use rustls;

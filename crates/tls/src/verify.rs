@@ -9,7 +9,9 @@ use std::fmt;
 use std::sync::{Arc, Mutex, PoisonError};
 
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
-use rustls::crypto::{WebPkiSupportedAlgorithms, verify_tls12_signature, verify_tls13_signature};
+use rustls::crypto::{
+    CryptoProvider, WebPkiSupportedAlgorithms, verify_tls12_signature, verify_tls13_signature,
+};
 use rustls::pki_types::{CertificateDer, ServerName, TrustAnchor, UnixTime};
 use rustls::server::danger::{ClientCertVerified, ClientCertVerifier};
 use rustls::{CertificateError, DigitallySignedStruct, DistinguishedName, OtherError};
@@ -220,9 +222,10 @@ fn bundle_of(
     })
 }
 
-/// The signature algorithms chains and handshakes are checked with.
+/// The signature algorithms of [`crate::crypto_provider`] (the application's process-default
+/// provider, else the one the crate's features choose).
 fn default_algorithms() -> WebPkiSupportedAlgorithms {
-    rustls::crypto::ring::default_provider().signature_verification_algorithms
+    crate::crypto_provider().signature_verification_algorithms
 }
 
 /// webpki's path building and our additions (`check_path`) for a leaf whose ID is known.
@@ -326,11 +329,11 @@ struct PeerVerifier {
 const ID_CACHE: usize = 64;
 
 impl PeerVerifier {
-    fn new(bundles: X509BundleSource, authorizer: Authorizer) -> Self {
+    fn new(bundles: X509BundleSource, authorizer: Authorizer, provider: &CryptoProvider) -> Self {
         Self {
             bundles,
             authorizer,
-            algorithms: default_algorithms(),
+            algorithms: provider.signature_verification_algorithms,
             anchors: Mutex::new(HashMap::new()),
             ids: Mutex::new(VecDeque::with_capacity(ID_CACHE)),
         }
@@ -431,10 +434,21 @@ pub struct SpiffeServerVerifier(PeerVerifier);
 
 impl SpiffeServerVerifier {
     /// Trusts the bundles of `bundles` (own and federated trust domains) and allows the peers
-    /// `authorizer` allows.
+    /// `authorizer` allows. Signatures are checked with the algorithms of
+    /// [`crypto_provider`](crate::crypto_provider).
     #[must_use]
     pub fn new(bundles: X509BundleSource, authorizer: Authorizer) -> Self {
-        Self(PeerVerifier::new(bundles, authorizer))
+        Self::with_provider(bundles, authorizer, &crate::crypto_provider())
+    }
+
+    /// As [`new`](Self::new), checking signatures with `provider`'s algorithms.
+    #[must_use]
+    pub fn with_provider(
+        bundles: X509BundleSource,
+        authorizer: Authorizer,
+        provider: &CryptoProvider,
+    ) -> Self {
+        Self(PeerVerifier::new(bundles, authorizer, provider))
     }
 }
 
@@ -485,10 +499,21 @@ impl ServerCertVerifier for SpiffeServerVerifier {
 pub struct SpiffeClientVerifier(PeerVerifier);
 
 impl SpiffeClientVerifier {
-    /// As [`SpiffeServerVerifier::new`], for clients.
+    /// As [`SpiffeServerVerifier::new`], for clients. Signatures are checked with the
+    /// algorithms of [`crypto_provider`](crate::crypto_provider).
     #[must_use]
     pub fn new(bundles: X509BundleSource, authorizer: Authorizer) -> Self {
-        Self(PeerVerifier::new(bundles, authorizer))
+        Self::with_provider(bundles, authorizer, &crate::crypto_provider())
+    }
+
+    /// As [`new`](Self::new), checking signatures with `provider`'s algorithms.
+    #[must_use]
+    pub fn with_provider(
+        bundles: X509BundleSource,
+        authorizer: Authorizer,
+        provider: &CryptoProvider,
+    ) -> Self {
+        Self(PeerVerifier::new(bundles, authorizer, provider))
     }
 }
 
