@@ -3,6 +3,7 @@
 
 use std::collections::{BTreeSet, HashMap};
 use std::fmt;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, SystemTime};
 
@@ -18,23 +19,37 @@ use crate::bundle::{BundleSource, JwtBundle};
 use crate::jwt_validate::{JwtSvidError, JwtValidator};
 use crate::source::DEFAULT_STARTUP_TIMEOUT;
 use crate::{
-    Backoff, ConnectionState, Endpoint, Error, JwtBundleSet, JwtSvid, TrustDomain, WatchEvent,
-    WorkloadApiClient,
+    Backoff, ConnectionState, Endpoint, Error, JwtBundleSet, JwtSvid, SpiffeId, TrustDomain,
+    WatchEvent, WorkloadApiClient,
 };
 
 /// Never wait less than this between two refreshes of one JWT-SVID, even when the agent hands
 /// back a token already past half its life (it does so until about half its lifetime is left).
 const MIN_REFRESH: Duration = Duration::from_millis(500);
 
+/// How many refresh periods in a row a cached JWT-SVID may go unused (nobody asked for it, nobody
+/// holds a receiver of [`JwtSource::watch_jwt_svid`]) before its refresher stops. The next
+/// request for the audience set fetches it again.
+pub const IDLE_REFRESHES: u32 = 3;
+
+/// Which of the caller's JWT-SVIDs: the first, the one with a hint, or the one of a SPIFFE ID.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+enum Pick {
+    Hint(Option<String>),
+    Subject(SpiffeId),
+}
+
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 struct SvidKey {
     /// Sorted and de-duplicated: `["b","a"]` and `["a","b"]` share one token.
     audiences: Vec<String>,
-    hint: Option<String>,
+    pick: Pick,
 }
 
 struct Cached {
     svid: watch::Receiver<Arc<JwtSvid>>,
+    /// Bumped by every request served from this entry; the refresher reads it.
+    used: Arc<AtomicU64>,
     stop: CancellationToken,
     task: JoinHandle<()>,
 }
@@ -254,13 +269,49 @@ impl JwtSource {
         audiences: &[impl AsRef<str>],
         hint: Option<&str>,
     ) -> Result<JwtSvid, Error> {
-        let svid = self.watch_jwt_svid(audiences, hint).await?;
+        let svid = self
+            .watch_for(audiences, Pick::Hint(hint.map(str::to_owned)))
+            .await?;
         let current = svid.borrow().clone();
         Ok((*current).clone())
     }
 
+    /// A JWT-SVID for `audiences` whose SPIFFE ID is `subject`, for a workload entitled to
+    /// several identities (go-spiffe's `jwtsvid.Params.Subject`): the agent is asked for that ID
+    /// alone, and an answer for another ID is refused. Cached and refreshed like
+    /// [`Self::jwt_svid`].
+    ///
+    /// # Errors
+    /// As [`Self::jwt_svid`]; [`Error::NoSuitableSvid`] when the agent has none for `subject`.
+    pub async fn jwt_svid_for_subject(
+        &self,
+        audiences: &[impl AsRef<str>],
+        subject: &SpiffeId,
+    ) -> Result<JwtSvid, Error> {
+        let svid = self
+            .watch_for(audiences, Pick::Subject(subject.clone()))
+            .await?;
+        let current = svid.borrow().clone();
+        Ok((*current).clone())
+    }
+
+    /// [`Self::watch_jwt_svid`] for the JWT-SVID of `subject`.
+    ///
+    /// # Errors
+    /// As [`Self::jwt_svid_for_subject`].
+    pub async fn watch_jwt_svid_for_subject(
+        &self,
+        audiences: &[impl AsRef<str>],
+        subject: &SpiffeId,
+    ) -> Result<watch::Receiver<Arc<JwtSvid>>, Error> {
+        self.watch_for(audiences, Pick::Subject(subject.clone()))
+            .await
+    }
+
     /// A receiver holding the JWT-SVID for `audiences` and `hint`, notified on each new token
-    /// the background refresh obtains.
+    /// the background refresh obtains. While a receiver is held the token keeps being
+    /// refreshed; an audience set nobody asks for or watches over [`IDLE_REFRESHES`] refresh
+    /// periods stops being refreshed (and is fetched again when asked for).
     ///
     /// # Errors
     /// As [`Self::jwt_svid`].
@@ -268,6 +319,26 @@ impl JwtSource {
         &self,
         audiences: &[impl AsRef<str>],
         hint: Option<&str>,
+    ) -> Result<watch::Receiver<Arc<JwtSvid>>, Error> {
+        self.watch_for(audiences, Pick::Hint(hint.map(str::to_owned)))
+            .await
+    }
+
+    /// How many audience sets have a running refresher (tests and metrics).
+    pub async fn refreshing(&self) -> usize {
+        self.inner
+            .svids
+            .lock()
+            .await
+            .values()
+            .filter(|c| !c.task.is_finished())
+            .count()
+    }
+
+    async fn watch_for(
+        &self,
+        audiences: &[impl AsRef<str>],
+        pick: Pick,
     ) -> Result<watch::Receiver<Arc<JwtSvid>>, Error> {
         if self.inner.shutdown.is_cancelled() {
             return Err(Error::Closed);
@@ -279,12 +350,18 @@ impl JwtSource {
                 .collect::<BTreeSet<_>>()
                 .into_iter()
                 .collect(),
-            hint: hint.map(str::to_owned),
+            pick,
         };
-        if let Some(cached) = self.inner.svids.lock().await.get(&key)
-            && cached.is_fresh()
         {
-            return Ok(cached.svid.clone());
+            let mut svids = self.inner.svids.lock().await;
+            // Entries whose refresher stopped (idle, or shut down) hold nothing worth keeping.
+            svids.retain(|_, cached| !cached.task.is_finished());
+            if let Some(cached) = svids.get(&key)
+                && cached.is_fresh()
+            {
+                cached.used.fetch_add(1, Ordering::Relaxed);
+                return Ok(cached.svid.clone());
+            }
         }
         // Fetch without holding the map: a slow agent must not block callers of other
         // audience sets. Two first callers of one set may both fetch; the first insert wins.
@@ -297,15 +374,20 @@ impl JwtSource {
         }
         let (tx, rx) = watch::channel(Arc::new(svid));
         let stop = self.inner.shutdown.child_token();
+        let used = Arc::new(AtomicU64::new(1));
         let task = tokio::spawn(refresh(
             self.inner.client.clone(),
             key.clone(),
-            tx,
+            Refresh {
+                tx,
+                used: used.clone(),
+            },
             self.inner.backoff.clone(),
             stop.clone(),
         ));
         let cached = Cached {
             svid: rx.clone(),
+            used,
             stop,
             task,
         };
@@ -403,15 +485,41 @@ async fn first_bundles(
 }
 
 async fn fetch(client: &WorkloadApiClient, key: &SvidKey) -> Result<JwtSvid, Error> {
-    let svids = client.fetch_jwt_svids(&key.audiences, None).await?;
-    let chosen = match &key.hint {
-        None => svids.into_iter().next(),
-        Some(hint) => svids.into_iter().find(|s| s.hint() == hint),
+    let subject = match &key.pick {
+        Pick::Subject(id) => Some(id),
+        Pick::Hint(_) => None,
+    };
+    let svids = client.fetch_jwt_svids(&key.audiences, subject).await?;
+    let chosen = match &key.pick {
+        Pick::Hint(None) => svids.into_iter().next(),
+        Pick::Hint(Some(hint)) => svids.into_iter().find(|s| s.hint() == hint),
+        // The agent was asked for this ID; an answer for another is not taken.
+        Pick::Subject(id) => svids.into_iter().find(|s| s.spiffe_id() == id),
     };
     chosen.ok_or_else(|| Error::NoSuitableSvid {
         kind: "JWT-SVID",
-        hint: key.hint.clone(),
+        hint: match &key.pick {
+            Pick::Hint(hint) => hint.clone(),
+            Pick::Subject(id) => Some(format!("(SPIFFE ID {id})")),
+        },
     })
+}
+
+/// What a refresher publishes to, and how it learns it is still wanted.
+struct Refresh {
+    tx: watch::Sender<Arc<JwtSvid>>,
+    used: Arc<AtomicU64>,
+}
+
+impl Refresh {
+    /// Whether anyone wants the token: a receiver besides the cache's own, or a request since
+    /// `seen` uses ago.
+    fn wanted(&self, seen: &mut u64) -> bool {
+        let now = self.used.load(Ordering::Relaxed);
+        let asked = now != *seen;
+        *seen = now;
+        asked || self.tx.receiver_count() > 1
+    }
 }
 
 /// Half the time left before `expiry`, at least [`MIN_REFRESH`].
@@ -423,15 +531,27 @@ fn refresh_delay(expiry: SystemTime) -> Duration {
 async fn refresh(
     client: WorkloadApiClient,
     key: SvidKey,
-    tx: watch::Sender<Arc<JwtSvid>>,
+    refresh: Refresh,
     mut backoff: Backoff,
     stop: CancellationToken,
 ) {
+    let tx = &refresh.tx;
+    let mut seen = refresh.used.load(Ordering::Relaxed);
+    let mut idle = 0;
     loop {
         let wait = refresh_delay(tx.borrow().expiry());
         tokio::select! {
             () = stop.cancelled() => return,
             () = tokio::time::sleep(wait) => {}
+        }
+        if refresh.wanted(&mut seen) {
+            idle = 0;
+        } else {
+            idle += 1;
+            if idle >= IDLE_REFRESHES {
+                tracing::debug!(audience = ?key.audiences, "nobody asked for this JWT-SVID for {IDLE_REFRESHES} refresh periods; no longer refreshed");
+                return;
+            }
         }
         loop {
             let fetched = tokio::select! {

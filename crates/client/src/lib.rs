@@ -101,7 +101,7 @@ mod transport_api {
     pub use crate::error::{Error, StatusCode, TransportError};
     pub use crate::file_source::{DEFAULT_POLL_INTERVAL, X509FileSource, X509FileSourceBuilder};
     pub use crate::jwt::{JwtBundleSet, JwtSvid, JwtToken, ValidatedJwtSvid};
-    pub use crate::jwt_source::{JwtSource, JwtSourceBuilder};
+    pub use crate::jwt_source::{IDLE_REFRESHES, JwtSource, JwtSourceBuilder};
     #[cfg(feature = "jwt-validation")]
     pub use crate::jwt_validate::{DEFAULT_LEEWAY, JwtSvidError, JwtValidator, validate_jwt_svid};
     pub use crate::key::PrivateKey;

@@ -158,3 +158,96 @@ async fn without_waiting_for_bundles_tokens_are_served_before_any_bundle() {
     assert_eq!(svid.token().as_str(), token);
     source.shutdown().await;
 }
+
+#[tokio::test]
+async fn picks_by_subject_asking_the_agent_for_that_id() {
+    let (fake, source) = started().await;
+    let exp = SystemTime::now() + Duration::from_secs(600);
+    let other = "spiffe://example.org/other";
+    let mine = certs::jwt_token(ID, &["a"], exp);
+    let theirs = certs::jwt_token(other, &["a"], exp);
+    fake.set_jwt_svids(pb::JwtsvidResponse {
+        svids: vec![
+            pb::Jwtsvid {
+                spiffe_id: ID.into(),
+                svid: mine.clone(),
+                hint: String::new(),
+            },
+            pb::Jwtsvid {
+                spiffe_id: other.into(),
+                svid: theirs.clone(),
+                hint: String::new(),
+            },
+        ],
+    });
+    let subject = other.parse().unwrap();
+    let svid = source.jwt_svid_for_subject(&["a"], &subject).await.unwrap();
+    assert_eq!(svid.token().as_str(), theirs);
+    assert_eq!(svid.spiffe_id(), &subject);
+    assert_eq!(
+        fake.last_jwt_request().unwrap().spiffe_id,
+        other,
+        "the agent is asked for that ID"
+    );
+    assert_eq!(
+        source.jwt_svid(&["a"]).await.unwrap().token().as_str(),
+        mine
+    );
+    let missing = "spiffe://example.org/nobody".parse().unwrap();
+    let err = source
+        .jwt_svid_for_subject(&["a"], &missing)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, Error::NoSuitableSvid { .. }) && err.to_string().contains("nobody"),
+        "{err}"
+    );
+    source.shutdown().await;
+    fake.shutdown().await;
+}
+
+/// An audience set asked for once and never again stops being refreshed after
+/// `IDLE_REFRESHES` periods; one whose receiver is held keeps being refreshed.
+#[tokio::test]
+async fn an_audience_set_nobody_asks_for_stops_being_refreshed() {
+    let (fake, source) = started().await;
+    // Tokens that live 2 s: refreshed every 0.5-1 s.
+    let short =
+        |aud: &str| certs::jwt_token(ID, &[aud], SystemTime::now() + Duration::from_secs(2));
+    fake.set_jwt_svids(svids(&[(&short("once"), "")]));
+    let _ = source.jwt_svid(&["once"]).await.unwrap();
+    assert_eq!(source.refreshing().await, 1);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while source.refreshing().await > 0 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the unused audience set is still refreshed after 10 s"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let calls = fake.jwt_calls();
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert_eq!(
+        fake.jwt_calls(),
+        calls,
+        "a stopped refresher still calls the agent"
+    );
+
+    // Held receiver: refreshed for as long as it is held.
+    fake.set_jwt_svids(svids(&[(&short("held"), "")]));
+    let held = source.watch_jwt_svid(&["held"], None).await.unwrap();
+    let start = fake.jwt_calls();
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    assert_eq!(source.refreshing().await, 1);
+    assert!(
+        fake.jwt_calls() >= start + 3,
+        "a watched audience set was refreshed {} times in 4 s",
+        fake.jwt_calls() - start
+    );
+    drop(held);
+    // Asked for again after it stopped: fetched anew.
+    let again = source.jwt_svid(&["once"]).await.unwrap();
+    assert!(again.spiffe_id().to_string() == ID);
+    source.shutdown().await;
+    fake.shutdown().await;
+}

@@ -46,6 +46,7 @@ struct Shared {
     validate: Mutex<Option<Result<pb::ValidateJwtsvidResponse, Status>>>,
     behaviour: Mutex<Behaviour>,
     x509_calls: AtomicUsize,
+    jwt_calls: AtomicUsize,
     last_jwt_request: Mutex<Option<pb::JwtsvidRequest>>,
     /// Receiver of the current server generation's shutdown signal.
     shutdown: Mutex<watch::Receiver<bool>>,
@@ -117,6 +118,7 @@ impl FakeAgent {
             validate: Mutex::new(None),
             behaviour: Mutex::new(Behaviour::Normal),
             x509_calls: AtomicUsize::new(0),
+            jwt_calls: AtomicUsize::new(0),
             last_jwt_request: Mutex::new(None),
             shutdown: Mutex::new(shutdown_rx.clone()),
         });
@@ -205,6 +207,12 @@ impl FakeAgent {
     #[must_use]
     pub fn x509_calls(&self) -> usize {
         self.shared.x509_calls.load(Ordering::SeqCst)
+    }
+
+    /// How many `FetchJWTSVID` calls carried the security header.
+    #[must_use]
+    pub fn jwt_calls(&self) -> usize {
+        self.shared.jwt_calls.load(Ordering::SeqCst)
     }
 
     /// The last `FetchJWTSVID` request that carried the security header.
@@ -378,6 +386,7 @@ impl SpiffeWorkloadApi for Service {
         request: Request<pb::JwtsvidRequest>,
     ) -> Result<Response<pb::JwtsvidResponse>, Status> {
         check_header(&request)?;
+        self.0.jwt_calls.fetch_add(1, Ordering::SeqCst);
         *lock(&self.0.last_jwt_request) = Some(request.get_ref().clone());
         self.unary_gate().await?;
         let answer = lock(&self.0.jwt_svids).clone();
