@@ -213,6 +213,20 @@ impl JwtBundle {
         })
     }
 
+    /// A bundle of `keys` (a SPIFFE bundle's JWT authorities); a key ID shared by several keys
+    /// is ambiguous, as in [`Self::from_jwks`].
+    #[must_use]
+    pub fn from_keys(trust_domain: TrustDomain, mut keys: Vec<JwtKey>) -> Self {
+        let ambiguous = duplicate_key_ids(&keys);
+        keys.retain(|k| !ambiguous.contains(&k.key_id));
+        Self {
+            trust_domain,
+            keys,
+            skipped: 0,
+            ambiguous,
+        }
+    }
+
     /// The trust domain.
     #[must_use]
     pub fn trust_domain(&self) -> &TrustDomain {
@@ -264,7 +278,7 @@ fn duplicate_key_ids(keys: &[JwtKey]) -> Vec<String> {
 }
 
 /// One JWK: `Ok(None)` for a key that is well-formed JSON but not a JWT-SVID authority.
-fn parse_jwk(key: &Value) -> Result<Option<JwtKey>, String> {
+pub(crate) fn parse_jwk(key: &Value) -> Result<Option<JwtKey>, String> {
     let text = |name: &str| key.get(name).and_then(Value::as_str);
     if text("use").is_some_and(|u| u != "jwt-svid") {
         return Ok(None);

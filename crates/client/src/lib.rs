@@ -73,6 +73,8 @@ pub(crate) use spiffe_workload_proto as pb;
 mod file_source;
 #[cfg(feature = "transport")]
 mod source;
+#[cfg(feature = "transport")]
+mod spiffe_bundle;
 mod spiffe_id;
 #[cfg(feature = "transport")]
 mod strict_json;
@@ -109,6 +111,7 @@ mod transport_api {
         ConnectionState, DEFAULT_STARTUP_TIMEOUT, DefaultPicker, HintPicker, SvidPicker,
         X509Snapshot, X509Source, X509SourceBuilder,
     };
+    pub use crate::spiffe_bundle::{SpiffeBundle, SpiffeBundleSet};
     pub use crate::svid_source::{StaticX509Source, X509SvidSource};
     pub use crate::watch::WatchEvent;
     pub use crate::x509::{X509BundleSet, X509Context, X509Svid};

@@ -35,6 +35,10 @@ func main() {
 	if len(os.Args) < 2 {
 		fail("usage: spiffe-interop-peer server|client [flags]")
 	}
+	if os.Args[1] == "bundle" && len(os.Args) == 3 {
+		bundleRoundTrip(os.Args[2])
+		return
+	}
 	if os.Args[1] == "verdict" {
 		// No agent: reads cases on stdin, prints go-spiffe's verdicts (verdict.go).
 		verdicts(os.Stdin, os.Stdout)

@@ -1,0 +1,102 @@
+//! The SPIFFE bundle document: parse and marshal round trips, go-jose's member layout, and the
+//! rules of the Trust Domain and Bundle standard §4.
+
+use super::*;
+
+fn td() -> TrustDomain {
+    "example.org".parse().unwrap()
+}
+
+fn ca(alg: &'static rcgen::SignatureAlgorithm) -> Vec<u8> {
+    let key = rcgen::KeyPair::generate_for(alg).unwrap();
+    let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+    params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    params.self_signed(&key).unwrap().der().to_vec()
+}
+
+fn jwt_key(kid: &str) -> JwtKey {
+    let doc = format!(
+        r#"{{"keys":[{{"use":"jwt-svid","kty":"EC","kid":"{kid}","crv":"P-256","x":"{}","y":"{}"}}]}}"#,
+        URL_SAFE_NO_PAD.encode([1_u8; 32]),
+        URL_SAFE_NO_PAD.encode([2_u8; 32])
+    );
+    JwtBundle::from_jwks(td(), doc.as_bytes()).unwrap().keys()[0].clone()
+}
+
+fn sample() -> SpiffeBundle {
+    let mut bundle = SpiffeBundle::new(td());
+    bundle.add_x509_authority(ca(&rcgen::PKCS_ECDSA_P256_SHA256));
+    bundle.add_x509_authority(ca(&rcgen::PKCS_ECDSA_P384_SHA384));
+    bundle.add_jwt_authority(jwt_key("k<1>"));
+    bundle.set_refresh_hint(Some(300));
+    bundle.set_sequence_number(Some(7));
+    bundle
+}
+
+#[test]
+fn marshal_then_parse_gives_the_same_bundle_and_the_same_bytes() {
+    let bundle = sample();
+    let bytes = bundle.marshal().unwrap();
+    let parsed = SpiffeBundle::parse(td(), &bytes).unwrap();
+    assert_eq!(parsed, bundle);
+    assert_eq!(parsed.marshal().unwrap(), bytes);
+    assert_eq!(parsed.x509_bundle().authorities().len(), 2);
+    assert!(parsed.jwt_bundle().key("k<1>").is_some());
+}
+
+#[test]
+fn the_layout_is_go_joses() {
+    let mut bundle = SpiffeBundle::new(td());
+    bundle.add_jwt_authority(jwt_key("k<1>"));
+    let text = String::from_utf8(bundle.marshal().unwrap()).unwrap();
+    let x = URL_SAFE_NO_PAD.encode([1_u8; 32]);
+    let y = URL_SAFE_NO_PAD.encode([2_u8; 32]);
+    assert_eq!(
+        text,
+        format!(
+            r#"{{"keys":[{{"use":"jwt-svid","kty":"EC","kid":"k\u003c1\u003e","crv":"P-256","x":"{x}","y":"{y}"}}]}}"#
+        )
+    );
+    assert_eq!(
+        SpiffeBundle::new(td()).marshal().unwrap(),
+        br#"{"keys":[]}"#
+    );
+    let x509 = String::from_utf8(sample().marshal().unwrap()).unwrap();
+    assert!(
+        x509.starts_with(r#"{"keys":[{"use":"x509-svid","kty":"EC","crv":"P-256","x":""#),
+        "{x509}"
+    );
+    assert!(
+        x509.ends_with(r#","spiffe_sequence":7,"spiffe_refresh_hint":300}"#),
+        "{x509}"
+    );
+}
+
+#[test]
+fn the_standards_rules_are_checked() {
+    let refuse = |doc: &str, want: &str| {
+        let err = SpiffeBundle::parse(td(), doc.as_bytes())
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains(want), "{doc}: {err}");
+    };
+    refuse(r#"{"spiffe_sequence":1}"#, "no keys member");
+    let cert = STANDARD.encode(ca(&rcgen::PKCS_ECDSA_P256_SHA256));
+    refuse(
+        &format!(r#"{{"keys":[{{"use":"x509-svid","kty":"EC","x5c":["{cert}","{cert}"]}}]}}"#),
+        "2 certificates",
+    );
+    refuse(
+        r#"{"keys":[{"use":"x509-svid","kty":"EC","x5c":["AAAA"]}]}"#,
+        "does not parse",
+    );
+    refuse(
+        r#"{"keys":[{"use":"jwt-svid","kty":"EC","crv":"P-256"}]}"#,
+        "no kid",
+    );
+    refuse(r#"{"keys":[],"keys":[]}"#, "keys");
+    refuse(r#"{"keys":[],"spiffe_sequence":-1}"#, "spiffe_sequence");
+    // Another use is skipped, as go-spiffe does.
+    let bundle = SpiffeBundle::parse(td(), br#"{"keys":[{"use":"other","kty":"oct"}]}"#).unwrap();
+    assert!(bundle.x509_authorities().is_empty() && bundle.jwt_authorities().is_empty());
+}
