@@ -165,7 +165,8 @@ fn haproxy_serves_the_rotated_svid_after_sigusr2_and_no_request_fails() {
     let served = wait_until(Duration::from_secs(15), || {
         hap.served_serial().as_deref() == Some(second.as_str())
     });
-    std::thread::sleep(Duration::from_secs(1));
+    // Requests after the reload too, counted rather than timed (each is a curl process).
+    let _ = requests.wait_for(requests.completed() + 10, Duration::from_secs(20));
     let counts = requests.finish();
     assert!(
         served,

@@ -85,7 +85,8 @@ fn nginx_as_the_wrapped_child_is_reloaded_on_rotation_and_stopped_with_the_helpe
     let served = wait_until(Duration::from_secs(15), || {
         probe::served_serial(port, None).as_deref() == Some(second.as_str())
     });
-    std::thread::sleep(Duration::from_secs(1));
+    // Requests after the reload too, counted rather than timed (each is a curl process).
+    let _ = requests.wait_for(requests.completed() + 10, Duration::from_secs(20));
     let counts = requests.finish();
     assert!(
         served,

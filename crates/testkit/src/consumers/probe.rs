@@ -90,6 +90,8 @@ pub fn request_loop(
     let url = format!("https://127.0.0.1:{port}/");
     let stop = Arc::new(AtomicBool::new(false));
     let flag = stop.clone();
+    let done = Arc::new(std::sync::atomic::AtomicU32::new(0));
+    let progress = done.clone();
     let thread = std::thread::spawn(move || {
         let started = Instant::now();
         let mut counts = LoopCounts::default();
@@ -116,11 +118,12 @@ pub fn request_loop(
                 Ok(o) if o.status.success() && o.stdout == b"200" => counts.ok += 1,
                 _ => counts.failed += 1,
             }
+            progress.store(counts.ok + counts.failed, Ordering::Release);
             std::thread::sleep(interval);
         }
         counts
     });
-    RequestLoop { stop, thread }
+    RequestLoop { stop, done, thread }
 }
 
 /// What a request loop saw.
@@ -135,10 +138,32 @@ pub struct LoopCounts {
 /// A request loop running in a thread.
 pub struct RequestLoop {
     stop: Arc<AtomicBool>,
+    /// Requests completed so far (ok or failed).
+    done: Arc<std::sync::atomic::AtomicU32>,
     thread: JoinHandle<LoopCounts>,
 }
 
 impl RequestLoop {
+    /// How many requests have completed so far.
+    #[must_use]
+    pub fn completed(&self) -> u32 {
+        self.done.load(Ordering::Acquire)
+    }
+
+    /// Waits until at least `n` requests have completed (true) or `timeout` passed (false):
+    /// on a loaded machine each `curl` takes longer, so tests wait for requests, not time.
+    #[must_use]
+    pub fn wait_for(&self, n: u32, timeout: std::time::Duration) -> bool {
+        let deadline = Instant::now() + timeout;
+        while self.completed() < n {
+            if Instant::now() >= deadline || self.thread.is_finished() {
+                return self.completed() >= n;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        true
+    }
+
     /// Stops the loop and returns its counts.
     ///
     /// # Panics
