@@ -19,7 +19,7 @@ use x509_parser::prelude::FromDer as _;
 use x509_parser::public_key::PublicKey;
 
 use crate::bundle::{JwtKey, JwtKeyMaterial, parse_jwk};
-use crate::{Error, JwtBundle, TrustDomain, X509Bundle};
+use crate::{Error, JwtBundle, JwtBundleSet, TrustDomain, X509Bundle, X509BundleSet};
 
 const X509_USE: &str = "x509-svid";
 const JWT_USE: &str = "jwt-svid";
@@ -381,6 +381,37 @@ impl SpiffeBundleSet {
     #[must_use]
     pub fn bundles(&self) -> &BTreeMap<TrustDomain, SpiffeBundle> {
         &self.bundles
+    }
+
+    /// The Workload API's two bundle sets (X.509 bundles, JWT bundles), joined per trust
+    /// domain: a domain in only one of them gets a bundle with only that kind of authority.
+    #[must_use]
+    pub fn from_workload_api(x509: &X509BundleSet, jwt: &JwtBundleSet) -> Self {
+        let mut domains: Vec<&TrustDomain> = x509.bundles().keys().collect();
+        domains.extend(jwt.bundles().keys());
+        domains.sort();
+        domains.dedup();
+        Self::new(
+            domains
+                .into_iter()
+                .map(|td| SpiffeBundle::from_parts(td.clone(), x509.get(td), jwt.get(td))),
+        )
+    }
+
+    /// The X.509 authorities of every bundle, for the TLS verifiers.
+    #[must_use]
+    pub fn x509_bundle_set(&self) -> X509BundleSet {
+        X509BundleSet::new(self.bundles.values().map(SpiffeBundle::x509_bundle))
+    }
+}
+
+impl crate::BundleSource for SpiffeBundleSet {
+    type Bundle = SpiffeBundle;
+
+    fn bundle_for(&self, trust_domain: &TrustDomain) -> Option<std::sync::Arc<SpiffeBundle>> {
+        self.bundles
+            .get(trust_domain)
+            .map(|b| std::sync::Arc::new(b.clone()))
     }
 }
 
