@@ -103,6 +103,7 @@ fn the_standards_rules_are_checked() {
 
 #[test]
 fn the_workload_apis_two_sets_join_per_trust_domain() {
+    use crate::BundleSource as _;
     let own = ca(&rcgen::PKCS_ECDSA_P256_SHA256);
     let x509 = X509BundleSet::new([
         X509Bundle::new(td(), vec![own.clone()]),
@@ -121,13 +122,12 @@ fn the_workload_apis_two_sets_join_per_trust_domain() {
     let set = SpiffeBundleSet::from_workload_api(&x509, &jwt);
     assert_eq!(set.bundles().len(), 3);
     let both = set.get(&td()).unwrap();
-    assert_eq!(both.x509_authorities(), &[own.clone()]);
+    assert_eq!(both.x509_authorities(), std::slice::from_ref(&own));
     assert_eq!(both.jwt_authorities().len(), 1);
     let x509_only = set.get(&"x509-only.org".parse().unwrap()).unwrap();
     assert!(x509_only.jwt_authorities().is_empty());
     let jwt_only = set.get(&"jwt-only.org".parse().unwrap()).unwrap();
     assert!(jwt_only.x509_authorities().is_empty());
     assert_eq!(set.x509_bundle_set().bundles().len(), 3);
-    use crate::BundleSource as _;
     assert!(set.bundle_for(&"nowhere.org".parse().unwrap()).is_none());
 }
