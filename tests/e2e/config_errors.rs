@@ -165,3 +165,73 @@ fn bound_to(
     );
     (Helper::spawn(&config, &[]), port, dir, spire)
 }
+
+/// The same configuration as HCL, as YAML, and as `SPIFFE_HLP_*` variables with no file at
+/// all: `--validate` prints the same effective configuration for all three
+/// (docs/configuration.md, "Formats and the environment"); an error in a variable names it.
+#[test]
+fn hcl_yaml_and_the_environment_print_the_same_effective_configuration() {
+    let dir = scratch();
+    let hcl = write_file(
+        dir.path(),
+        "helper.conf",
+        "agent_address = \"unix:///run/agent.sock\"\ncert_dir = \"/run/certs\"\n\
+         cert_file_mode = 0640\ncert_dir_layout = \"versioned\"\n\
+         jwt_svids = [{ jwt_audience = \"a\", jwt_svid_file_name = \"a.token\" }]\n\
+         health_checks {\n  listener_enabled = true\n  bind_port = 8081\n}\n",
+    );
+    let yaml = write_file(
+        dir.path(),
+        "helper.yaml",
+        "agent_address: unix:///run/agent.sock\ncert_dir: /run/certs\ncert_file_mode: 0640\n\
+         cert_dir_layout: versioned\njwt_svids:\n  - jwt_audience: a\n    jwt_svid_file_name: a.token\n\
+         health_checks:\n  listener_enabled: true\n  bind_port: 8081\n",
+    );
+    let validate = |config: &std::path::Path, env: &[(&str, &str)]| {
+        let mut cmd = Command::new(HELPER);
+        cmd.arg("-config").arg(config).arg("--validate");
+        for (name, _) in std::env::vars() {
+            if name.starts_with("SPIFFE_HLP_") {
+                cmd.env_remove(name);
+            }
+        }
+        cmd.envs(env.iter().copied());
+        let out = cmd.output().unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let (code, from_hcl, err) = validate(&hcl, &[]);
+    assert_eq!(code, Some(0), "{err}");
+    let (code, from_yaml, err) = validate(&yaml, &[]);
+    assert_eq!(code, Some(0), "{err}");
+    assert_eq!(from_yaml, from_hcl);
+    let env = [
+        ("SPIFFE_HLP_AGENT_ADDRESS", "unix:///run/agent.sock"),
+        ("SPIFFE_HLP_CERT_DIR", "/run/certs"),
+        ("SPIFFE_HLP_CERT_FILE_MODE", "0640"),
+        ("SPIFFE_HLP_CERT_DIR_LAYOUT", "versioned"),
+        (
+            "SPIFFE_HLP_JWT_SVIDS",
+            r#"[{"jwt_audience":"a","jwt_svid_file_name":"a.token"}]"#,
+        ),
+        ("SPIFFE_HLP_HEALTH_CHECKS_LISTENER_ENABLED", "true"),
+        ("SPIFFE_HLP_HEALTH_CHECKS_BIND_PORT", "8081"),
+    ];
+    let missing = dir.path().join("absent.conf");
+    let (code, from_env, err) = validate(&missing, &env);
+    assert_eq!(code, Some(0), "{err}");
+    assert_eq!(from_env, from_hcl);
+    assert!(err.contains("does not exist"), "{err}");
+    // A bad value names its variable.
+    let mut bad = env.to_vec();
+    bad.push(("SPIFFE_HLP_DAEMON_MODE", "maybe"));
+    let (code, _, err) = validate(&missing, &bad);
+    assert_eq!(code, Some(1));
+    assert!(
+        err.contains("environment variable SPIFFE_HLP_DAEMON_MODE"),
+        "{err}"
+    );
+}
