@@ -18,7 +18,8 @@
 # Environment: SOAK_MINUTES (default 20), SOAK_WARMUP_MINUTES (default 5), SPIRE_BIN_DIR (else
 # tests/spire/build-spire.sh is asked), HELPER and SOAK_EMBED (the binaries; default the release
 # builds under CARGO_TARGET_DIR or target/), SOAK_TABLE (a file to which the per-10-minute
-# markdown table is written). Works when started with HUP, INT and QUIT ignored (nohup, CI):
+# markdown table is written), SOAK_EMBED_RUNTIME=current_thread (the embedding process on tokio's
+# current-thread runtime instead of the multi-thread one). Works when started with HUP, INT and QUIT ignored (nohup, CI):
 # everything is stopped by pid with SIGTERM, and the helper gives `cmd` a clean signal slate.
 set -euo pipefail
 

@@ -38,8 +38,26 @@ const AUDIENCE: &str = "soak";
 /// Time between two handshakes of the client.
 const HANDSHAKE_EVERY: Duration = Duration::from_millis(200);
 
-#[tokio::main]
-async fn main() -> ExitCode {
+/// `SOAK_EMBED_RUNTIME=current_thread` runs `serve` on tokio's current-thread runtime instead
+/// of the multi-thread one most services use (`#[tokio::main]`), to compare the two.
+fn main() -> ExitCode {
+    let current_thread =
+        std::env::var("SOAK_EMBED_RUNTIME").is_ok_and(|runtime| runtime == "current_thread");
+    let mut builder = if current_thread {
+        tokio::runtime::Builder::new_current_thread()
+    } else {
+        tokio::runtime::Builder::new_multi_thread()
+    };
+    match builder.enable_all().build() {
+        Ok(runtime) => runtime.block_on(run()),
+        Err(err) => {
+            eprintln!("spiffe-helper-soak: cannot start the runtime: {err}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let result = match args.as_slice() {
         [mode, flag, addr] if mode == "serve" && flag == "--listen" => match addr.parse() {
