@@ -46,11 +46,17 @@ fn main() -> ExitCode {
         tracing::warn!("{warning}");
     }
     // One thread is plenty for a sidecar that mostly sleeps, and keeps RSS low; file writes
-    // go to the blocking pool.
-    match tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    {
+    // go to the blocking pool. The daemon's pool is one thread: its start-up writes every
+    // output at once, and a pool grown to a thread per output stayed that size while rotations
+    // came faster than the 10 s keep-alive, each thread with its own glibc malloc arena whose
+    // resident pages crept up with every rotation (docs/reliability.md, "Soak"). One-shot
+    // keeps a thread per write, so that its fsyncs overlap.
+    let mut builder = tokio::runtime::Builder::new_current_thread();
+    builder.enable_all();
+    if config.daemon_mode {
+        builder.max_blocking_threads(1);
+    }
+    match builder.build() {
         Ok(runtime) => {
             let code = runtime.block_on(run(config, cli.child_argv));
             // Everything has stopped by now; the idle blocking-pool thread need not be joined
