@@ -50,7 +50,7 @@ dockerfile() {
 }
 
 shell_scripts() {
-  "$VENV/bin/shellcheck" -S warning scripts/*.sh tests/spire/*.sh tests/k8s/*.sh tests/interop/*.sh .ci/run
+  "$VENV/bin/shellcheck" -S warning scripts/*.sh tests/spire/*.sh tests/k8s/*.sh tests/interop/*.sh tests/soak/*.sh .ci/run
 }
 
 deny() {
