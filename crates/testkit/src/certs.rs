@@ -175,7 +175,6 @@ impl TestCa {
     /// # Panics
     /// If rcgen cannot generate the key or certificate, or `spiffe_id` is not IA5.
     #[must_use]
-    #[allow(clippy::expect_used)]
     pub fn issue_with_validity(
         &self,
         spiffe_id: Option<&str>,
@@ -185,20 +184,7 @@ impl TestCa {
         let mut params = svid_params(spiffe_id);
         params.not_before = not_before.into();
         params.not_after = not_after.into();
-        let key = new_key();
-        let cert = params
-            .signed_by(&key, &self.issuer)
-            .expect("testkit: signing the leaf");
-        let mut chain = vec![cert.der().to_vec()];
-        if !self.is_root {
-            chain.push(self.der.clone());
-            chain.extend(self.parents.iter().cloned());
-        }
-        TestSvid {
-            chain,
-            key_pkcs8: key.serialize_der(),
-            spiffe_id: spiffe_id.unwrap_or_default().to_owned(),
-        }
+        self.issue_params(&params, spiffe_id.unwrap_or_default())
     }
 }
 

@@ -23,6 +23,7 @@ pub use spiffe_workload_proto as pb;
 pub mod certs;
 pub mod consumers;
 pub mod fake;
+pub mod interop;
 pub mod jwt;
 pub mod spire;
 

@@ -12,26 +12,15 @@
 )]
 
 use std::io::Write as _;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Stdio};
 
+use spiffe_helper_testkit::interop::go_peer;
 use spiffe_helper_testkit::jwt::SigningKey;
 use spiffe_workload_client::{JwtBundle, JwtKey, SpiffeBundle, TrustDomain};
 
 fn td() -> TrustDomain {
     "example.org".parse().unwrap()
-}
-
-fn go_peer() -> PathBuf {
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/interop/build-go-peer.sh");
-    let out = Command::new("flock")
-        .arg("/tmp/shr-go-peer.lock")
-        .arg(&script)
-        .stderr(Stdio::inherit())
-        .output()
-        .expect("running build-go-peer.sh (needs flock and Go)");
-    assert!(out.status.success(), "building the Go interop peer failed");
-    PathBuf::from(String::from_utf8(out.stdout).unwrap().trim())
 }
 
 /// go-spiffe's `Marshal(Parse(document))`, or its parse error.

@@ -14,7 +14,6 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::Write as _;
-use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -26,6 +25,7 @@ use rcgen::{
     KeyUsagePurpose, SanType,
 };
 use serde_json::{Value, json};
+use spiffe_helper_testkit::interop::go_peer;
 use spiffe_helper_testkit::jwt::{
     SigningKey as Key, b64url as b64, pss_sign_with_salt, token as sign, token_raw as sign_raw,
 };
@@ -592,18 +592,6 @@ fn x509_cases() -> Vec<Case> {
 }
 
 // ---------------------------------------------------------------- the run
-
-fn go_peer() -> PathBuf {
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/interop/build-go-peer.sh");
-    let out = Command::new("flock")
-        .arg("/tmp/shr-go-peer.lock")
-        .arg(&script)
-        .stderr(Stdio::inherit())
-        .output()
-        .expect("running build-go-peer.sh (needs flock and Go)");
-    assert!(out.status.success(), "building the Go interop peer failed");
-    PathBuf::from(String::from_utf8(out.stdout).unwrap().trim())
-}
 
 fn go_verdicts(cases: &[Case]) -> BTreeMap<String, Result<String, String>> {
     let mut child = Command::new(go_peer())
