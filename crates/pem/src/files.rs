@@ -82,16 +82,35 @@ pub fn replace_x509(
     files: &crate::RenderedX509,
     modes: X509Modes,
 ) -> Result<Renamed, PemError> {
-    let key = (paths.key.as_path(), files.key.as_bytes(), modes.key);
-    let cert = (paths.cert.as_path(), files.cert.as_slice(), modes.cert);
-    let bundle = (paths.bundle.as_path(), files.bundle.as_slice(), modes.cert);
-    match combined {
-        Some(path) => {
-            let both = crate::render::render_combined(files);
-            replace_all(&[key, (path, both.as_bytes(), modes.key), cert, bundle])
-        }
-        None => replace_all(&[key, cert, bundle]),
-    }
+    let both = combined.map(|path| (path, crate::render::render_combined(files)));
+    let holders: Vec<(&Path, &[u8])> = both
+        .iter()
+        .map(|(path, bytes)| (*path, bytes.as_bytes()))
+        .collect();
+    replace_all(&x509_batch(paths, files, &holders, modes))
+}
+
+/// The X.509 files of one update in rename order: the key, then `key_holders` (files written at
+/// the key mode and in place before the certificate: the combined file, the PKCS#12 stores),
+/// then the certificate, then the bundle. So a consumer that reloads on the certificate never
+/// finds a file with the old key next to it (docs/behaviour.md#how-files-are-written).
+#[must_use]
+pub fn x509_batch<'a>(
+    paths: &'a X509Paths,
+    files: &'a crate::RenderedX509,
+    key_holders: &[(&'a Path, &'a [u8])],
+    modes: X509Modes,
+) -> Vec<(&'a Path, &'a [u8], u32)> {
+    let mut batch = Vec::with_capacity(3 + key_holders.len());
+    batch.push((paths.key.as_path(), files.key.as_bytes(), modes.key));
+    batch.extend(
+        key_holders
+            .iter()
+            .map(|(path, bytes)| (*path, *bytes, modes.key)),
+    );
+    batch.push((paths.cert.as_path(), files.cert.as_slice(), modes.cert));
+    batch.push((paths.bundle.as_path(), files.bundle.as_slice(), modes.cert));
+    batch
 }
 
 /// Name of the ownership record kept in a federated bundle directory.

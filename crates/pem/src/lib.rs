@@ -73,7 +73,7 @@ pub use delivery::{
 pub use error::{CertSource, IoOp, PemError};
 pub use files::{
     FEDERATED_MANIFEST, X509Modes, X509Paths, replace_x509, write_federated_bundles, write_x509,
-    write_x509_with_combined,
+    write_x509_with_combined, x509_batch,
 };
 pub use pkcs12::{certificate_ders, render_pkcs12_keystore, render_pkcs12_truststore};
 pub use render::{

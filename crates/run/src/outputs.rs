@@ -14,7 +14,7 @@ use spiffe_helper_pem::{
 use spiffe_workload_client::{JwtBundleSet, JwtSvid, X509Snapshot};
 
 /// The settings of every output, without the rest of the config.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct Outputs {
     /// X.509 files; `None` for a JWT-only config.
     pub x509: Option<X509Files>,
@@ -68,7 +68,7 @@ impl Versioned {
 }
 
 /// The X.509 files and how to compose them.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct X509Files {
     paths: X509Paths,
     /// `svid_combined_file_name`: key and chain in one file, renamed before the cert.
@@ -107,17 +107,6 @@ struct Pkcs12Cache {
 impl std::fmt::Debug for Pkcs12Cache {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str("Pkcs12Cache(<redacted>)")
-    }
-}
-
-impl Clone for Pkcs12Files {
-    fn clone(&self) -> Self {
-        Self {
-            keystore: self.keystore.clone(),
-            truststore: self.truststore.clone(),
-            settings: self.settings.clone(),
-            last: Mutex::new(Pkcs12Cache::default()),
-        }
     }
 }
 
@@ -290,22 +279,19 @@ pub fn write_x509(
         )),
         None => None,
     };
-    // Renamed in this order (docs/behaviour.md#how-files-are-written): everything that holds
-    // the key before the certificate, the bundle last.
-    let mut set: Vec<(&Path, &[u8], u32)> = vec![(&paths.key, rendered.key.as_bytes(), modes.key)];
+    let mut holders: Vec<(&Path, &[u8])> = Vec::new();
     if let Some((path, bytes)) = &both {
-        set.push((path, bytes.as_bytes(), modes.key));
+        holders.push((path, bytes.as_bytes()));
     }
     if let Some((p12, (keystore, truststore))) = &pkcs12 {
         if let Some(path) = &p12.keystore {
-            set.push((path, keystore.as_bytes(), modes.key));
+            holders.push((path, keystore.as_bytes()));
         }
         if let Some(path) = &p12.truststore {
-            set.push((path, truststore, modes.key));
+            holders.push((path, truststore));
         }
     }
-    set.push((&paths.cert, &rendered.cert, modes.cert));
-    set.push((&paths.bundle, &rendered.bundle, modes.cert));
+    let set = files::x509_batch(paths, &rendered, &holders, modes);
     let renamed = match versioned {
         // One version holds the whole set: the order no longer matters.
         Some(layout) => layout.update(&set)?,
