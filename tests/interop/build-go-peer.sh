@@ -8,7 +8,12 @@ HERE="$(cd "$(dirname "$0")" && pwd)"
 CACHE="${INTEROP_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/spiffe-helper-rust/interop-go}"
 BIN="$CACHE/spiffe-interop-peer"
 
-if [ ! -x "$BIN" ] || [ "$HERE/go/main.go" -nt "$BIN" ] || [ "$HERE/go/verdict.go" -nt "$BIN" ] || [ "$HERE/go/bundle.go" -nt "$BIN" ] || [ "$HERE/go/go.mod" -nt "$BIN" ]; then
+# Rebuild when any source (every .go file, go.mod, go.sum) is newer than the binary.
+stale() {
+  [ ! -x "$BIN" ] && return 0
+  [ -n "$(find "$HERE/go" -type f \( -name '*.go' -o -name 'go.mod' -o -name 'go.sum' \) -newer "$BIN" -print -quit)" ]
+}
+if stale; then
   command -v go >/dev/null 2>&1 || { echo "build-go-peer: Go is required" >&2; exit 1; }
   mkdir -p "$CACHE"
   echo "build-go-peer: building $BIN" >&2
