@@ -127,6 +127,10 @@ demo: ## build, start SPIRE, run the helper, show what it wrote, watch one rotat
 lint: tools ## fmt + clippy + docs + manifests/Dockerfile + shell scripts + cargo deny (licenses, bans, sources)
 	@scripts/lint.sh
 
+.PHONY: publish-check
+publish-check: ## the crates.io crates: feature combinations, rustdoc -D warnings, cargo package (docs/publishing.md)
+	@scripts/check-publish.sh
+
 .PHONY: bench
 bench: ## side-by-side benchmarks against the upstream Go spiffe-helper (not part of test)
 	@scripts/bench.sh

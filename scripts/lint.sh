@@ -3,6 +3,8 @@
 #   - rustfmt (check only), clippy with -D warnings, rustdoc with -D warnings
 #   - the Kubernetes manifests in deploy/k8s against the API schemas (kubernetes-validate)
 #   - deploy/Dockerfile (hadolint) and the shell scripts (shellcheck)
+#   - the published crates (scripts/check-publish.sh): feature combinations, rustdoc on all
+#     features, `cargo package` (needs the crates.io index, as the build does)
 #   - cargo deny: licenses, bans and sources (deny.toml). cargo-deny comes from `make tools`
 #     (part of `make deps`) in ~/.cache/spiffe-helper-rust/tools; without it this check fails.
 #     Advisories need the RustSec database from the network, which this check does not fetch:
@@ -78,6 +80,7 @@ if python_tools; then
 else
   failed+=("installing the Python lint tools (needs python3 -m venv and PyPI)")
 fi
+check "published crates (features, docs, cargo package)" scripts/check-publish.sh
 check "cargo deny (licenses, bans, sources)" deny
 
 if [ ${#failed[@]} -gt 0 ]; then

@@ -19,6 +19,13 @@
 //! assert!(!format!("{svid:?}").contains("[1, 2, 3]"));
 //! ```
 
+#![cfg_attr(docsrs, feature(doc_cfg))]
+
+/// The README's quick start, compiled as a doctest so that it stays true.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;
+
 use std::fmt;
 
 #[allow(
