@@ -40,6 +40,7 @@
 //! ```
 
 mod daemon;
+mod heap;
 mod oneshot;
 mod outputs;
 mod startup;

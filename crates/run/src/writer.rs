@@ -141,7 +141,14 @@ impl Writer {
     /// logged, not retried.
     pub async fn finish(&self, outcome: &X509Outcome, renamed: Renamed) {
         log_x509(outcome);
-        let finished = blocking(move || Ok(renamed.finish()?)).await;
+        let finished = blocking(move || {
+            let written = renamed.finish()?;
+            // The rotation's short-lived allocations are freed by now (docs/reliability.md,
+            // "What grew (issue 24)"); the trim runs here, off the runtime thread.
+            crate::heap::trim();
+            Ok(written)
+        })
+        .await;
         if let Err(err) = finished {
             tracing::warn!("{err:#}");
         }
