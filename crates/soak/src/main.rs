@@ -21,6 +21,10 @@
 )]
 
 use std::net::SocketAddr;
+
+#[cfg(feature = "mimalloc")]
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -101,8 +105,12 @@ async fn serve(listen: SocketAddr) -> anyhow::Result<()> {
     let mut updates = x509.updates();
     let seen = counts.clone();
     tokio::spawn(async move {
+        let trim = std::env::var_os("SOAK_EMBED_TRIM").is_some();
         while updates.changed().await.is_ok() {
             seen.rotations.fetch_add(1, Ordering::Relaxed);
+            if trim {
+                trim_heap();
+            }
         }
     });
 
@@ -222,4 +230,15 @@ async fn exchange(connector: &SpiffeConnector, server: SocketAddr) -> anyhow::Re
         "the server {server_id} answered {answer:?}"
     );
     Ok(leaf)
+}
+
+/// `SOAK_EMBED_TRIM=1`: what an application can do after each rotation to keep glibc's heaps
+/// from creeping (docs/reliability.md, "What grew (issue 24)").
+fn trim_heap() {
+    #[expect(unsafe_code, reason = "a libc call with no pointer arguments")]
+    // SAFETY: malloc_trim takes a size and touches only the allocator's own state, under its
+    // locks.
+    unsafe {
+        libc::malloc_trim(0);
+    }
 }
