@@ -38,6 +38,9 @@
 //! # Ok(())
 //! # }
 //! ```
+//!
+//! With the features `tonic` and `hyper`, [`adapters`] serves and calls gRPC and HTTP over
+//! the same mTLS, each request carrying the peer's SPIFFE ID.
 
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
@@ -46,6 +49,9 @@
 #[doc = include_str!("../README.md")]
 struct ReadmeDoctests;
 
+#[cfg(any(feature = "tonic", feature = "hyper"))]
+#[cfg_attr(docsrs, doc(cfg(any(feature = "tonic", feature = "hyper"))))]
+pub mod adapters;
 mod authorize;
 mod config;
 mod error;

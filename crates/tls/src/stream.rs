@@ -23,7 +23,7 @@ pub fn peer_id(connection: &CommonState) -> Option<SpiffeId> {
 
 /// Turns a failed handshake into our error: the verifier's own error when it rejected the
 /// peer (so callers can tell [`Error::Unauthorized`] apart), otherwise [`Error::Handshake`].
-fn handshake_error(error: std::io::Error) -> Error {
+pub(crate) fn handshake_error(error: std::io::Error) -> Error {
     let ours = error
         .get_ref()
         .and_then(|inner| inner.downcast_ref::<rustls::Error>())

@@ -4,6 +4,7 @@
 //	spiffe-interop-peer server --listen ADDR [--allow ID | --allow-td TD | --allow any] [--hint H]
 //	spiffe-interop-peer client --connect ADDR [--expect ID | --expect-td TD | --expect any] [--send TEXT] [--hint H]
 //	spiffe-interop-peer verdict < cases.jsonl
+//	spiffe-interop-peer grpc-server|grpc-client [flags] (grpc.go)
 //
 // The server prints "listening on ADDR" once it accepts, then answers each connection's first
 // line with "hello <peer SPIFFE ID> from go". The client sends one line, prints the server's
@@ -93,6 +94,10 @@ func main() {
 		serve(source, *listen, authorizer(*allow, *allowTD))
 	case "client":
 		dial(source, *connect, authorizer(*expect, *expectTD), *send)
+	case "grpc-server":
+		grpcServe(source, *listen, authorizer(*allow, *allowTD))
+	case "grpc-client":
+		grpcCall(source, *connect, authorizer(*expect, *expectTD))
 	case "bench":
 		bench(source, *connect, authorizer(*expect, *expectTD), *seconds, *conns)
 	default:
