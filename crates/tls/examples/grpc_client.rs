@@ -7,7 +7,8 @@
 //! ```
 //!
 //! Prints the server's reply and exits 0, or one line and exit 1 when the server is refused
-//! (or refuses us).
+//! (or refuses us). The SPIFFE-specific parts are the source, the config and
+//! `SpiffeHttpConnector` (feature `tonic`).
 
 #![allow(
     clippy::print_stdout,
@@ -19,10 +20,9 @@ use std::net::SocketAddr;
 use std::process::ExitCode;
 
 use clap::Parser;
-use hyper_util::rt::TokioIo;
 use spiffe_workload_client::X509Source;
-use spiffe_workload_tls::{Authorizer, SpiffeConnector, mtls_client_config};
-use tower::service_fn;
+use spiffe_workload_tls::adapters::SpiffeHttpConnector;
+use spiffe_workload_tls::{Authorizer, mtls_client_config};
 
 /// The generated greeter code, shared with the other gRPC example (checked by tests/proto.rs).
 #[allow(clippy::all, clippy::pedantic, missing_docs, reason = "generated code")]
@@ -64,19 +64,11 @@ async fn run(args: &Args) -> anyhow::Result<String> {
         .hint(args.hint.as_deref())
         .build()
         .await?;
-    let mut config = mtls_client_config(&source, authorizer(args)?)?;
-    config.alpn_protocols = vec![b"h2".to_vec()];
-    let connector = SpiffeConnector::new(config);
-    let addr = args.connect;
-    // The URI is only a label: the connector dials `addr` and authenticates by SPIFFE ID.
-    let channel = tonic::transport::Endpoint::try_from(format!("http://{addr}"))?
-        .connect_with_connector(service_fn(move |_| {
-            let connector = connector.clone();
-            async move {
-                let (stream, _server) = connector.dial(addr).await?;
-                Ok::<_, spiffe_workload_tls::Error>(TokioIo::new(stream))
-            }
-        }))
+    let config = mtls_client_config(&source, authorizer(args)?)?;
+    // The connector dials the URI's address, presents the source's current SVID and
+    // authorizes the server by its SPIFFE ID (the host name is not checked).
+    let channel = tonic::transport::Endpoint::try_from(format!("https://{}", args.connect))?
+        .connect_with_connector(SpiffeHttpConnector::new(config))
         .await?;
     let reply = GreeterClient::new(channel)
         .hello(HelloRequest {

@@ -7,8 +7,9 @@
 //!   --listen 127.0.0.1:50051 [--allow ID | --allow-td TD | --allow any] [--hint H]
 //! ```
 //!
-//! Prints `listening on ADDR` once it accepts. Copy it: the only SPIFFE-specific parts are the
-//! source, the config, and the `SpiffeConn` wrapper that hands tonic the peer's ID.
+//! Prints `listening on ADDR` once it accepts; refused connections are logged to stderr. Copy
+//! it: the SPIFFE-specific parts are the source, the config, `SpiffeIncoming` and `tonic_peer`
+//! (feature `tonic`).
 
 #![allow(
     clippy::print_stdout,
@@ -17,16 +18,12 @@
 )]
 
 use std::io::Write as _;
-use std::pin::Pin;
-use std::task::{Context, Poll};
 
 use clap::Parser;
-use spiffe_workload_client::{SpiffeId, X509Source};
-use spiffe_workload_tls::{Authorizer, SpiffeAcceptor, mtls_server_config};
-use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
-use tokio::net::{TcpListener, TcpStream};
-use tokio_stream::wrappers::ReceiverStream;
-use tonic::transport::server::Connected;
+use spiffe_workload_client::X509Source;
+use spiffe_workload_tls::adapters::{SpiffeIncoming, SpiffePeer, tonic_peer};
+use spiffe_workload_tls::{Authorizer, mtls_server_config};
+use tokio::net::TcpListener;
 use tonic::{Request, Response, Status};
 
 /// The generated greeter code, shared with the other gRPC example (checked by tests/proto.rs).
@@ -56,61 +53,13 @@ struct Args {
     hint: Option<String>,
 }
 
-/// The caller's SPIFFE ID, as tonic's connection info (in each request's extensions).
-#[derive(Clone, Debug)]
-struct Caller(Option<SpiffeId>);
-
-/// An accepted mTLS connection that tells tonic who is on the other end.
-struct SpiffeConn {
-    stream: tokio_rustls::server::TlsStream<TcpStream>,
-    caller: Option<SpiffeId>,
-}
-
-impl Connected for SpiffeConn {
-    type ConnectInfo = Caller;
-
-    fn connect_info(&self) -> Caller {
-        Caller(self.caller.clone())
-    }
-}
-
-impl AsyncRead for SpiffeConn {
-    fn poll_read(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<std::io::Result<()>> {
-        Pin::new(&mut self.stream).poll_read(cx, buf)
-    }
-}
-
-impl AsyncWrite for SpiffeConn {
-    fn poll_write(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<std::io::Result<usize>> {
-        Pin::new(&mut self.stream).poll_write(cx, buf)
-    }
-
-    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
-        Pin::new(&mut self.stream).poll_flush(cx)
-    }
-
-    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
-        Pin::new(&mut self.stream).poll_shutdown(cx)
-    }
-}
-
 struct Hello;
 
 #[tonic::async_trait]
 impl Greeter for Hello {
     async fn hello(&self, request: Request<HelloRequest>) -> Result<Response<HelloReply>, Status> {
-        let caller = request
-            .extensions()
-            .get::<Caller>()
-            .and_then(|c| c.0.clone())
+        let caller = tonic_peer(&request)
+            .and_then(SpiffePeer::id)
             .ok_or_else(|| Status::unauthenticated("no SPIFFE ID"))?;
         Ok(Response::new(HelloReply {
             message: format!("hello {caller} from rust grpc ({})", request.get_ref().text),
@@ -129,41 +78,23 @@ fn authorizer(args: &Args) -> anyhow::Result<Authorizer> {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .init();
     let args = Args::parse();
     let source = X509Source::builder()
         .hint(args.hint.as_deref())
         .build()
         .await?;
-    let mut config = mtls_server_config(&source, authorizer(&args)?)?;
-    config.alpn_protocols = vec![b"h2".to_vec()];
-    let acceptor = SpiffeAcceptor::new(config);
+    let config = mtls_server_config(&source, authorizer(&args)?)?;
     let listener = TcpListener::bind(&args.listen).await?;
     println!("listening on {}", listener.local_addr()?);
     std::io::stdout().flush()?;
-
-    // Handshakes run in their own tasks so that one slow or refused client never holds up the
-    // accept loop; tonic gets only connections that passed SPIFFE authorization.
-    let (tx, rx) = tokio::sync::mpsc::channel::<std::io::Result<SpiffeConn>>(16);
-    tokio::spawn(async move {
-        loop {
-            let Ok((tcp, _)) = listener.accept().await else {
-                continue;
-            };
-            let _ = tcp.set_nodelay(true);
-            let (acceptor, tx) = (acceptor.clone(), tx.clone());
-            tokio::spawn(async move {
-                match acceptor.accept(tcp).await {
-                    Ok((stream, caller)) => {
-                        let _ = tx.send(Ok(SpiffeConn { stream, caller })).await;
-                    }
-                    Err(err) => eprintln!("connection rejected: {err}"),
-                }
-            });
-        }
-    });
+    // Handshakes run in their own tasks; tonic gets only connections that passed SPIFFE
+    // authorization, each with its peer's ID.
     tonic::transport::Server::builder()
         .add_service(GreeterServer::new(Hello))
-        .serve_with_incoming(ReceiverStream::new(rx))
+        .serve_with_incoming(SpiffeIncoming::new(listener, config))
         .await?;
     Ok(())
 }

@@ -38,7 +38,7 @@ type BoxError = Box<dyn StdError + Send + Sync>;
 /// let hello = tower::service_fn(|request: Request<hyper::body::Incoming>| async move {
 ///     let caller = request.extensions().get::<SpiffePeer>().and_then(SpiffePeer::id);
 ///     let body = format!("hello {}", caller.map(ToString::to_string).unwrap_or_default());
-///     Ok::<_, Infallible>(Response::new(http_body_util::Full::new(bytes::Bytes::from(body))))
+///     Ok::<_, Infallible>(Response::new(http_body_util::Full::new(hyper::body::Bytes::from(body))))
 /// });
 /// serve(SpiffeIncoming::new(listener, config), hello).await;
 /// # Ok(())
