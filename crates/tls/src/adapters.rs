@@ -4,9 +4,9 @@
 //! - Server: [`SpiffeIncoming`] accepts TCP connections and runs the handshakes (each in its
 //!   own task, with a timeout); a refused or failed handshake is logged and skipped, never ends
 //!   the stream. Its connections ([`SpiffeServerStream`]) carry a [`SpiffePeer`]: tonic's
-//!   `serve_with_incoming` puts it in each request's extensions (read it with [`tonic_peer`]),
-//!   and [`serve`] / [`serve_connection`] do the same for a hyper or axum service (axum:
-//!   `Extension<SpiffePeer>`).
+//!   `serve_with_incoming` puts it in each request's extensions (read it with `tonic_peer`,
+//!   feature `tonic`), and `serve` / `serve_connection` (feature `hyper`) do the same for a
+//!   hyper or axum service (axum: `Extension<SpiffePeer>`).
 //! - Client: [`SpiffeHttpConnector`] dials the URI's host and port and runs the client
 //!   handshake with a config from [`mtls_client_config`](crate::mtls_client_config): it
 //!   presents the source's current SVID (so every new connection presents a rotated one) and

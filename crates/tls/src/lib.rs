@@ -39,8 +39,8 @@
 //! # }
 //! ```
 //!
-//! With the features `tonic` and `hyper`, [`adapters`] serves and calls gRPC and HTTP over
-//! the same mTLS, each request carrying the peer's SPIFFE ID.
+//! With the features `tonic` and `hyper`, the `adapters` module serves and calls gRPC and HTTP
+//! over the same mTLS, each request carrying the peer's SPIFFE ID.
 
 #![cfg_attr(docsrs, feature(doc_cfg))]
 

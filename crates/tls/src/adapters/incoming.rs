@@ -28,15 +28,35 @@ pub const DEFAULT_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 const BACKLOG: usize = 64;
 
 /// A stream of mTLS connections that passed the handshake and the authorizer, for tonic's
-/// `Server::serve_with_incoming` or [`serve`](super::serve).
+/// `Server::serve_with_incoming` or `serve` (feature `hyper`).
 ///
 /// Accepts on a [`TcpListener`] (setting `TCP_NODELAY`, as Go does) and runs each handshake in
 /// its own task, so a slow or refused client never holds up the others. A refused handshake,
 /// one that takes longer than the timeout, or a failed `accept` (for example out of file
-/// descriptors, then retried after 50 ms) is logged with `tracing` at `warn` and skipped: the
+/// descriptors, then retried after a second) is logged with `tracing` at `warn` and skipped: the
 /// stream never ends and never yields an error. Dropping it stops accepting.
 ///
 /// The accept loop starts on the first poll, in the runtime that polls it.
+///
+/// ```no_run
+/// # #[cfg(feature = "tonic")]
+/// # async fn run(
+/// #     service: tonic_health::pb::health_server::HealthServer<impl tonic_health::pb::health_server::Health>,
+/// # ) -> Result<(), Box<dyn std::error::Error>> {
+/// use spiffe_workload_client::X509Source;
+/// use spiffe_workload_tls::adapters::SpiffeIncoming;
+/// use spiffe_workload_tls::{Authorizer, mtls_server_config};
+///
+/// let source = X509Source::builder().build().await?;
+/// let config = mtls_server_config(&source, Authorizer::member_of("example.org".parse()?))?;
+/// let listener = tokio::net::TcpListener::bind("127.0.0.1:50051").await?;
+/// tonic::transport::Server::builder()
+///     .add_service(service) // handlers read the caller with `tonic_peer(&request)`
+///     .serve_with_incoming(SpiffeIncoming::new(listener, config))
+///     .await?;
+/// # Ok(())
+/// # }
+/// ```
 pub struct SpiffeIncoming {
     local_addr: Option<SocketAddr>,
     state: State,
@@ -129,7 +149,7 @@ async fn accept_loop(
             Ok(accepted) => accepted,
             Err(error) => {
                 tracing::warn!(%error, "accept failed");
-                tokio::time::sleep(Duration::from_millis(50)).await;
+                tokio::time::sleep(Duration::from_secs(1)).await;
                 continue;
             }
         };
