@@ -9,7 +9,7 @@
 //! `grpc-client` modes, tests/interop/go/grpc.go) on a real SPIRE 1.13.3: a Go gRPC client
 //! calls our tonic server and our tonic client calls a Go gRPC server, over the standard gRPC
 //! health service; each side reads the other's SPIFFE ID, and a wrong expected ID is refused
-//! on both sides.
+//! on both sides. And the channel across a rotation again, with SPIRE rotating a 30 s SVID.
 
 #![allow(
     clippy::unwrap_used,
@@ -623,4 +623,50 @@ fn our_tonic_client_calls_a_go_grpccredentials_server() {
         .unwrap()
     });
     assert_eq!(td.caller, CLIENT);
+}
+
+/// On a real SPIRE rotating a 30 s client SVID (at about half its life): one tonic channel
+/// between our client and our server keeps answering every call, and once the server recycles
+/// the connection its next one presents the SVID SPIRE rotated.
+#[test]
+fn a_tonic_channel_keeps_working_across_a_spire_rotation() {
+    let spire = Spire::start();
+    spire.create_entry(&Entry::new(SERVER).entry_id("00-server").hint("server"));
+    spire.create_entry(
+        &Entry::new(CLIENT)
+            .entry_id("10-client")
+            .hint("client")
+            .x509_ttl(30),
+    );
+    spire.wait_for_svid(Duration::from_secs(60));
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let server_source = spire_source(&spire, "server").await;
+        let client_source = spire_source(&spire, "client").await;
+        let (addr, server) = tonic_server(
+            &server_source,
+            Authorizer::exact(id(CLIENT)),
+            Some(Duration::from_secs(2)),
+        )
+        .await;
+        let channel = channel(&client_source, Authorizer::exact(id(SERVER)), addr)
+            .await
+            .unwrap();
+        let first = check(channel.clone()).await.unwrap().serial;
+        let deadline = Instant::now() + Duration::from_secs(75);
+        let mut calls = 1;
+        loop {
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            let next = check(channel.clone())
+                .await
+                .unwrap_or_else(|e| panic!("call {calls} failed during the rotation: {e}"));
+            calls += 1;
+            assert_eq!(next.caller, CLIENT);
+            if next.serial != first {
+                break;
+            }
+            assert!(Instant::now() < deadline, "no rotation within 75 s");
+        }
+        server.abort();
+    });
 }
