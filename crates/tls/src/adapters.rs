@@ -5,8 +5,8 @@
 //!   own task, with a timeout); a refused or failed handshake is logged and skipped, never ends
 //!   the stream. Its connections ([`SpiffeServerStream`]) carry a [`SpiffePeer`]: tonic's
 //!   `serve_with_incoming` puts it in each request's extensions (read it with `tonic_peer`,
-//!   feature `tonic`), and `serve` / `serve_connection` (feature `hyper`) do the same for a
-//!   hyper or axum service (axum: `Extension<SpiffePeer>`).
+//!   feature `tonic`), and `serve` / `serve_with_shutdown` / `serve_connection` (feature
+//!   `hyper`) do the same for a hyper or axum service (axum: `Extension<SpiffePeer>`).
 //! - Client: [`SpiffeHttpConnector`] dials the URI's host and port and runs the client
 //!   handshake with a config from [`mtls_client_config`](crate::mtls_client_config): it
 //!   presents the source's current SVID (so every new connection presents a rotated one) and
@@ -38,7 +38,7 @@ mod tonic_support;
 pub use connector::{SpiffeClientStream, SpiffeHttpConnector};
 #[cfg(feature = "hyper")]
 #[cfg_attr(docsrs, doc(cfg(feature = "hyper")))]
-pub use hyper_support::{serve, serve_connection};
+pub use hyper_support::{serve, serve_connection, serve_with_shutdown};
 pub use incoming::{DEFAULT_HANDSHAKE_TIMEOUT, SpiffeIncoming, SpiffeServerStream};
 #[cfg(feature = "tonic")]
 #[cfg_attr(docsrs, doc(cfg(feature = "tonic")))]

@@ -382,6 +382,47 @@ async fn axum_reads_the_caller_and_the_hyper_client_the_server() {
     server.abort();
 }
 
+/// `serve_with_shutdown`: on the signal the listener closes, the request in flight still gets
+/// its answer, and the server returns.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hyper_shutdown_drains_the_request_in_flight_and_closes_the_listener() {
+    let t = trio().await;
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let config = mtls_server_config(&t.server.source, Authorizer::any()).unwrap();
+    let incoming = SpiffeIncoming::new(listener, config);
+    let addr = incoming.local_addr().unwrap();
+    let app = axum::Router::new().route(
+        "/slow",
+        axum::routing::get(|Extension(peer): Extension<SpiffePeer>| async move {
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            peer.id().map(ToString::to_string).unwrap_or_default()
+        }),
+    );
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(spiffe_workload_tls::adapters::serve_with_shutdown(
+        incoming,
+        app,
+        async move {
+            let _ = stopped.await;
+        },
+    ));
+    let config = mtls_client_config(&t.client.source, Authorizer::exact(id(SERVER))).unwrap();
+    let client = Client::builder(TokioExecutor::new())
+        .build::<_, Empty<Bytes>>(SpiffeHttpConnector::new(config));
+    let in_flight = tokio::spawn(client.get(format!("https://{addr}/slow").parse().unwrap()));
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    stop.send(()).unwrap();
+
+    let response = in_flight.await.unwrap().unwrap();
+    let body = response.into_body().collect().await.unwrap().to_bytes();
+    assert_eq!(body, CLIENT.as_bytes());
+    tokio::time::timeout(Duration::from_secs(5), server)
+        .await
+        .expect("the server did not return after its connections closed")
+        .unwrap();
+    assert!(TcpStream::connect(addr).await.is_err(), "still listening");
+}
+
 /// One tonic channel across a rotation of the client's SVID: every call succeeds, and once the
 /// server recycles the connection (tonic's `max_connection_age`) the channel's new connection
 /// presents the new SVID, read from the same source with no rebuild.

@@ -2,12 +2,15 @@
 //! request's extensions.
 
 use std::error::Error as StdError;
+use std::future::Future;
+use std::pin::pin;
 use std::task::{Context, Poll};
 
 use http::{Request, Response};
 use hyper::body::{Body, Incoming};
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto;
+use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
 use tokio_stream::StreamExt as _;
 use tower_service::Service;
@@ -22,7 +25,8 @@ type BoxError = Box<dyn StdError + Send + Sync>;
 /// [`SpiffePeer`] in its extensions (axum: `Extension<SpiffePeer>`).
 ///
 /// Runs until the future is dropped (then it stops accepting; open connections finish in their
-/// tasks). A connection that ends with an error is logged at `debug`.
+/// tasks); [`serve_with_shutdown`] drains them instead. A connection that ends with an error is
+/// logged at `debug`.
 ///
 /// ```no_run
 /// use std::convert::Infallible;
@@ -44,7 +48,7 @@ type BoxError = Box<dyn StdError + Send + Sync>;
 /// # Ok(())
 /// # }
 /// ```
-pub async fn serve<S, B>(mut incoming: SpiffeIncoming, service: S)
+pub async fn serve<S, B>(incoming: SpiffeIncoming, service: S)
 where
     S: Service<Request<Incoming>, Response = Response<B>> + Clone + Send + 'static,
     S::Future: Send + 'static,
@@ -53,19 +57,55 @@ where
     B::Data: Send,
     B::Error: Into<BoxError>,
 {
-    while let Some(Ok(connection)) = incoming.next().await {
-        let service = service.clone();
+    serve_with_shutdown(incoming, service, std::future::pending()).await;
+}
+
+/// As [`serve`], until `signal` completes: then it stops accepting (the listener is closed),
+/// asks every open connection to finish gracefully (HTTP/2 `GOAWAY`, HTTP/1.1 after the
+/// response in flight), and returns once they all have.
+pub async fn serve_with_shutdown<S, B, F>(mut incoming: SpiffeIncoming, service: S, signal: F)
+where
+    S: Service<Request<Incoming>, Response = Response<B>> + Clone + Send + 'static,
+    S::Future: Send + 'static,
+    S::Error: Into<BoxError>,
+    B: Body + Send + 'static,
+    B::Data: Send,
+    B::Error: Into<BoxError>,
+    F: Future<Output = ()>,
+{
+    let graceful = GracefulShutdown::new();
+    let builder = auto::Builder::new(TokioExecutor::new());
+    let mut signal = pin!(signal);
+    loop {
+        let connection = tokio::select! {
+            () = &mut signal => break,
+            next = incoming.next() => match next {
+                Some(Ok(connection)) => connection,
+                None => break,
+            },
+        };
+        let remote = connection.peer().remote_addr();
+        let service = TowerToHyperService::new(WithPeer {
+            peer: connection.peer().clone(),
+            inner: service.clone(),
+        });
+        let served = graceful.watch(
+            builder
+                .serve_connection(TokioIo::new(connection), service)
+                .into_owned(),
+        );
         tokio::spawn(async move {
-            let remote = connection.peer().remote_addr();
-            if let Err(error) = serve_connection(connection, service).await {
+            if let Err(error) = served.await {
                 tracing::debug!(?remote, %error, "HTTP connection ended with an error");
             }
         });
     }
+    drop(incoming);
+    graceful.shutdown().await;
 }
 
 /// Serves `service` on one connection until it closes, as [`serve`] does for each: for a
-/// caller that runs its own accept loop (graceful shutdown, connection limits).
+/// caller that runs its own accept loop (connection limits, its own shutdown).
 ///
 /// # Errors
 /// hyper's, when the connection fails (I/O, protocol).
