@@ -664,6 +664,12 @@ fn our_tonic_client_calls_a_go_grpccredentials_server() {
         .unwrap()
     });
     assert_eq!(td.caller, CLIENT);
+    // The next call the Go handler saw is this one: neither the intruder's nor the refused
+    // channel's reached it.
+    assert_eq!(
+        GoServer::line(&mut server.stdout),
+        format!("call from {CLIENT}")
+    );
 }
 
 /// On a real SPIRE rotating a 30 s client SVID (at about half its life): one tonic channel
