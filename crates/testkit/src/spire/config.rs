@@ -1,6 +1,6 @@
 //! Harness options, registration entries and the server/agent configuration files.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 /// Options for [`super::Spire::start_with`].
@@ -17,6 +17,35 @@ pub struct SpireOptions {
     /// When true the server gets `UpstreamAuthority "disk"` with a generated test root, so
     /// X.509-SVID chains carry SPIRE's intermediate CA (default false).
     pub upstream_authority: bool,
+    /// The server's own federation bundle endpoint on 127.0.0.1 (`federation {
+    /// bundle_endpoint { ... } }`), on a free port ([`super::Spire::bundle_endpoint_url`]);
+    /// default none.
+    pub bundle_endpoint: Option<BundleEndpoint>,
+}
+
+/// SPIRE's bundle endpoint profile (SPIFFE Trust Domain and Bundle §5.2).
+#[derive(Clone, Debug)]
+pub enum BundleEndpointProfile {
+    /// `profile "https_spiffe" {}`: the endpoint presents the server's SVID,
+    /// `spiffe://<td>/spire/server`.
+    HttpsSpiffe,
+    /// `profile "https_web" { serving_cert_file { ... } }`: the endpoint presents this
+    /// certificate chain and key (PEM files).
+    HttpsWeb {
+        /// `cert_file_path`.
+        cert_file: PathBuf,
+        /// `key_file_path`.
+        key_file: PathBuf,
+    },
+}
+
+/// Options of the server's bundle endpoint.
+#[derive(Clone, Debug)]
+pub struct BundleEndpoint {
+    /// The profile.
+    pub profile: BundleEndpointProfile,
+    /// `refresh_hint` (SPIRE's default is 5 min).
+    pub refresh_hint: Option<Duration>,
 }
 
 impl Default for SpireOptions {
@@ -27,6 +56,7 @@ impl Default for SpireOptions {
             default_jwt_svid_ttl: Duration::from_secs(300),
             ca_ttl: Duration::from_secs(24 * 3600),
             upstream_authority: false,
+            bundle_endpoint: None,
         }
     }
 }
@@ -167,6 +197,8 @@ pub(crate) struct Layout<'a> {
     pub opts: &'a SpireOptions,
     /// (cert, key) PEM files of the upstream root, when enabled.
     pub upstream: Option<(&'a Path, &'a Path)>,
+    /// The bundle endpoint's port, when enabled.
+    pub bundle_endpoint_port: Option<u16>,
 }
 
 fn secs(d: Duration) -> String {
@@ -188,6 +220,10 @@ pub(crate) fn server_conf(l: &Layout<'_>) -> String {
             key.display()
         )
     });
+    let federation = match (&l.opts.bundle_endpoint, l.bundle_endpoint_port) {
+        (Some(endpoint), Some(port)) => federation_conf(endpoint, port),
+        _ => String::new(),
+    };
     format!(
         r#"server {{
   bind_address = "127.0.0.1"
@@ -202,7 +238,7 @@ pub(crate) fn server_conf(l: &Layout<'_>) -> String {
   agent_ttl = "1h"
   experimental {{
     cache_reload_interval = "1s"
-  }}
+  }}{federation}
 }}
 
 plugins {{
@@ -227,6 +263,41 @@ plugins {{
         x509 = secs(l.opts.default_x509_svid_ttl),
         jwt = secs(l.opts.default_jwt_svid_ttl),
         ca = secs(l.opts.ca_ttl),
+    )
+}
+
+/// SPIRE 1.13's `federation { bundle_endpoint { ... } }` block (`conf/server/server_full.conf`).
+/// 1.13.3 refuses to start without `file_sync_interval` ("time: invalid duration").
+fn federation_conf(endpoint: &BundleEndpoint, port: u16) -> String {
+    let profile = match &endpoint.profile {
+        BundleEndpointProfile::HttpsSpiffe => "profile \"https_spiffe\" {}".to_owned(),
+        BundleEndpointProfile::HttpsWeb {
+            cert_file,
+            key_file,
+        } => format!(
+            r#"profile "https_web" {{
+        serving_cert_file {{
+          cert_file_path = "{}"
+          key_file_path = "{}"
+          file_sync_interval = "1h"
+        }}
+      }}"#,
+            cert_file.display(),
+            key_file.display()
+        ),
+    };
+    let hint = endpoint.refresh_hint.map_or_else(String::new, |h| {
+        format!("\n      refresh_hint = \"{}\"", secs(h))
+    });
+    format!(
+        r#"
+  federation {{
+    bundle_endpoint {{
+      address = "127.0.0.1"
+      port = {port}{hint}
+      {profile}
+    }}
+  }}"#
     )
 }
 

@@ -18,7 +18,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 pub use bin::{SPIRE_VERSION, bin_dir, build_script};
-pub use config::{Entry, SpireOptions};
+pub use config::{BundleEndpoint, BundleEndpointProfile, Entry, SpireOptions};
 
 use crate::must;
 use process::{free_port, hard_kill, read_lossy, soft_kill, tail, wait_until};
@@ -35,6 +35,8 @@ pub struct Spire {
     port: u16,
     /// (cert, key) PEM files of the upstream root CA, when enabled.
     upstream: Option<(PathBuf, PathBuf)>,
+    /// The port of the server's bundle endpoint, when enabled.
+    bundle_endpoint_port: Option<u16>,
     agent_socket: PathBuf,
     server_socket: PathBuf,
     server: Option<Child>,
@@ -95,12 +97,16 @@ impl Spire {
             path,
             port,
             upstream,
+            bundle_endpoint_port: None,
             server: None,
             agent: None,
         };
         // The free port may be taken by someone else between probing and SPIRE binding it:
         // retry with a new one a couple of times.
         for attempt in 1..=3 {
+            if spire.opts.bundle_endpoint.is_some() {
+                spire.bundle_endpoint_port = Some(free_port());
+            }
             spire.write_configs();
             match spire.try_start_server() {
                 Ok(()) => break,
@@ -123,6 +129,7 @@ impl Spire {
                 .upstream
                 .as_ref()
                 .map(|(c, k)| (c.as_path(), k.as_path())),
+            bundle_endpoint_port: self.bundle_endpoint_port,
         };
         for (name, text) in [
             ("server.conf", config::server_conf(&layout)),
@@ -164,6 +171,14 @@ impl Spire {
     #[must_use]
     pub fn server_port(&self) -> u16 {
         self.port
+    }
+
+    /// `https://127.0.0.1:<port>` of the server's federation bundle endpoint, when enabled
+    /// with [`SpireOptions::bundle_endpoint`].
+    #[must_use]
+    pub fn bundle_endpoint_url(&self) -> Option<String> {
+        self.bundle_endpoint_port
+            .map(|port| format!("https://127.0.0.1:{port}"))
     }
 
     /// Directory of the SPIRE binaries used.

@@ -30,3 +30,52 @@ fn args_carry_every_option() {
         assert!(a.contains(want), "{a} lacks {want}");
     }
 }
+
+#[test]
+fn bundle_endpoint_block_carries_the_profile_port_and_hint() {
+    let dir = Path::new("/tmp/x");
+    let conf = |profile| {
+        let opts = SpireOptions {
+            bundle_endpoint: Some(BundleEndpoint {
+                profile,
+                refresh_hint: Some(Duration::from_secs(90)),
+            }),
+            ..SpireOptions::default()
+        };
+        server_conf(&Layout {
+            dir,
+            port: 1,
+            opts: &opts,
+            upstream: None,
+            bundle_endpoint_port: Some(8443),
+        })
+    };
+    let spiffe = conf(BundleEndpointProfile::HttpsSpiffe);
+    for want in [
+        "bundle_endpoint {",
+        "port = 8443",
+        "refresh_hint = \"90s\"",
+        "profile \"https_spiffe\" {}",
+    ] {
+        assert!(spiffe.contains(want), "{spiffe} lacks {want}");
+    }
+    let web = conf(BundleEndpointProfile::HttpsWeb {
+        cert_file: "/c.pem".into(),
+        key_file: "/k.pem".into(),
+    });
+    for want in [
+        "profile \"https_web\"",
+        "cert_file_path = \"/c.pem\"",
+        "key_file_path = \"/k.pem\"",
+    ] {
+        assert!(web.contains(want), "{web} lacks {want}");
+    }
+    let none = server_conf(&Layout {
+        dir,
+        port: 1,
+        opts: &SpireOptions::default(),
+        upstream: None,
+        bundle_endpoint_port: None,
+    });
+    assert!(!none.contains("federation"), "{none}");
+}
