@@ -55,6 +55,8 @@ pub mod adapters;
 mod authorize;
 mod config;
 mod error;
+#[cfg(feature = "federation")]
+pub mod federation;
 mod provider;
 mod resolve;
 mod stream;
