@@ -40,6 +40,10 @@ func main() {
 		bundleRoundTrip(os.Args[2])
 		return
 	}
+	if os.Args[1] == "federation-fetch" || os.Args[1] == "federation-serve" {
+		federationMain(os.Args[1], os.Args[2:]) // federation.go; no agent
+		return
+	}
 	if os.Args[1] == "verdict" {
 		// No agent: reads cases on stdin, prints go-spiffe's verdicts (verdict.go).
 		verdicts(os.Stdin, os.Stdout)
