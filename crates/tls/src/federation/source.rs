@@ -21,13 +21,35 @@ pub const DEFAULT_MIN_REFRESH: Duration = Duration::from_secs(10);
 pub const DEFAULT_MAX_REFRESH: Duration = Duration::from_secs(3600);
 
 /// What the watcher holds and how its last attempts went.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Default)]
 pub struct FederationStatus {
     bundle: Option<Arc<SpiffeBundle>>,
     x509: Option<Arc<X509Bundle>>,
     last_error: Option<String>,
     consecutive_failures: u32,
     updates: u64,
+}
+
+impl fmt::Debug for FederationStatus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let bundle = self.bundle.as_ref();
+        f.debug_struct("FederationStatus")
+            .field("trust_domain", &bundle.map(|b| b.trust_domain().name()))
+            .field(
+                "x509_authorities",
+                &bundle.map(|b| b.x509_authorities().len()),
+            )
+            .field(
+                "jwt_authorities",
+                &bundle.map(|b| b.jwt_authorities().len()),
+            )
+            .field("sequence", &bundle.and_then(|b| b.sequence_number()))
+            .field("refresh_hint", &bundle.and_then(|b| b.refresh_hint()))
+            .field("last_error", &self.last_error)
+            .field("consecutive_failures", &self.consecutive_failures)
+            .field("updates", &self.updates)
+            .finish()
+    }
 }
 
 impl FederationStatus {
