@@ -48,7 +48,7 @@ impl fmt::Debug for FederationStatus {
             .field("last_error", &self.last_error)
             .field("consecutive_failures", &self.consecutive_failures)
             .field("updates", &self.updates)
-            .finish()
+            .finish_non_exhaustive()
     }
 }
 
