@@ -384,7 +384,9 @@ fn tls_reason(error: &std::io::Error) -> String {
 
 /// The checks beyond the bundle format (docs/validation.md, "Federation"): some authority, and
 /// no X.509 authority whose SPIFFE URI SAN names another trust domain (a signing certificate
-/// may carry the SPIFFE ID of its trust domain, X509-SVID §4.1).
+/// SHOULD reside in the trust domain of the SVIDs it issues, X509-SVID §3.2; we refuse one that
+/// names another trust domain outright, since a bundle carrying it would let that domain's
+/// authority vouch here).
 pub(super) fn check_bundle(bundle: &SpiffeBundle) -> Result<(), FederationError> {
     let td = bundle.trust_domain();
     if bundle.x509_authorities().is_empty() && bundle.jwt_authorities().is_empty() {

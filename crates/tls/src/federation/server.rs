@@ -1,5 +1,5 @@
 //! The bundle endpoint server: a hyper service that serves a trust domain's bundle in the
-//! SPIFFE bundle format (SPIFFE Trust Domain and Bundle §5.1), and a TLS accept loop for it.
+//! SPIFFE bundle format (SPIFFE Trust Domain and Bundle §4, served as §5 describes), and a TLS accept loop for it.
 
 use std::convert::Infallible;
 use std::fmt;

@@ -1,5 +1,5 @@
 //! The federated bundle watcher: refreshes a foreign trust domain's bundle from its bundle
-//! endpoint as `spiffe_refresh_hint` asks (SPIFFE Trust Domain and Bundle §4.1.1), backs off on
+//! endpoint as `spiffe_refresh_hint` asks (SPIFFE Trust Domain and Bundle §4.1.2), backs off on
 //! failure, keeps the last good bundle, and hands out its X.509 part to the TLS verifiers.
 
 use std::fmt;
