@@ -1,7 +1,7 @@
 //! Serves the bundle of the agent's trust domain as a SPIFFE bundle endpoint with the
 //! `https_spiffe` profile: the endpoint presents the workload's X.509-SVID (rotating with it)
-//! and serves the X.509 bundle the agent hands out, so a peer can federate with this trust
-//! domain (for example with `federation_fetch --endpoint-id <this SVID's ID>`).
+//! and serves the X.509 and JWT authorities the agent hands out, so a peer can federate with
+//! this trust domain (for example with `federation_fetch --endpoint-id <this SVID's ID>`).
 //!
 //! ```text
 //! SPIFFE_ENDPOINT_SOCKET=unix:///tmp/agent.sock \
@@ -17,7 +17,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use clap::Parser;
-use spiffe_workload_client::{CancellationToken, X509Source};
+use spiffe_workload_client::{CancellationToken, JwtSource, X509Source};
 use spiffe_workload_tls::federation::{
     BundleEndpointHandler, SvidSourceBundle, https_spiffe_server_config, serve_bundle_endpoint,
 };
@@ -38,8 +38,10 @@ struct Args {
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     let source = X509Source::builder().build().await?;
+    let jwt = JwtSource::builder().build().await?;
     let trust_domain = source.snapshot().svid().spiffe_id().trust_domain().clone();
-    let handler = BundleEndpointHandler::new(trust_domain, SvidSourceBundle(source.clone()))
+    let bundle = SvidSourceBundle::new(source.clone()).with_jwt(jwt.clone());
+    let handler = BundleEndpointHandler::new(trust_domain, bundle)
         .refresh_hint(Duration::from_secs(args.refresh_hint));
     let tls = Arc::new(https_spiffe_server_config(&source)?);
     let listener = TcpListener::bind(&args.listen).await?;
@@ -53,5 +55,6 @@ async fn main() -> anyhow::Result<()> {
     });
     serve_bundle_endpoint(listener, tls, handler, shutdown).await?;
     source.shutdown().await;
+    jwt.shutdown().await;
     Ok(())
 }

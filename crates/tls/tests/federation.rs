@@ -258,6 +258,14 @@ async fn https_spiffe_fetch_replaces_the_bundle_it_authenticates_the_endpoint_wi
         matches!(&refused, FederationError::Tls(r) if r.contains("does not verify")),
         "{refused}"
     );
+
+    // An older bundle (lower sequence number) is returned but does not roll the held one back.
+    served.set(bundle(FOREIGN, &[&f1], 6, 60));
+    assert_eq!(client.fetch().await.unwrap().sequence_number(), Some(6));
+    assert_eq!(
+        client.endpoint_bundle().unwrap().authorities(),
+        [f1.der(), f2.der()]
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -913,8 +921,9 @@ async fn spire_bundle_endpoint_https_spiffe_and_our_endpoint_of_its_agent() {
         &held_file,
     ];
     let want = format!(
-        "trust_domain={example_td} x509_authorities={} jwt_keys=0 refresh_hint=45 sequence=none",
-        pem_count(&bundle_pem)
+        "trust_domain={example_td} x509_authorities={} jwt_keys={} refresh_hint=45 sequence=none",
+        pem_count(&bundle_pem),
+        fetched.jwt_authorities().len()
     );
     assert_eq!(
         go_fetch(&args).as_deref(),

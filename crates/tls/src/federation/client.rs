@@ -41,7 +41,7 @@ pub enum EndpointProfile {
     /// `https_spiffe`: the endpoint presents an X.509-SVID with `endpoint_id` that verifies
     /// against `bundle`, the bundle held for the endpoint ID's trust domain. When the
     /// endpoint serves the bundle of its own trust domain, each fetched bundle replaces the
-    /// held one (§5.2.2).
+    /// held one (§5.2.2), unless its `spiffe_sequence` is lower than that of the bundle held.
     HttpsSpiffe {
         /// The SPIFFE ID the endpoint must present.
         endpoint_id: SpiffeId,
@@ -114,7 +114,8 @@ impl fmt::Debug for EndpointProfile {
 /// The bundle the `https_spiffe` profile authenticates the endpoint with, replaced after each
 /// fetch of the endpoint's own trust domain.
 struct HeldBundle {
-    bundle: RwLock<Arc<X509Bundle>>,
+    /// The bundle and the `spiffe_sequence` it came with (none for the configured one).
+    bundle: RwLock<(Arc<X509Bundle>, Option<u64>)>,
 }
 
 impl HeldBundle {
@@ -122,11 +123,21 @@ impl HeldBundle {
         self.bundle
             .read()
             .unwrap_or_else(PoisonError::into_inner)
+            .0
             .clone()
     }
 
-    fn set(&self, bundle: X509Bundle) {
-        *self.bundle.write().unwrap_or_else(PoisonError::into_inner) = Arc::new(bundle);
+    /// Takes the X.509 part of `fetched` unless its sequence number is lower than the one
+    /// held: an endpoint that serves an older bundle does not roll the held one back.
+    fn update(&self, fetched: &SpiffeBundle) {
+        let mut held = self.bundle.write().unwrap_or_else(PoisonError::into_inner);
+        let sequence = fetched.sequence_number();
+        if let (Some(h), Some(f)) = (held.1, sequence)
+            && f < h
+        {
+            return;
+        }
+        *held = (Arc::new(fetched.x509_bundle()), sequence.or(held.1));
     }
 }
 
@@ -253,7 +264,7 @@ impl BundleEndpointClient {
                 bundle,
             } => {
                 let held = Arc::new(HeldBundle {
-                    bundle: RwLock::new(Arc::new(bundle)),
+                    bundle: RwLock::new((Arc::new(bundle), None)),
                 });
                 let config = crate::tls_client_config_with_provider(
                     held.clone(),
@@ -312,7 +323,8 @@ impl BundleEndpointClient {
     /// authority, and whose X.509 authorities name no other trust domain in a SPIFFE URI SAN
     /// (docs/validation.md, "Federation"). With `https_spiffe`, when the fetched trust domain
     /// is the endpoint's own and the bundle has X.509 authorities, they become the bundle the
-    /// next fetch authenticates the endpoint with.
+    /// next fetch authenticates the endpoint with (unless its `spiffe_sequence` is lower than
+    /// the one of the bundle taken before).
     ///
     /// # Errors
     /// The [`FederationError`] of the step that failed.
@@ -327,7 +339,7 @@ impl BundleEndpointClient {
             && endpoint_id.trust_domain() == &self.trust_domain
             && !bundle.x509_authorities().is_empty()
         {
-            held.set(bundle.x509_bundle());
+            held.update(&bundle);
         }
         Ok(bundle)
     }

@@ -13,7 +13,7 @@ use rustls::ServerConfig;
 use rustls::pki_types::pem::PemObject as _;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use spiffe_workload_client::{
-    BundleSource, CancellationToken, SpiffeBundle, TrustDomain, X509SvidSource,
+    BundleSource, CancellationToken, JwtBundle, SpiffeBundle, TrustDomain, X509SvidSource,
 };
 use tokio::net::TcpListener;
 use tokio_rustls::TlsAcceptor;
@@ -65,21 +65,49 @@ impl BundleSource for SharedSpiffeBundle {
     }
 }
 
-/// The X.509 bundles of an [`X509SvidSource`] (for example the agent-backed `X509Source`) as
-/// SPIFFE bundles, so a workload can serve its own trust domain's bundle. It has no JWT
-/// authorities: the X.509 source carries none.
-#[derive(Clone, Debug)]
-pub struct SvidSourceBundle<S>(pub S);
+/// The bundles of an [`X509SvidSource`] (for example the agent-backed `X509Source`), with the
+/// JWT authorities of a JWT bundle source (for example `JwtSource`) when given, as SPIFFE
+/// bundles: what a workload serves to publish its own trust domain's bundle. A trust domain is
+/// served when the X.509 source has its bundle.
+#[derive(Clone)]
+pub struct SvidSourceBundle<S> {
+    x509: S,
+    jwt: Option<Arc<dyn BundleSource<Bundle = JwtBundle>>>,
+}
+
+impl<S: X509SvidSource> SvidSourceBundle<S> {
+    /// The X.509 authorities of `x509`, no JWT authorities.
+    #[must_use]
+    pub fn new(x509: S) -> Self {
+        Self { x509, jwt: None }
+    }
+
+    /// Also the JWT authorities of `jwt` (for the same trust domain).
+    #[must_use]
+    pub fn with_jwt(mut self, jwt: impl BundleSource<Bundle = JwtBundle> + 'static) -> Self {
+        self.jwt = Some(Arc::new(jwt));
+        self
+    }
+}
+
+impl<S> fmt::Debug for SvidSourceBundle<S> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SvidSourceBundle")
+            .field("jwt", &self.jwt.is_some())
+            .finish_non_exhaustive()
+    }
+}
 
 impl<S: X509SvidSource> BundleSource for SvidSourceBundle<S> {
     type Bundle = SpiffeBundle;
 
     fn bundle_for(&self, trust_domain: &TrustDomain) -> Option<Arc<SpiffeBundle>> {
-        let x509 = self.0.bundle_for(trust_domain)?;
+        let x509 = self.x509.bundle_for(trust_domain)?;
+        let jwt = self.jwt.as_ref().and_then(|j| j.bundle_for(trust_domain));
         Some(Arc::new(SpiffeBundle::from_parts(
             trust_domain.clone(),
             Some(&x509),
-            None,
+            jwt.as_deref(),
         )))
     }
 }
@@ -97,7 +125,7 @@ impl<S: X509SvidSource> BundleSource for SvidSourceBundle<S> {
 /// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
 /// let source = X509Source::builder().build().await?;
 /// let td = source.snapshot().svid().spiffe_id().trust_domain().clone();
-/// let handler = BundleEndpointHandler::new(td, SvidSourceBundle(source.clone()));
+/// let handler = BundleEndpointHandler::new(td, SvidSourceBundle::new(source.clone()));
 /// let tls = https_spiffe_server_config(&source)?;
 /// let listener = tokio::net::TcpListener::bind("127.0.0.1:8443").await?;
 /// serve_bundle_endpoint(listener, tls.into(), handler, Default::default()).await?;
