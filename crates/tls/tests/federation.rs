@@ -472,7 +472,7 @@ async fn watcher_backs_off_while_the_endpoint_is_down_and_keeps_the_last_good_bu
         "retries are not backed off: {gaps:?}"
     );
     assert!(
-        gaps.iter().all(|g| *g < Duration::from_millis(1500)),
+        gaps.iter().all(|g| *g < Duration::from_secs(3)),
         "retries stall: {gaps:?}"
     );
     let status = watcher.status();
