@@ -22,6 +22,8 @@
 //!   `aws-lc-rs`); the `*_with_provider` configs and verifier constructors take one explicitly.
 //! - tokio: [`SpiffeAcceptor::accept`] and [`SpiffeConnector::connect`] return the stream and
 //!   the peer's [`SpiffeId`](spiffe_workload_client::SpiffeId).
+//! - Federation (module `federation`, feature `federation`, on by default): fetch, watch and
+//!   serve trust bundles at a SPIFFE bundle endpoint, and trust a foreign domain with them.
 //!
 //! ```no_run
 //! use spiffe_workload_client::X509Source;
