@@ -60,7 +60,7 @@ test: deps fmt-check clippy ## fmt, clippy, unit tests, end-to-end tests against
 # again on the aws-lc-rs crypto provider instead of ring (docs/embedding.md, "Crypto provider").
 .PHONY: test-aws-lc-rs
 test-aws-lc-rs: ## the spiffe-workload-tls tests on the aws-lc-rs crypto provider (needs cmake and a C compiler)
-	SPIRE_BIN_DIR=$(SPIRE_BIN) $(CARGO) test -p spiffe-workload-tls --no-default-features --features aws-lc-rs
+	SPIRE_BIN_DIR=$(SPIRE_BIN) $(CARGO) test -p spiffe-workload-tls --no-default-features --features aws-lc-rs,federation
 
 # A helper started under nohup, by a script's `cmd &` or by many CI runners inherits HUP, INT and
 # QUIT ignored; the tests of everything that signals a consumer run again that way, and the
