@@ -20,7 +20,10 @@ combos=(
   "spiffe-workload-client|--no-default-features --features transport"
   "spiffe-workload-client|"
   "spiffe-workload-tls|"
-  "spiffe-workload-tls|--no-default-features --features aws-lc-rs"
+  "spiffe-workload-tls|--no-default-features --features ring"
+  "spiffe-workload-tls|--no-default-features --features aws-lc-rs,federation"
+  "spiffe-workload-tls|--features tonic"
+  "spiffe-workload-tls|--features hyper"
   "spiffe-workload-tls|--all-features"
 )
 for c in "${combos[@]}"; do
