@@ -255,7 +255,7 @@ start_embed() {
   PIDS+=("$PID")
   local addr=""
   for _ in $(seq 1 120); do
-    addr="$(awk '/^listening on / {print $3}' "$WORK/server.out")"
+    addr="$(awk '/^listening on / {print $3}' "$WORK/server.out" 2>/dev/null || true)"
     [ -n "$addr" ] && break
     kill -0 "$PID" 2>/dev/null || fail "the embedding server exited during start-up"
     sleep 0.5
@@ -268,7 +268,9 @@ start_embed() {
 }
 
 # The last status line each side prints (every second): "key=value ..." pairs.
-field() { tail -n 1 "$1" 2>/dev/null | tr ' ' '\n' | awk -F= -v k="$2" '$1 == k {print $2}'; }
+# The file may not exist yet: a background job opens its redirections after `&` has returned,
+# and a failing pipeline would end this script silently (set -e, pipefail).
+field() { { tail -n 1 "$1" 2>/dev/null || true; } | tr ' ' '\n' | awk -F= -v k="$2" '$1 == k {print $2}'; }
 
 check_embed() {
   kill -0 "$CLIENT_PID" 2>/dev/null || fail "the handshaking client exited"
