@@ -84,8 +84,14 @@ proto: ## regenerate the committed gRPC code from proto/workload.proto (no proto
 helper:
 	$(CARGO) build -p spiffe-helper-rust
 
-# The single-node Kubernetes (tests/k8s). Needs root; builds Kubernetes v1.32.2 into the cache
-# the first time (~10 min on 2 cores), then starts in about a minute.
+# The single-node Kubernetes (tests/k8s). Needs root; builds Kubernetes $(K8S_VERSION) into the
+# cache the first time (~10 min on 2 cores), then starts in about a minute. The default is the
+# newest release the Go module proxy serves in full; K8S_OLDEST the oldest minor upstream still
+# supports. `make k8s-test K8S_VERSION=v1.35.4` runs any other (each built once, in its own cache
+# directory); docs/integration_test.md says which ones are tested.
+K8S_VERSION ?= v1.37.2
+K8S_OLDEST  ?= v1.35.4
+export K8S_VERSION
 .PHONY: env-up
 env-up: deps helper ## start the local Kubernetes with SPIRE and the demo workloads; last line: export KUBECONFIG=...
 	@tests/k8s/env.sh up

@@ -6,10 +6,15 @@
 # k8s.io/kubernetes cannot be `go install`ed (its go.mod replaces the staging modules with
 # ./staging/...), so a local wrapper module requires it and replaces each staging module with the
 # same path at the matching v0.x tag. One `go build` of all binaries compiles shared packages once.
+# The proxy does not serve every staging module of every release (v1.37 lacks k8s.io/sample-cli-plugin
+# and k8s.io/sample-controller, v1.36 the former: their zips answer 403). None of the binaries
+# imports those examples, but the upstream go.mod requires them, so a missing one is replaced with a
+# local stub module (a directory holding only a go.mod); an imported one that is missing still fails
+# the build, naming the package.
 # Cold: ~9-12 min on 2 cores; Go caches ~3 GB. Prints the bin directory on stdout.
 set -euo pipefail
 
-K8S_VERSION="${K8S_VERSION:-v1.32.2}"
+K8S_VERSION="${K8S_VERSION:-v1.37.2}"
 CACHE="${K8S_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/spiffe-helper-rust/k8s-${K8S_VERSION}}"
 BIN="$CACHE/bin"
 CMDS=(kube-apiserver kube-controller-manager kube-scheduler kubelet kube-proxy kubectl)
@@ -40,7 +45,26 @@ MOD_DIR="$(go mod download -json k8s.io/kubernetes@"$K8S_VERSION" | sed -n 's/^\
 [ -d "$MOD_DIR" ] || { say "no module dir for k8s.io/kubernetes@$K8S_VERSION"; exit 1; }
 STAGING_VERSION="v0.${K8S_VERSION#v1.}"
 
+# Every "k8s.io/x => ./staging/src/k8s.io/x" of the upstream go.mod.
+mapfile -t STAGING < <(sed -n 's#^[[:space:]]*\(k8s.io/[a-z0-9-]*\) => ./staging/src/.*#\1#p' "$MOD_DIR/go.mod")
+[ "${#STAGING[@]}" -gt 0 ] || { say "no staging modules found in $MOD_DIR/go.mod"; exit 1; }
+
 if [ ! -f go.mod ]; then
+  replaces=()
+  stubs=()
+  for m in "${STAGING[@]}"; do
+    if go mod download "$m@$STAGING_VERSION" 2>/dev/null; then
+      replaces+=("replace $m => $m $STAGING_VERSION")
+    else
+      # Not served by the proxy: a stub module in its place (see the top of this file).
+      d="stubs/${m#k8s.io/}"
+      mkdir -p "$d"
+      printf 'module %s\n\ngo 1.23\n' "$m" >"$d/go.mod"
+      replaces+=("replace $m => ./$d")
+      stubs+=("$m")
+    fi
+  done
+  [ "${#stubs[@]}" -eq 0 ] || say "not served by the module proxy, replaced with stubs: ${stubs[*]}"
   {
     echo "module local/k8s-build"
     echo
@@ -48,9 +72,8 @@ if [ ! -f go.mod ]; then
     echo
     echo "require k8s.io/kubernetes $K8S_VERSION"
     echo
-    # Every "k8s.io/x => ./staging/src/k8s.io/x" of the upstream go.mod, pointed at the module proxy.
-    sed -n 's#^[[:space:]]*\(k8s.io/[a-z0-9-]*\) => ./staging/src/.*#replace \1 => \1 '"$STAGING_VERSION"'#p' "$MOD_DIR/go.mod"
-  } >go.mod
+    printf '%s\n' "${replaces[@]}"
+  } >go.mod.new
   {
     echo "//go:build tools"
     echo
@@ -60,6 +83,7 @@ if [ ! -f go.mod ]; then
     for c in "${CMDS[@]}"; do echo "	_ \"k8s.io/kubernetes/cmd/$c\""; done
     echo ")"
   } >tools.go
+  mv go.mod.new go.mod
 fi
 go mod tidy >&2
 

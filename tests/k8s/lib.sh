@@ -3,7 +3,7 @@
 # Sourced, not run.
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
-K8S_VERSION="${K8S_VERSION:-v1.32.2}"
+K8S_VERSION="${K8S_VERSION:-v1.37.2}"
 SPIRE_VERSION="${SPIRE_VERSION:-v1.13.3}"
 CACHE_BASE="${XDG_CACHE_HOME:-$HOME/.cache}/spiffe-helper-rust"
 # Everything the running cluster owns lives in STATE (short: Unix socket paths are < 108 bytes);
