@@ -54,7 +54,7 @@ test: deps fmt-check clippy ## fmt, clippy, unit tests, end-to-end tests against
 	SPIRE_BIN_DIR=$(SPIRE_BIN) $(CARGO) test --no-fail-fast
 	$(MAKE) --no-print-directory test-aws-lc-rs
 	$(MAKE) --no-print-directory test-ignored-signals
-	$(MAKE) --no-print-directory k8s-test
+	$(MAKE) --no-print-directory k8s-test-all
 
 # The TLS crate's tests (interop with go-spiffe on a real SPIRE, conformance, differential...)
 # again on the aws-lc-rs crypto provider instead of ring (docs/embedding.md, "Crypto provider").
@@ -107,6 +107,12 @@ env-down: ## stop env-up's cluster by pid and restore the host (also fine withou
 .PHONY: k8s-test
 k8s-test: deps helper ## env-up, smoke-test, env-down, then check that nothing is left on the host
 	@tests/k8s/ci.sh
+
+# The newest and the oldest supported Kubernetes, one after the other (each from a clean host).
+.PHONY: k8s-test-all
+k8s-test-all: ## k8s-test on K8S_VERSION (v1.37.2), then on K8S_OLDEST (v1.35.4)
+	$(MAKE) --no-print-directory k8s-test
+	$(MAKE) --no-print-directory k8s-test K8S_VERSION=$(K8S_OLDEST)
 
 .PHONY: demo-k8s
 demo-k8s: env-up ## env-up, then show what the helper did in the cluster (make env-down when done)

@@ -241,6 +241,7 @@ up_failed() {
 
 cmd_up() {
   [ "$(id -u)" = 0 ] || die "the cluster needs root"
+  BIN="$(wanted_k8s_bin)"
   for b in kube-apiserver kube-controller-manager kube-scheduler kubelet kube-proxy kubectl; do
     [ -x "$BIN/$b" ] || die "no $b in $BIN (run: tests/k8s/build-k8s.sh)"
   done
@@ -250,6 +251,8 @@ cmd_up() {
   [ -x /usr/lib/cni/bridge ] || die "the CNI plugins are missing in /usr/lib/cni (run: make deps)"
   mkdir -p "$STATE"
   touch "$MARKER"
+  refuse_other_version
+  echo "$BIN" >"$STATE/k8s-bin"
   save_host_state
   trap 'up_failed $?' EXIT
   make_bridge

@@ -101,6 +101,7 @@ deploy() {
 
 cmd_up() {
   local t0=$SECONDS
+  refuse_other_version
   "$ROOT/tests/k8s/build-k8s.sh" >/dev/null
   "$ROOT/tests/spire/build-spire.sh" >/dev/null
   "$ROOT/tests/k8s/images.sh" build

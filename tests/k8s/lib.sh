@@ -52,7 +52,23 @@ wait_for() {
   done
 }
 
-k8s_bin() { echo "${K8S_BIN_DIR:-$CACHE_BASE/k8s-$K8S_VERSION/bin}"; }
+# The binaries K8S_VERSION (or K8S_BIN_DIR) names.
+wanted_k8s_bin() { echo "${K8S_BIN_DIR:-$CACHE_BASE/k8s-$K8S_VERSION/bin}"; }
+# The binaries of the cluster in STATE when there is one (env-up records them), so that
+# smoke-test and env-down use the version that was started whatever K8S_VERSION says now.
+k8s_bin() {
+  if [ -s "$STATE/k8s-bin" ]; then
+    cat "$STATE/k8s-bin"
+  else
+    wanted_k8s_bin
+  fi
+}
+# refuse_other_version: env-up on a cluster started from other binaries would mix versions.
+refuse_other_version() {
+  if [ -s "$STATE/k8s-bin" ] && [ "$(cat "$STATE/k8s-bin")" != "$(wanted_k8s_bin)" ]; then
+    die "the cluster in $STATE runs $(cat "$STATE/k8s-bin"), not K8S_VERSION=$K8S_VERSION: make env-down first"
+  fi
+}
 spire_bin() { echo "${SPIRE_BIN_DIR:-$CACHE_BASE/spire-$SPIRE_VERSION/bin}"; }
 
 kc() { "$(k8s_bin)/kubectl" --kubeconfig "$KUBECONFIG_FILE" "$@"; }
