@@ -9,10 +9,13 @@ use crate::Ctx;
 use crate::conf::{HelperConf, READY_PATH};
 use crate::load;
 use crate::procs::{
-    Impl, Proc, X509_FILES, cpu_secs, free_port, log_tail, pss_kib, sched_secs, status_kib,
-    stop_all, wait_files,
+    Impl, Proc, X509_FILES, cpu_secs, free_port, log_tail, pss_kib, sched_runs, sched_secs,
+    status_kib, stop_all, wait_files,
 };
 use crate::report::{Row, Target, Unit, quantile};
+
+/// Wait between starting the idle daemons and the first reading.
+const SETTLE: Duration = Duration::from_secs(12);
 
 /// A daemon with its health port, kept running for the health load test.
 #[derive(Debug)]
@@ -83,13 +86,22 @@ pub(crate) fn idle(ctx: &Ctx, socket: &Path) -> Result<(Vec<Row>, Vec<Daemon>)> 
             )?);
         }
     }
-    let before: Vec<(f64, f64)> = daemons
+    // Let the start-up's extra threads go first: the per-thread sums below lose the counts of
+    // a thread that exits inside the window (tokio keeps an idle blocking-pool thread 10 s),
+    // which made ours' idle CPU read negative.
+    std::thread::sleep(SETTLE);
+    let before: Vec<(f64, f64, u64)> = daemons
         .iter()
-        .map(|d| Ok((cpu_secs(d.proc.pid())?, sched_secs(d.proc.pid())?)))
+        .map(|d| {
+            let pid = d.proc.pid();
+            Ok((cpu_secs(pid)?, sched_secs(pid)?, sched_runs(pid)?))
+        })
         .collect::<Result<_>>()?;
     std::thread::sleep(Duration::from_secs(ctx.idle_secs));
-    let mut cols: [[Vec<f64>; 2]; 6] = Default::default();
-    for (d, (cpu0, sch0)) in daemons.iter().zip(&before) {
+    let mut cols: [[Vec<f64>; 2]; 7] = Default::default();
+    #[allow(clippy::cast_precision_loss)]
+    let per_min = 60.0 / ctx.idle_secs.max(1) as f64;
+    for (d, (cpu0, sch0, runs0)) in daemons.iter().zip(&before) {
         let pid = d.proc.pid();
         let side = usize::from(d.which == Impl::Upstream);
         #[allow(clippy::cast_precision_loss)]
@@ -100,16 +112,35 @@ pub(crate) fn idle(ctx: &Ctx, socket: &Path) -> Result<(Vec<Row>, Vec<Daemon>)> 
         cols[3][side].push((cpu_secs(pid)? - cpu0) * 1e3);
         cols[4][side].push((sched_secs(pid)? - sch0) * 1e3);
         cols[5][side].push(mib(status_kib(pid, "RssAnon")?));
+        #[allow(clippy::cast_precision_loss)]
+        cols[6][side].push(sched_runs(pid)?.saturating_sub(*runs0) as f64 * per_min);
     }
-    let secs = ctx.idle_secs;
-    let [hwm, rss, pss, cpu, sched, anon] = cols;
+    let rows = idle_rows(ctx.idle_secs, cols);
+    // Keep the first daemon of each helper for the load test; stop the rest together.
+    let mut keep = Vec::new();
+    let mut rest = Vec::new();
+    for d in daemons {
+        if keep.iter().any(|k: &Daemon| k.which == d.which) {
+            rest.push(d.proc);
+        } else {
+            keep.push(d);
+        }
+    }
+    stop_all(&mut rest);
+    Ok((rows, keep))
+}
+
+/// Rows 2a–2g from the per-daemon columns (ours, upstream) of [`idle`].
+fn idle_rows(secs: u64, cols: [[Vec<f64>; 2]; 7]) -> Vec<Row> {
+    let [hwm, rss, pss, cpu, sched, anon, wakes] = cols;
     let [hwm_o, hwm_u] = hwm;
     let [rss_o, rss_u] = rss;
     let [pss_o, pss_u] = pss;
     let [cpu_o, cpu_u] = cpu;
     let [sch_o, sch_u] = sched;
     let [anon_o, anon_u] = anon;
-    let rows = vec![
+    let [wakes_o, wakes_u] = wakes;
+    vec![
         Row::new(
             "2a",
             "daemon peak RSS (VmHWM), health on",
@@ -154,19 +185,15 @@ pub(crate) fn idle(ctx: &Ctx, socket: &Path) -> Result<(Vec<Row>, Vec<Daemon>)> 
             sch_o,
             sch_u,
         ),
-    ];
-    // Keep the first daemon of each helper for the load test; stop the rest together.
-    let mut keep = Vec::new();
-    let mut rest = Vec::new();
-    for d in daemons {
-        if keep.iter().any(|k: &Daemon| k.which == d.which) {
-            rest.push(d.proc);
-        } else {
-            keep.push(d);
-        }
-    }
-    stop_all(&mut rest);
-    Ok((rows, keep))
+        Row::new(
+            "2g",
+            "idle wake-ups per minute (threads put on a CPU, schedstat)",
+            Unit::PerMin,
+            wakes_o,
+            wakes_u,
+        )
+        .target(Target::RatioAtMost(1.0)),
+    ]
 }
 
 /// Rows 6x: `ctx.load_conns` keep-alive clients on `/ready`, alternating helpers in two rounds
@@ -182,6 +209,9 @@ pub(crate) fn health_load(ctx: &Ctx, daemons: &mut [Daemon]) -> Result<Vec<Row>>
     let mut lat = [Vec::new(), Vec::new()];
     let mut rate = [Vec::new(), Vec::new()];
     let mut errors = [0u64; 2];
+    // Server CPU (all threads, ns clock) per answered request: the figure that does not
+    // depend on how the 2 cores are shared between the clients and the server.
+    let mut cpu_per_req = [Vec::new(), Vec::new()];
     let half = Duration::from_secs(ctx.load_secs).max(Duration::from_secs(2)) / 2;
     for _round in 0..2 {
         for which in Impl::BOTH {
@@ -190,9 +220,15 @@ pub(crate) fn health_load(ctx: &Ctx, daemons: &mut [Daemon]) -> Result<Vec<Row>>
                 .iter_mut()
                 .find(|d| d.which == which)
                 .context("no daemon kept for the load test")?;
+            let cpu0 = sched_secs(d.proc.pid())?;
             let r = load::run(d.port, READY_PATH, ctx.load_conns, half)?;
             if d.proc.exited() {
                 bail!("{} daemon died under load", which.tag());
+            }
+            let cpu = sched_secs(d.proc.pid())? - cpu0;
+            if !r.latencies_us.is_empty() {
+                #[allow(clippy::cast_precision_loss)]
+                cpu_per_req[side].push(cpu * 1e6 / r.latencies_us.len() as f64);
             }
             #[allow(clippy::cast_precision_loss)]
             rate[side].push(r.latencies_us.len() as f64 / r.elapsed.as_secs_f64());
@@ -213,6 +249,7 @@ pub(crate) fn health_load(ctx: &Ctx, daemons: &mut [Daemon]) -> Result<Vec<Row>>
         .collect::<Result<Vec<f64>>>()?;
     let c = ctx.load_conns;
     let [rate_o, rate_u] = rate;
+    let [cpr_o, cpr_u] = cpu_per_req;
     let mut rows = vec![
         Row::new(
             "6a",
@@ -235,6 +272,14 @@ pub(crate) fn health_load(ctx: &Ctx, daemons: &mut [Daemon]) -> Result<Vec<Row>>
             rate_o,
             rate_u,
         ),
+        Row::new(
+            "6e",
+            "health server CPU per request (schedstat, per round)",
+            Unit::Us,
+            cpr_o,
+            cpr_u,
+        )
+        .target(Target::RatioAtMost(1.0)),
     ];
     if let [o, u] = hwm.as_slice() {
         rows.push(Row::new(

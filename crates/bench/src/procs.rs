@@ -240,6 +240,22 @@ pub(crate) fn sched_secs(pid: i32) -> Result<f64> {
     Ok(total as f64 / 1e9)
 }
 
+/// How many times the process's live threads were put on a CPU so far
+/// (`/proc/PID/task/*/schedstat`, third field): each is one wake-up of a thread.
+pub(crate) fn sched_runs(pid: i32) -> Result<u64> {
+    let mut total = 0u64;
+    for task in std::fs::read_dir(format!("/proc/{pid}/task"))? {
+        let path = task?.path().join("schedstat");
+        let Ok(text) = std::fs::read_to_string(&path) else {
+            continue; // the thread exited meanwhile
+        };
+        if let Some(runs) = text.split_whitespace().nth(2) {
+            total += runs.parse::<u64>().unwrap_or(0);
+        }
+    }
+    Ok(total)
+}
+
 /// The three X.509 output files every benchmark config asks for.
 pub(crate) const X509_FILES: [&str; 3] = ["svid.pem", "svid_key.pem", "svid_bundle.pem"];
 

@@ -15,6 +15,8 @@ pub(crate) enum Unit {
     Secs,
     /// Requests per second.
     PerSec,
+    /// Events per minute.
+    PerMin,
 }
 
 impl Unit {
@@ -32,6 +34,7 @@ impl Unit {
             Unit::MiB => "MiB",
             Unit::Secs => "s",
             Unit::PerSec => "req/s",
+            Unit::PerMin => "/min",
         };
         format!("{num} {unit}")
     }

@@ -258,7 +258,7 @@ fn route(
             } else {
                 StatusCode::SERVICE_UNAVAILABLE
             };
-            response(status, "application/json", body.to_string())
+            response(status, "application/json", body)
         }
         Target::Metrics => {
             let openmetrics = headers

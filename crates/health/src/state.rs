@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::SystemTime;
 
+use hyper::body::Bytes;
 use serde_json::{Map, Value, json};
 
 use crate::metrics::{self, Metrics, label};
@@ -79,6 +80,28 @@ struct Inner {
     agent_connected: bool,
     agent_ever_connected: bool,
     last_update: Option<SystemTime>,
+    /// The last answer of each probe (liveness, readiness), reused while the state is unchanged
+    /// and the time-dependent parts of the body read the same ([`Inner::time_key`]). Cleared by
+    /// every change ([`HealthState::change`]).
+    rendered: [Option<Rendered>; 2],
+}
+
+/// One probe answer as it went out: verdict and serialised body.
+#[derive(Debug, Clone)]
+struct Rendered {
+    /// [`Inner::time_key`] at the moment of rendering.
+    key: Vec<i64>,
+    ok: bool,
+    body: Bytes,
+}
+
+impl Probe {
+    fn slot(self) -> usize {
+        match self {
+            Self::Liveness => 0,
+            Self::Readiness => 1,
+        }
+    }
 }
 
 impl Inner {
@@ -121,6 +144,22 @@ impl Inner {
             ));
         }
         problems
+    }
+
+    /// Everything in a probe's verdict and body that depends on `now` rather than on the state:
+    /// whether the X.509 SVID has expired, and each `expires_in_seconds`. Two instants with the
+    /// same key and no state change in between give byte-identical answers.
+    fn time_key(&self, now: SystemTime) -> impl Iterator<Item = i64> + '_ {
+        let x509 = self
+            .x509
+            .as_ref()
+            .and_then(|x| x.expiry)
+            .map(|t| [i64::from(now > t), secs_between(now, t)]);
+        x509.into_iter().flatten().chain(
+            self.jwt_svids
+                .values()
+                .map(move |o| o.expiry.map_or(i64::MIN, |t| secs_between(now, t))),
+        )
     }
 
     fn body(&self, probe: Probe, now: SystemTime) -> Value {
@@ -223,11 +262,19 @@ impl HealthState {
         self.inner.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
+    /// The lock for a change of state: drops the pre-rendered answers, so the next request
+    /// after the change renders from the new state.
+    fn change(&self) -> MutexGuard<'_, Inner> {
+        let mut inner = self.lock();
+        inner.rendered = [None, None];
+        inner
+    }
+
     /// The X.509 SVID, key and bundle were written. A write of a different SVID
     /// (other `NotAfter` or SPIFFE ID) after the first one counts as a rotation; a
     /// rewrite of the same SVID (e.g. a bundle-only update) does not.
     pub fn x509_written(&self, spiffe_id: &str, not_after: SystemTime) {
-        let mut inner = self.lock();
+        let mut inner = self.change();
         let previous = inner.x509.as_ref().and_then(|x| x.expiry);
         if let Some(prev_expiry) = previous
             && (prev_expiry != not_after || inner.spiffe_id.as_deref() != Some(spiffe_id))
@@ -253,13 +300,16 @@ impl HealthState {
 
     /// Writing the X.509 files failed; the previously written SVID (if any) stays current.
     pub fn x509_write_failed(&self) {
-        self.lock().x509.get_or_insert_with(Output::default).status = WriteStatus::Failed;
+        self.change()
+            .x509
+            .get_or_insert_with(Output::default)
+            .status = WriteStatus::Failed;
         self.count_failure(metrics::OUTPUT_X509);
     }
 
     /// The JWT SVID file at `path` was written; `expiry` is the token's `exp`.
     pub fn jwt_svid_written(&self, path: &Path, expiry: SystemTime) {
-        let mut inner = self.lock();
+        let mut inner = self.change();
         inner
             .jwt_svids
             .entry(path.to_path_buf())
@@ -274,7 +324,7 @@ impl HealthState {
 
     /// Writing the JWT SVID file at `path` failed.
     pub fn jwt_svid_write_failed(&self, path: &Path) {
-        self.lock()
+        self.change()
             .jwt_svids
             .entry(path.to_path_buf())
             .or_default()
@@ -285,7 +335,7 @@ impl HealthState {
     /// The JWT bundle file was written. Ignored for the status map when no
     /// bundle path was given to [`HealthState::new`].
     pub fn jwt_bundle_written(&self) {
-        let mut inner = self.lock();
+        let mut inner = self.change();
         if let Some((_, o)) = inner.jwt_bundle.as_mut() {
             o.written(None);
         }
@@ -294,7 +344,7 @@ impl HealthState {
 
     /// Writing the JWT bundle file failed.
     pub fn jwt_bundle_write_failed(&self) {
-        if let Some((_, o)) = self.lock().jwt_bundle.as_mut() {
+        if let Some((_, o)) = self.change().jwt_bundle.as_mut() {
             o.status = WriteStatus::Failed;
         }
         self.count_failure(metrics::OUTPUT_JWT_BUNDLE);
@@ -310,7 +360,7 @@ impl HealthState {
     /// The Workload API connection went up (`true`) or down (`false`). Each
     /// down→up transition after the first connection counts as a reconnect.
     pub fn agent_connected(&self, connected: bool) {
-        let mut inner = self.lock();
+        let mut inner = self.change();
         if connected && !inner.agent_connected {
             if inner.agent_ever_connected {
                 self.metrics.agent_reconnects.inc();
@@ -359,13 +409,26 @@ impl HealthState {
         self.lock().body(probe, now)
     }
 
-    /// Verdict and body from one consistent snapshot.
-    pub(crate) fn answer(&self, probe: Probe, now: SystemTime) -> (bool, Value) {
-        let inner = self.lock();
-        (
-            inner.problems(probe, now).is_empty(),
-            inner.body(probe, now),
-        )
+    /// Verdict and serialised body from one consistent snapshot. Rendered once per change of
+    /// state or of the time-dependent fields (at most once a second per expiry), and served from
+    /// that copy in between: probes and load hit the copy.
+    pub(crate) fn answer(&self, probe: Probe, now: SystemTime) -> (bool, Bytes) {
+        let mut inner = self.lock();
+        let slot = probe.slot();
+        if let Some(r) = &inner.rendered[slot]
+            && r.key.iter().copied().eq(inner.time_key(now))
+        {
+            return (r.ok, r.body.clone());
+        }
+        let ok = inner.problems(probe, now).is_empty();
+        let body = Bytes::from(inner.body(probe, now).to_string());
+        let key = inner.time_key(now).collect();
+        inner.rendered[slot] = Some(Rendered {
+            key,
+            ok,
+            body: body.clone(),
+        });
+        (ok, body)
     }
 
     /// The metrics exposition and its content type.

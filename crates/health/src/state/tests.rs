@@ -265,3 +265,84 @@ fn a_new_spiffe_id_replaces_the_old_expiry_series() {
     assert!(text.contains("spiffe_helper_x509_svid_rotations_total 1"));
     assert!(text.ends_with("# EOF\n"));
 }
+
+fn answer_json(s: &HealthState, probe: Probe, now: SystemTime) -> (bool, Value) {
+    let (ok, body) = s.answer(probe, now);
+    (ok, serde_json::from_slice(&body).unwrap_or(Value::Null))
+}
+
+#[test]
+fn pre_rendered_answer_follows_every_state_change_at_once() {
+    let s = full_state();
+    let (ok, body) = answer_json(&s, Probe::Readiness, t(0));
+    assert!(!ok);
+    assert_eq!(body["status"], "Service Unavailable");
+    write_all(&s, t(3600));
+    // Same instant, so only the change of state can alter the answer.
+    let (ok, body) = answer_json(&s, Probe::Readiness, t(0));
+    assert!(ok, "ready as soon as the last output is written: {body}");
+    assert_eq!(body["status"], "OK");
+    assert_eq!(body, s.probe_body(Probe::Readiness, t(0)));
+    s.agent_connected(true);
+    assert_eq!(
+        answer_json(&s, Probe::Readiness, t(0)).1["agent_connection"],
+        "connected"
+    );
+    s.jwt_svid_write_failed(&jwt());
+    let (live, body) = answer_json(&s, Probe::Liveness, t(0));
+    assert!(!live);
+    assert_eq!(
+        body["health"]["file_write_statuses"]["jwt_write_status"]["/certs/token.jwt"],
+        "failed"
+    );
+}
+
+#[test]
+fn pre_rendered_answer_follows_the_clock() {
+    let s = full_state();
+    write_all(&s, t(10));
+    let (ok, body) = answer_json(&s, Probe::Liveness, t(0));
+    assert!(ok);
+    assert_eq!(body["x509_svid"]["expires_in_seconds"], 10);
+    // Within the same second the copy is served, and it is what a fresh render gives.
+    let later = t(0) + Duration::from_millis(400);
+    assert_eq!(
+        answer_json(&s, Probe::Liveness, later).1,
+        s.probe_body(Probe::Liveness, later)
+    );
+    let (_, body) = answer_json(&s, Probe::Liveness, t(4));
+    assert_eq!(body["x509_svid"]["expires_in_seconds"], 6);
+    assert_eq!(
+        body["jwt_svids"]["/certs/token.jwt"]["expires_in_seconds"],
+        296
+    );
+    // Expiry flips the verdict even when the whole seconds left read the same (0 at the
+    // instant of expiry, -1 just after).
+    assert!(answer_json(&s, Probe::Liveness, t(10)).0);
+    let (ok, body) = answer_json(&s, Probe::Liveness, t(10) + Duration::from_millis(1));
+    assert!(!ok, "expired: {body}");
+    assert_eq!(body["status"], "Service Unavailable");
+}
+
+#[test]
+fn repeated_answers_are_served_from_one_rendering() {
+    let s = full_state();
+    write_all(&s, t(3600));
+    // 3599.999 s and 3599.001 s left both read 3599.
+    let (_, first) = s.answer(Probe::Readiness, t(0) + Duration::from_millis(1));
+    let (_, second) = s.answer(Probe::Readiness, t(0) + Duration::from_millis(999));
+    assert_eq!(
+        first.as_ptr(),
+        second.as_ptr(),
+        "the same bytes, not a new rendering"
+    );
+    let (_, live) = s.answer(Probe::Liveness, t(0));
+    assert_ne!(
+        first.as_ptr(),
+        live.as_ptr(),
+        "each probe has its own answer"
+    );
+    s.jwt_bundle_written();
+    let (_, after) = s.answer(Probe::Readiness, t(0));
+    assert_ne!(first.as_ptr(), after.as_ptr(), "a change renders again");
+}
