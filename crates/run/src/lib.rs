@@ -44,6 +44,7 @@ mod heap;
 mod oneshot;
 mod outputs;
 mod startup;
+mod tick;
 mod writer;
 
 pub use daemon::{Daemon, Fatal, Started};

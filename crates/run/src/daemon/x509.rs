@@ -150,12 +150,12 @@ async fn log_liveness(
     updates: watch::Receiver<Arc<X509Snapshot>>,
     shutdown: CancellationToken,
 ) -> Result<(), Fatal> {
-    let mut tick = tokio::time::interval(LIVENESS_LOG_EVERY);
-    tick.tick().await;
+    // One kernel timer: an idle daemon wakes once per line (src/tick.rs).
+    let mut tick = crate::tick::Ticker::new(LIVENESS_LOG_EVERY);
     loop {
         tokio::select! {
             () = shutdown.cancelled() => return Ok(()),
-            _ = tick.tick() => {}
+            () = tick.tick() => {}
         }
         let snapshot = updates.borrow().clone();
         let svid = snapshot.svid();
