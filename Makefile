@@ -158,10 +158,15 @@ soak: spire ## the release daemon (cmd reloaded by SIGHUP, health probed) agains
 	$(CARGO) build --release -p spiffe-helper-rust
 	SPIRE_BIN_DIR=$(SPIRE_BIN) HELPER=$(SOAK_TARGET)/release/spiffe-helper-rust tests/soak/soak.sh daemon
 
+# The embedding server runs with glibc's per-thread cache off, as docs/embedding.md recommends
+# for long-running processes ("Memory over months"); SOAK_EMBED_GLIBC_TUNABLES= measures glibc's
+# defaults.
+SOAK_EMBED_GLIBC_TUNABLES ?= glibc.malloc.tcache_count=0
+
 .PHONY: soak-embed
 soak-embed: spire ## an X509Source + JwtSource + mTLS server (crates/soak) taking handshakes, same sampling and bound
 	$(CARGO) build --release -p spiffe-helper-soak
-	SPIRE_BIN_DIR=$(SPIRE_BIN) SOAK_EMBED=$(SOAK_TARGET)/release/spiffe-helper-soak tests/soak/soak.sh embed
+	SPIRE_BIN_DIR=$(SPIRE_BIN) SOAK_EMBED_GLIBC_TUNABLES="$(SOAK_EMBED_GLIBC_TUNABLES)" SOAK_EMBED=$(SOAK_TARGET)/release/spiffe-helper-soak tests/soak/soak.sh embed
 
 .PHONY: fuzz-config
 fuzz-config: ## fuzz the config parser for a minute (needs nightly + cargo-fuzz)

@@ -19,7 +19,10 @@
 # tests/spire/build-spire.sh is asked), HELPER and SOAK_EMBED (the binaries; default the release
 # builds under CARGO_TARGET_DIR or target/), SOAK_TABLE (a file to which the per-10-minute
 # markdown table is written), SOAK_EMBED_RUNTIME=current_thread (the embedding process on tokio's
-# current-thread runtime instead of the multi-thread one). Works when started with HUP, INT and QUIT ignored (nohup, CI):
+# current-thread runtime instead of the multi-thread one), SOAK_EMBED_GLIBC_TUNABLES (given to
+# the embedding server as GLIBC_TUNABLES; make soak-embed sets glibc.malloc.tcache_count=0, the
+# setting docs/embedding.md recommends for long-running glibc processes; empty: glibc's
+# defaults). Works when started with HUP, INT and QUIT ignored (nohup, CI):
 # everything is stopped by pid with SIGTERM, and the helper gives `cmd` a clean signal slate.
 set -euo pipefail
 
@@ -128,6 +131,13 @@ sample() {
     sleep 0.2
   done
   echo "$(status_kb "$pid" VmRSS) $(status_kb "$pid" RssAnon) $fds $(status_kb "$pid" Threads)"
+}
+
+# utime + stime of a process in seconds (proc(5): fields 14 and 15 of /proc/PID/stat, counted
+# after the command name, which may hold spaces).
+cpu_seconds() {
+  awk -v hz="$(getconf CLK_TCK)" '{ sub(/.*[)] /, ""); split($0, f, " "); printf "%.2f", (f[12] + f[13]) / hz }' \
+    "/proc/$1/stat" 2>/dev/null || echo "?"
 }
 
 # ---- daemon mode -------------------------------------------------------------------------
@@ -249,7 +259,10 @@ daemon_counts() {
 # ---- embed mode --------------------------------------------------------------------------
 
 start_embed() {
-  SPIFFE_ENDPOINT_SOCKET="unix://$SOCK" "$EMBED" serve --listen 127.0.0.1:0 \
+  local tunables=()
+  [ -z "${SOAK_EMBED_GLIBC_TUNABLES:-}" ] || tunables=("GLIBC_TUNABLES=$SOAK_EMBED_GLIBC_TUNABLES")
+  say "embedding server's GLIBC_TUNABLES: ${SOAK_EMBED_GLIBC_TUNABLES:-unset, the defaults of glibc}"
+  env "${tunables[@]}" SPIFFE_ENDPOINT_SOCKET="unix://$SOCK" "$EMBED" serve --listen 127.0.0.1:0 \
     </dev/null >"$WORK/server.out" 2>"$WORK/server.log" &
   PID=$!
   PIDS+=("$PID")
@@ -358,6 +371,7 @@ growth=$((max_anon - base_anon))
 cat "$WORK/table.md" >&2
 [ -z "${SOAK_TABLE:-}" ] || cp "$WORK/table.md" "$SOAK_TABLE"
 if [ "$MODE" = daemon ]; then say "totals: $(daemon_counts)"; else say "totals: $(embed_counts)"; fi
+say "CPU of the process under test: $(cpu_seconds "$PID") s (user + system)"
 say "RssAnon after the warm-up: $base_anon kB at minute $WARMUP, at most $max_anon kB later, $last_anon kB at minute $MINUTES (allowed growth $allowed kB over $after min)"
 
 [ "$growth" -le "$allowed" ] || fail "RssAnon grew by $growth kB after the warm-up; the bound is $allowed kB"
