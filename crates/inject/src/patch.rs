@@ -51,6 +51,11 @@ pub(crate) fn build(spec: &PodSpec, add: &Additions) -> Result<Patch, Refusal> {
     Ok(Patch(ops.0))
 }
 
+/// A JSON pointer from unescaped tokens (`~` → `~0`, `/` → `~1`).
+pub(crate) fn pointer(tokens: &[&str]) -> PointerBuf {
+    PointerBuf::from_tokens(tokens.iter().copied())
+}
+
 struct Ops(Vec<PatchOperation>);
 
 impl Ops {
@@ -59,7 +64,7 @@ impl Ops {
             reason: format!("cannot encode the patch: {e}"),
         })?;
         self.0.push(PatchOperation::Add(AddOperation {
-            path: PointerBuf::from_tokens(tokens.iter().copied()),
+            path: pointer(tokens),
             value,
         }));
         Ok(())
