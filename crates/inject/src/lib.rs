@@ -83,8 +83,9 @@ pub fn mutate(
     }
     let req = annotations::parse(annotations, settings)?;
     let vars = helper_env::vars(&req, settings);
-    let warnings = helper_env::validate(&vars, req.mode)?;
+    let mut warnings = helper_env::validate(&vars, req.mode)?;
     let pid = pod::check(spec, &req, settings)?;
+    warnings.extend(pod::warnings(spec));
     let additions = patch::Additions {
         helper: container::helper(&req, settings, &vars, pid.as_ref()),
         volumes: pod::volumes(&req, settings),

@@ -49,6 +49,13 @@ pub(crate) fn check(
             ));
         }
     }
+    let pod_user = spec.security_context.as_ref().and_then(|sc| sc.run_as_user);
+    if pod_user == Some(0) {
+        return Err(refuse(
+            a::INJECT,
+            "the pod runs as root (securityContext.runAsUser: 0) and the helper runs as non-root, so the kubelet would not start it; set runAsUser on the containers that need root instead".to_owned(),
+        ));
+    }
     for container in all_containers(spec) {
         check_container(container, req, settings)?;
     }
@@ -94,6 +101,18 @@ fn check_container(
         ));
     }
     Ok(())
+}
+
+/// What the pod will probably trip over without being wrong: the helper writes the key 0600
+/// as its own uid, so an application running as another uid cannot read it.
+pub(crate) fn warnings(spec: &PodSpec) -> Vec<String> {
+    let pod_user = spec.security_context.as_ref().and_then(|sc| sc.run_as_user);
+    if pod_user.is_some() {
+        return Vec::new();
+    }
+    vec![
+        "the helper writes the private key readable by its own uid only (0600) and runs as the pod's runAsUser, else its image's 65532; set spec.securityContext.runAsUser so that the application runs as the same uid".to_owned(),
+    ]
 }
 
 /// The helper reads the pid file in its own filesystem, so the file must be on a volume that

@@ -222,3 +222,22 @@ fn a_setting_the_helper_warns_about_comes_back_as_an_admission_warning() {
         "named by its annotation: {warnings:?}"
     );
 }
+
+#[test]
+fn a_pod_without_a_pod_level_uid_is_warned_that_the_app_may_not_read_the_key() {
+    let spec = json!({"containers": [{"name": "app", "image": "app:1"}]});
+    let got = mutate(
+        &pod(&[(INJECT, "true")], &spec),
+        NS,
+        &InjectorSettings::default(),
+    )
+    .unwrap();
+    let Mutation::Patch { warnings, .. } = got else {
+        panic!("{got:?}")
+    };
+    assert_eq!(warnings.len(), 1, "{warnings:?}");
+    assert!(
+        warnings[0].contains("runAsUser") && warnings[0].contains("0600"),
+        "{warnings:?}"
+    );
+}

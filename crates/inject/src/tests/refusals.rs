@@ -292,3 +292,13 @@ fn an_opted_in_pod_without_a_spec_is_refused() {
     let got = refusal(&bare);
     assert!(matches!(got, Refusal::Malformed { .. }), "{got:?}");
 }
+
+#[test]
+fn a_pod_running_as_root_is_refused_since_the_non_root_helper_would_not_start() {
+    let spec = json!({
+        "securityContext": {"runAsUser": 0},
+        "containers": [{"name": "app", "image": "app:1"}],
+    });
+    let got = refusal(&pod(&[(INJECT, "true")], &spec));
+    says(&got, INJECT, &["runAsUser: 0", "non-root"]);
+}

@@ -33,7 +33,10 @@ fn pod_object(annotations: &Value) -> Value {
         "apiVersion": "v1",
         "kind": "Pod",
         "metadata": {"generateName": "app-", "annotations": annotations},
-        "spec": {"containers": [{"name": "app", "image": "app:1"}]},
+        "spec": {
+            "securityContext": {"runAsUser": 101},
+            "containers": [{"name": "app", "image": "app:1"}],
+        },
     })
 }
 

@@ -22,9 +22,13 @@ pub fn pod(annotations: &[(&str, &str)], spec: &Value) -> Pod {
     .expect("a valid pod")
 }
 
-/// One application container, no volumes, no initContainers.
+/// One application container, no volumes, no initContainers; the pod's uid set, as the demo
+/// manifest does, so that the helper and the application share it.
 pub fn minimal_spec() -> Value {
-    json!({"containers": [{"name": "app", "image": "app:1"}]})
+    json!({
+        "securityContext": {"runAsUser": 101},
+        "containers": [{"name": "app", "image": "app:1"}],
+    })
 }
 
 /// A minimal pod that opted in, with more annotations.
