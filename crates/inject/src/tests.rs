@@ -3,6 +3,7 @@
 //! the point (RFC 6901 escaping).
 
 mod annotations;
+mod docs;
 mod inject;
 mod refusals;
 mod review;
