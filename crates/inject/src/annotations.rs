@@ -4,6 +4,9 @@
 
 use std::collections::BTreeMap;
 
+use crate::checks::{
+    check_cert_dir, check_file_name, check_object_name, check_pid_file, invalid, jwt_files,
+};
 use crate::refusal::Refusal;
 use crate::settings::{AgentSocket, InjectorSettings};
 
@@ -130,7 +133,7 @@ pub(crate) fn parse(
     }
     let file_name = |key: &'static str| get(key).map(|v| check_file_name(key, v)).transpose();
     let cert_dir = get(CERT_DIR).unwrap_or(DEFAULT_CERT_DIR);
-    check_dir(CERT_DIR, cert_dir)?;
+    check_cert_dir(cert_dir)?;
     let pid_file_name = get(PID_FILE_NAME)
         .map(|v| check_pid_file(v, cert_dir))
         .transpose()?;
@@ -150,14 +153,6 @@ pub(crate) fn parse(
         config_map: get(CONFIG_MAP).map(str::to_owned),
         agent_socket: agent_socket(get(AGENT_SOCKET), settings.agent_socket)?,
     })
-}
-
-fn invalid(annotation: &str, value: &str, expected: impl Into<String>) -> Refusal {
-    Refusal::InvalidAnnotation {
-        annotation: annotation.to_owned(),
-        value: value.to_owned(),
-        expected: expected.into(),
-    }
 }
 
 fn refuse_unknown(annotations: &Annotations) -> Result<(), Refusal> {
@@ -207,124 +202,4 @@ fn agent_socket(value: Option<&str>, default: AgentSocket) -> Result<AgentSocket
         Some("csi") => Ok(AgentSocket::Csi),
         Some(other) => Err(invalid(AGENT_SOCKET, other, "\"csi\" or \"hostpath\"")),
     }
-}
-
-/// An absolute directory for a volume mount: no `.`/`..` components, not `/` itself, no `:`
-/// (Kubernetes refuses it in a mountPath).
-fn check_dir(annotation: &str, value: &str) -> Result<(), Refusal> {
-    const EXPECTED: &str = "an absolute directory path below / without \".\", \"..\", \"//\" or \":\", e.g. /run/spiffe/certs";
-    let trimmed = value.trim_end_matches('/');
-    let ok = trimmed.starts_with('/')
-        && !value.contains(':')
-        && trimmed
-            .split('/')
-            .skip(1)
-            .all(|c| !c.is_empty() && c != "." && c != "..");
-    if ok {
-        Ok(())
-    } else {
-        Err(invalid(annotation, value, EXPECTED))
-    }
-}
-
-/// A name inside the certificate directory: the helper resolves relative names against
-/// `cert_dir` (docs/configuration.md, "Output files"), and only that directory is writable
-/// in the helper (read-only root filesystem), so a path elsewhere would fail at the first write.
-fn check_file_name(annotation: &'static str, value: &str) -> Result<String, Refusal> {
-    let ok = !value.is_empty()
-        && value != "."
-        && value != ".."
-        && value.len() <= 255
-        && !value.contains(['/', '\0']);
-    if ok {
-        Ok(value.to_owned())
-    } else {
-        Err(invalid(
-            annotation,
-            value,
-            "a file name inside cert-dir (no \"/\"), e.g. svid.pem",
-        ))
-    }
-}
-
-/// The pid file is written by an application container, so it cannot be in the certificate
-/// directory (read-only in application containers).
-fn check_pid_file(value: &str, cert_dir: &str) -> Result<String, Refusal> {
-    check_dir(PID_FILE_NAME, value).map_err(|_| {
-        invalid(
-            PID_FILE_NAME,
-            value,
-            "the absolute path of the pid file in the application container, e.g. /run/nginx/nginx.pid",
-        )
-    })?;
-    let dir = cert_dir.trim_end_matches('/');
-    if value.starts_with(&format!("{dir}/")) {
-        return Err(invalid(
-            PID_FILE_NAME,
-            value,
-            format!(
-                "a path outside cert-dir ({dir} is read-only in application containers); use a directory the application writes"
-            ),
-        ));
-    }
-    Ok(value.to_owned())
-}
-
-/// A Kubernetes object name (a DNS subdomain, RFC 1123): lower-case letters, digits, `-` and
-/// `.`, starting and ending with a letter or digit, at most 253 characters.
-fn check_object_name(annotation: &str, value: &str) -> Result<(), Refusal> {
-    let bytes = value.as_bytes();
-    let alnum = |b: &u8| b.is_ascii_lowercase() || b.is_ascii_digit();
-    let ok = !bytes.is_empty()
-        && bytes.len() <= 253
-        && bytes.first().is_some_and(alnum)
-        && bytes.last().is_some_and(alnum)
-        && bytes.iter().all(|b| alnum(b) || *b == b'-' || *b == b'.');
-    if ok {
-        Ok(())
-    } else {
-        Err(invalid(
-            annotation,
-            value,
-            "the name of a ConfigMap in the pod's namespace (lower-case letters, digits, '-' and '.')",
-        ))
-    }
-}
-
-/// `a, b` → one JWT-SVID file per audience, named `jwt_<audience>.token` with every character
-/// other than letters, digits, `.`, `_` and `-` replaced by `_` (an audience is often a URL).
-fn jwt_files(value: &str) -> Result<Vec<JwtFile>, Refusal> {
-    let mut files: Vec<JwtFile> = Vec::new();
-    for audience in value.split(',').map(str::trim) {
-        if audience.is_empty() {
-            return Err(invalid(
-                JWT_AUDIENCES,
-                value,
-                "comma-separated audiences, none empty, e.g. \"api.example.org, vault\"",
-            ));
-        }
-        let safe: String = audience
-            .chars()
-            .map(|c| match c {
-                'a'..='z' | 'A'..='Z' | '0'..='9' | '.' | '_' | '-' => c,
-                _ => '_',
-            })
-            .collect();
-        let file_name = format!("jwt_{safe}.token");
-        if let Some(other) = files.iter().find(|f| f.file_name == file_name) {
-            return Err(invalid(
-                JWT_AUDIENCES,
-                value,
-                format!(
-                    "audiences with distinct file names: {:?} and {:?} would both be written to {file_name}",
-                    other.audience, audience
-                ),
-            ));
-        }
-        files.push(JwtFile {
-            audience: audience.to_owned(),
-            file_name,
-        });
-    }
-    Ok(files)
 }

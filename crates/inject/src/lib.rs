@@ -27,6 +27,7 @@
 //! ```
 
 mod annotations;
+mod checks;
 mod container;
 mod helper_env;
 mod mutation;

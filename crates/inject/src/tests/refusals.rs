@@ -61,6 +61,29 @@ fn a_cert_dir_that_is_not_a_clean_absolute_directory_is_refused() {
 }
 
 #[test]
+fn a_cert_dir_that_would_hide_a_system_directory_is_refused() {
+    for value in ["/etc", "/tmp/", "/run", "/usr"] {
+        says(&invalid(CERT_DIR, value), CERT_DIR, &["hide the image's"]);
+    }
+}
+
+#[test]
+fn a_cert_dir_overlapping_the_helpers_own_mounts_is_refused() {
+    for value in [
+        "/run/spire/sockets",
+        "/run/spire",
+        "/run/spire/sockets/certs",
+        "/etc/spiffe-helper",
+    ] {
+        says(
+            &invalid(CERT_DIR, value),
+            CERT_DIR,
+            &["where the helper mounts"],
+        );
+    }
+}
+
+#[test]
 fn a_file_name_that_leaves_cert_dir_is_refused() {
     let keys = [
         SVID_FILE_NAME,
@@ -194,6 +217,24 @@ fn jwt_audiences_with_an_empty_entry_are_refused() {
             &["none empty"],
         );
     }
+}
+
+#[test]
+fn a_jwt_audience_too_long_for_a_file_name_is_refused() {
+    let long = "a".repeat(246);
+    says(
+        &invalid(JWT_AUDIENCES, &long),
+        JWT_AUDIENCES,
+        &["at most 245 bytes"],
+    );
+    assert!(
+        crate::mutate(
+            &opted_in(&[(JWT_AUDIENCES, &"a".repeat(245))]),
+            super::support::NS,
+            &crate::InjectorSettings::default()
+        )
+        .is_ok()
+    );
 }
 
 #[test]
