@@ -3,9 +3,12 @@
 //! `uid`; a mutation is a base64 JSON patch with `patchType: JSONPatch`). Nothing here panics
 //! on any input: what cannot be read is denied with the reason.
 
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD as BASE64;
 use k8s_openapi::api::core::v1::Pod;
 use kube_core::DynamicObject;
 use kube_core::admission::{AdmissionRequest, AdmissionResponse, AdmissionReview, Operation};
+use serde_json::Value;
 
 use crate::mutation::Mutation;
 use crate::refusal::Refusal;
@@ -13,7 +16,8 @@ use crate::settings::InjectorSettings;
 
 /// Answers one review: allowed with a patch, allowed unchanged, or denied with the reason as
 /// the status message. Requests for anything but the creation of a Pod are allowed unchanged
-/// (the webhook configuration routes only those here).
+/// (the webhook configuration routes only those here). To answer over HTTP, use
+/// [`review_json`], which also writes the patch as the API documents it.
 #[must_use]
 pub fn review(
     review: AdmissionReview<DynamicObject>,
@@ -33,15 +37,27 @@ pub fn review(
 
 /// [`review`] on the HTTP body: JSON in, JSON out. A body that is not an `AdmissionReview` is
 /// denied, echoing its `request.uid` when one can be found.
+///
+/// The patch is written as a base64 string, as the API documents `patch` (a Go `[]byte`);
+/// kube-core's own serialization writes an array of numbers (kube-rs issue #1781), which
+/// only works because Go's JSON decoder happens to accept it.
 #[must_use]
 pub fn review_json(body: &[u8], settings: &InjectorSettings) -> Vec<u8> {
-    let answer = match serde_json::from_slice::<AdmissionReview<DynamicObject>>(body) {
+    let mut answer = match serde_json::from_slice::<AdmissionReview<DynamicObject>>(body) {
         Ok(parsed) => review(parsed, settings),
         Err(err) => invalid(&format!("not an AdmissionReview: {err}"), salvage_uid(body)),
     };
+    let patch = answer.response.as_mut().and_then(|r| r.patch.take());
     // Serializing these types cannot fail (string keys, no non-finite floats); should it, an
     // empty body makes the API server apply the webhook's failure policy.
-    serde_json::to_vec(&answer).unwrap_or_default()
+    let Ok(mut json) = serde_json::to_value(&answer) else {
+        return Vec::new();
+    };
+    let response = json.get_mut("response").and_then(Value::as_object_mut);
+    if let (Some(bytes), Some(response)) = (patch, response) {
+        response.insert("patch".to_owned(), Value::String(BASE64.encode(bytes)));
+    }
+    serde_json::to_vec(&json).unwrap_or_default()
 }
 
 fn answer(
@@ -93,7 +109,7 @@ fn invalid(reason: &str, uid: String) -> AdmissionReview<DynamicObject> {
 /// `request.uid` of a body that does not decode as a whole, so the API server can match the
 /// answer to its request.
 fn salvage_uid(body: &[u8]) -> String {
-    serde_json::from_slice::<serde_json::Value>(body)
+    serde_json::from_slice::<Value>(body)
         .ok()
         .and_then(|v| v.pointer("/request/uid")?.as_str().map(str::to_owned))
         .unwrap_or_default()
