@@ -181,8 +181,9 @@ fn refuse_per_key_with_config_map(annotations: &Annotations) -> Result<(), Refus
     Err(Refusal::Conflict {
         annotation: CONFIG_MAP.to_owned(),
         others: set.join(", "),
-        why: "the ConfigMap's helper.conf is the whole configuration; set these keys in it \
-              (with a pid file, also set shareProcessNamespace: true in the pod)"
+        why: "the ConfigMap's helper.conf is the whole configuration; set these keys in it, \
+              except a pid file: only pid-file-name shares the pid file's volume and process \
+              namespace with the helper, so use the annotations instead of a ConfigMap for that"
             .to_owned(),
     })
 }
