@@ -43,13 +43,6 @@ pub(crate) fn helper(
     pid: Option<&PidVolume>,
 ) -> Container {
     let sidecar = req.mode == Mode::Sidecar;
-    let mut args = Vec::new();
-    if req.config_map.is_some() {
-        args.extend(["-config".to_owned(), format!("{CONFIG_DIR}/helper.conf")]);
-    }
-    if !sidecar {
-        args.push("-daemon-mode=false".to_owned());
-    }
     Container {
         name: CONTAINER_NAME.to_owned(),
         image: Some(settings.image.clone()),
@@ -57,16 +50,8 @@ pub(crate) fn helper(
         // A native sidecar: started before the application containers, kept running
         // (Kubernetes 1.33+, "Sidecar containers").
         restart_policy: sidecar.then(|| "Always".to_owned()),
-        args: (!args.is_empty()).then_some(args),
-        env: Some(
-            vars.iter()
-                .map(|v| EnvVar {
-                    name: v.name.clone(),
-                    value: Some(v.value.clone()),
-                    ..EnvVar::default()
-                })
-                .collect(),
-        ),
+        args: args(req),
+        env: Some(vars.iter().map(env_var).collect()),
         ports: sidecar.then(|| {
             vec![ContainerPort {
                 name: Some(PORT_NAME.to_owned()),
@@ -81,6 +66,27 @@ pub(crate) fn helper(
         resources: Some(settings.resources.clone()),
         volume_mounts: Some(mounts(req, pid)),
         ..Container::default()
+    }
+}
+
+/// `-config` for a `ConfigMap`, `-daemon-mode=false` for one-shot mode; none otherwise (the
+/// environment is the whole configuration).
+fn args(req: &Requested) -> Option<Vec<String>> {
+    let mut args = Vec::new();
+    if req.config_map.is_some() {
+        args.extend(["-config".to_owned(), format!("{CONFIG_DIR}/helper.conf")]);
+    }
+    if req.mode == Mode::Init {
+        args.push("-daemon-mode=false".to_owned());
+    }
+    (!args.is_empty()).then_some(args)
+}
+
+fn env_var(var: &Var) -> EnvVar {
+    EnvVar {
+        name: var.name.clone(),
+        value: Some(var.value.clone()),
+        ..EnvVar::default()
     }
 }
 
