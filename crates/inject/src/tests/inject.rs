@@ -370,3 +370,17 @@ fn pods_that_did_not_opt_in_are_left_alone_whatever_else_they_carry() {
         );
     }
 }
+
+#[test]
+fn empty_arrays_in_the_submitted_pod_are_appended_to() {
+    let spec = json!({
+        "securityContext": {"runAsUser": 101},
+        "initContainers": [],
+        "containers": [{"name": "app", "image": "app:1", "volumeMounts": []}],
+        "volumes": [],
+    });
+    let pod = inject(&pod(&[(INJECT, "true")], &spec));
+    assert_eq!(spec_init(&pod).len(), 1);
+    assert_eq!(volumes(&pod).len(), 2);
+    assert!(mount(&containers(&pod)[0], CERTS_VOLUME).is_some());
+}
