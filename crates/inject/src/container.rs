@@ -94,7 +94,7 @@ fn env_var(var: &Var) -> EnvVar {
 /// starts once a sidecar's startup probe passes, and readiness means "the X.509 files are on
 /// disk" (docs/behaviour.md).
 fn startup_probe(settings: &InjectorSettings) -> Probe {
-    let secs = settings.startup_timeout.as_secs() + STARTUP_GRACE_SECS;
+    let secs = (settings.startup_timeout.as_secs()).saturating_add(STARTUP_GRACE_SECS);
     Probe {
         period_seconds: Some(1),
         failure_threshold: Some(i32::try_from(secs).unwrap_or(i32::MAX)),

@@ -7,7 +7,9 @@ use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use k8s_openapi::api::core::v1::Pod;
 use kube_core::DynamicObject;
-use kube_core::admission::{AdmissionRequest, AdmissionResponse, AdmissionReview, Operation};
+use kube_core::admission::{
+    AdmissionRequest, AdmissionResponse, AdmissionReview, META_API_VERSION_V1, META_KIND, Operation,
+};
 use serde_json::Value;
 
 use crate::mutation::Mutation;
@@ -23,6 +25,15 @@ pub fn review(
     review: AdmissionReview<DynamicObject>,
     settings: &InjectorSettings,
 ) -> AdmissionReview<DynamicObject> {
+    // The webhook configuration will declare `admissionReviewVersions: ["v1"]`, and the answer
+    // must carry the request's version: anything else is not a request of ours.
+    let (api_version, kind) = (&review.types.api_version, &review.types.kind);
+    if api_version != META_API_VERSION_V1 || kind != META_KIND {
+        let uid = review.request.map(|r| r.uid).unwrap_or_default();
+        let reason =
+            format!("expected a {META_API_VERSION_V1} {META_KIND}, got {api_version} {kind}");
+        return invalid(&reason, uid);
+    }
     let request: AdmissionRequest<DynamicObject> = match review.try_into() {
         Ok(request) => request,
         Err(err) => return invalid(&err.to_string(), String::new()),

@@ -384,3 +384,14 @@ fn empty_arrays_in_the_submitted_pod_are_appended_to() {
     assert_eq!(volumes(&pod).len(), 2);
     assert!(mount(&containers(&pod)[0], CERTS_VOLUME).is_some());
 }
+
+#[test]
+fn an_enormous_startup_timeout_caps_the_probe_instead_of_overflowing() {
+    let settings = InjectorSettings {
+        startup_timeout: std::time::Duration::MAX,
+        ..InjectorSettings::default()
+    };
+    let pod = inject_with(&opted_in(&[]), &settings);
+    let startup = helper(&pod).startup_probe.as_ref().unwrap();
+    assert_eq!(startup.failure_threshold, Some(i32::MAX));
+}

@@ -184,3 +184,30 @@ fn every_truncation_of_a_valid_request_is_answered_without_panicking() {
     }
     assert_eq!(answer(&body)["allowed"], true);
 }
+
+#[test]
+fn a_review_of_another_version_is_denied_echoing_the_uid() {
+    let mut old = request("demo", &pod_object(&json!({INJECT: "true"})));
+    old["apiVersion"] = json!("admission.k8s.io/v1beta1");
+    let response = answer_to(&old);
+    assert_eq!(
+        (response["uid"].as_str(), response["allowed"].as_bool()),
+        (Some(UID), Some(false))
+    );
+    let message = response["status"]["message"].as_str().unwrap_or_default();
+    assert!(message.contains("admission.k8s.io/v1beta1"), "{message}");
+}
+
+#[test]
+fn every_single_byte_corruption_of_a_valid_request_is_answered_without_panicking() {
+    let body = serde_json::to_vec(&request("demo", &pod_object(&json!({INJECT: "true"})))).unwrap();
+    for i in 0..body.len() {
+        for replacement in [b'"', b'{', b'0', 0xff] {
+            let mut corrupt = body.clone();
+            corrupt[i] = replacement;
+            // Still JSON, still an AdmissionReview; allowed or not depends on the byte.
+            let response = answer(&corrupt);
+            assert!(response["allowed"].is_boolean(), "byte {i} → {replacement}");
+        }
+    }
+}
