@@ -111,7 +111,9 @@ pub(crate) fn warnings(spec: &PodSpec) -> Vec<String> {
         return Vec::new();
     }
     vec![
-        "the helper writes the private key readable by its own uid only (0600) and runs as the pod's runAsUser, else its image's 65532; set spec.securityContext.runAsUser so that the application runs as the same uid".to_owned(),
+        // Kubernetes asks for warnings of at most 120 characters where possible (API reference,
+        // AdmissionResponse.warnings); the page says the rest.
+        "spiffe-helper writes the key 0600 as the pod's runAsUser (unset: 65532); set it so the app can read it".to_owned(),
     ]
 }
 

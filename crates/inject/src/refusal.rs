@@ -59,3 +59,24 @@ pub enum Refusal {
         reason: String,
     },
 }
+
+impl Refusal {
+    /// The annotation the refusal is about, when it is about one (for logs and metrics).
+    #[must_use]
+    pub fn annotation(&self) -> Option<&str> {
+        match self {
+            Self::InvalidAnnotation { annotation, .. }
+            | Self::UnknownAnnotation { annotation, .. }
+            | Self::Conflict { annotation, .. }
+            | Self::PodSpec { annotation, .. } => Some(annotation),
+            Self::HelperConfig { .. } | Self::Malformed { .. } => None,
+        }
+    }
+
+    /// Whether the request itself could not be read (a client or API server problem, not the
+    /// pod's author's).
+    #[must_use]
+    pub fn is_malformed(&self) -> bool {
+        matches!(self, Self::Malformed { .. })
+    }
+}

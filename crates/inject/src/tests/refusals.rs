@@ -25,6 +25,8 @@ fn says(refusal: &Refusal, annotation: &str, words: &[&str]) {
 fn invalid(annotation: &str, value: &str) -> Refusal {
     let got = refusal(&opted_in(&[(annotation, value)]));
     assert!(matches!(got, Refusal::InvalidAnnotation { .. }), "{got:?}");
+    assert_eq!(got.annotation(), Some(annotation));
+    assert!(!got.is_malformed());
     got
 }
 
@@ -331,7 +333,8 @@ fn an_opted_in_pod_without_a_spec_is_refused() {
     let bare: k8s_openapi::api::core::v1::Pod =
         serde_json::from_value(json!({"metadata": {"annotations": {INJECT: "true"}}})).unwrap();
     let got = refusal(&bare);
-    assert!(matches!(got, Refusal::Malformed { .. }), "{got:?}");
+    assert!(got.is_malformed(), "{got:?}");
+    assert_eq!(got.annotation(), None);
 }
 
 #[test]
