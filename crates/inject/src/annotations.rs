@@ -162,10 +162,20 @@ fn refuse_unknown(annotations: &Annotations) -> Result<(), Refusal> {
     match unknown {
         Some(key) => Err(Refusal::UnknownAnnotation {
             annotation: key.clone(),
+            suggestion: suggest(key).map(str::to_owned),
             known: ALL.join(", "),
         }),
         None => Ok(()),
     }
+}
+
+/// The known annotation closest to a misspelt one, if any is close (at most three edits).
+fn suggest(key: &str) -> Option<&'static str> {
+    ALL.into_iter()
+        .map(|known| (strsim::levenshtein(key, known), known))
+        .filter(|(distance, _)| *distance <= 3)
+        .min_by_key(|(distance, _)| *distance)
+        .map(|(_, known)| known)
 }
 
 /// A `ConfigMap`'s `helper.conf` sets these keys itself; two sources for one key would leave

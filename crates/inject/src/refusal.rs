@@ -18,10 +18,15 @@ pub enum Refusal {
     },
     /// An annotation with the injector's prefix that it does not know (a typo would otherwise
     /// be ignored silently).
-    #[error("annotation {annotation} is not known; the injector reads {known}")]
+    #[error(
+        "annotation {annotation} is not known{}; the injector reads {known}",
+        suggestion.as_ref().map(|s| format!(" (did you mean {s}?)")).unwrap_or_default()
+    )]
     UnknownAnnotation {
         /// The full annotation key.
         annotation: String,
+        /// A known annotation with a similar spelling.
+        suggestion: Option<String>,
         /// The annotations the injector reads.
         known: String,
     },

@@ -288,7 +288,14 @@ fn an_unknown_agent_socket_is_refused() {
 fn a_misspelt_annotation_is_refused_rather_than_ignored() {
     let got = refusal(&opted_in(&[("spiffe-helper-rust/cert-dri", "/x")]));
     assert!(matches!(got, Refusal::UnknownAnnotation { .. }), "{got:?}");
-    says(&got, "spiffe-helper-rust/cert-dri", &[CERT_DIR]);
+    says(
+        &got,
+        "spiffe-helper-rust/cert-dri",
+        &["(did you mean spiffe-helper-rust/cert-dir?)"],
+    );
+    let far = refusal(&opted_in(&[("spiffe-helper-rust/image", "x")]));
+    says(&far, "spiffe-helper-rust/image", &[CERT_DIR]);
+    assert!(!far.to_string().contains("did you mean"), "{far}");
 }
 
 #[test]
