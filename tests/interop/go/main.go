@@ -5,6 +5,7 @@
 //	spiffe-interop-peer client --connect ADDR [--expect ID | --expect-td TD | --expect any] [--send TEXT] [--hint H]
 //	spiffe-interop-peer verdict < cases.jsonl
 //	spiffe-interop-peer grpc-server|grpc-client [flags] (grpc.go)
+//	spiffe-interop-peer libbench-jwt|libbench-hold [flags] (libbench.go)
 //
 // The server prints "listening on ADDR" once it accepts, then answers each connection's first
 // line with "hello <peer SPIFFE ID> from go". The client sends one line, prints the server's
@@ -42,6 +43,10 @@ func main() {
 	}
 	if os.Args[1] == "federation-fetch" || os.Args[1] == "federation-serve" {
 		federationMain(os.Args[1], os.Args[2:]) // federation.go; no agent
+		return
+	}
+	if os.Args[1] == "libbench-jwt" || os.Args[1] == "libbench-hold" {
+		libbenchMain(os.Args[1], os.Args[2:]) // libbench.go: the library figures of make bench
 		return
 	}
 	if os.Args[1] == "verdict" {
