@@ -12,7 +12,8 @@
 # rotation-real, agent-restart), tls (TLS handshakes, $TARGET/bench/tls.md) and lib (library
 # figures: JwtSource and X509Source vs go-spiffe and rust-spiffe, $TARGET/bench/lib.md).
 # The helper, upstream's stripped build and the driver are built only when a driver section runs.
-# About 3 minutes of measurement on 2 cores, plus the first-time builds (up to ~10 minutes).
+# About 3 minutes of measurement on 2 cores (lib: 1.5 more; LIB_BENCH_ARGS and TLS_BENCH_ARGS
+# pass flags to those two), plus the first-time builds (up to ~10 minutes).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
