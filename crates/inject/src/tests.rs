@@ -7,4 +7,5 @@ mod docs;
 mod inject;
 mod refusals;
 mod review;
+mod settings;
 mod support;
