@@ -52,6 +52,11 @@ async fn start(
     tasks: &mut JoinSet<()>,
 ) -> anyhow::Result<Option<X509Source>> {
     cancel_on_signal(shutdown.clone()).context("cannot install signal handlers")?;
+    // One crypto provider for the serving TLS and the kube client: the tls crate's, installed
+    // as the process default (rustls refuses to guess when a build enables two).
+    let _ = rustls::crypto::CryptoProvider::install_default(
+        (*spiffe_workload_tls::builtin_provider()).clone(),
+    );
     let endpoint = agent_endpoint()?;
     let webhook_listener = bind(cli.listen, "--listen").await?;
     let health_listener = bind(cli.health_listen, "--health-listen").await?;
