@@ -90,7 +90,11 @@ fn parse(block: &str) -> Value {
 #[test]
 fn the_injected_pod_in_docs_injection_md_is_what_the_injector_makes() {
     let blocks = yaml_blocks();
-    assert_eq!(blocks.len(), 2, "a pod as written and as injected");
+    assert_eq!(
+        blocks.len(),
+        4,
+        "a pod as written and as injected, a settings file, the server's RBAC rules"
+    );
     let (before, expected) = (parse(&blocks[0]), parse(&blocks[1]));
     let pod = serde_json::from_value(before.clone()).expect("the example is a pod");
     let mutation = mutate(&pod, "demo", &InjectorSettings::default()).expect("injected");
@@ -103,5 +107,17 @@ fn the_injected_pod_in_docs_injection_md_is_what_the_injector_makes() {
     assert_eq!(
         after, expected,
         "docs/injection.md's injected pod is out of date"
+    );
+}
+
+#[test]
+fn the_settings_example_in_docs_injection_md_is_valid_settings() {
+    let blocks = yaml_blocks();
+    let settings: InjectorSettings =
+        serde_json::from_value(parse(&blocks[2])).expect("the example is valid settings");
+    assert_eq!(settings.agent_socket, crate::AgentSocket::Csi);
+    assert_eq!(
+        settings.protected_namespaces,
+        ["kube-system", "spire", "spire-system"]
     );
 }
