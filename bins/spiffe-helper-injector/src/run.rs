@@ -57,11 +57,16 @@ async fn start(
     let _ = rustls::crypto::CryptoProvider::install_default(
         (*spiffe_workload_tls::builtin_provider()).clone(),
     );
+    // Everything that can be wrong in the pod spec fails before the wait for the SVID.
     let endpoint = agent_endpoint()?;
+    let api = match &cli.webhook_configuration {
+        Some(name) => Some(KubeWebhookApi::in_cluster(name)?),
+        None => None,
+    };
     let webhook_listener = bind(cli.listen, "--listen").await?;
     let health_listener = bind(cli.health_listen, "--health-listen").await?;
     tracing::info!(webhook = %cli.listen, health = %cli.health_listen, "listening");
-    let readiness = Arc::new(Readiness::new(cli.webhook_configuration.is_some()));
+    let readiness = Arc::new(Readiness::new(api.is_some()));
     let probes = Server {
         listener: health_listener,
         tls: None,
@@ -80,19 +85,22 @@ async fn start(
         .build();
     let source = tokio::select! {
         () = shutdown.cancelled() => return Ok(None),
-        built = building => built.context("no X.509-SVID from the SPIRE agent (is a registration entry for the injector in place?)")?,
+        built = building => built.context(
+            "no X.509-SVID from the SPIRE agent (is a registration entry for the injector in place?)",
+        )?,
     };
     readiness.svid_source(source.clone());
-    let config = spiffe_workload_tls::tls_server_config(&source)
-        .context("cannot build the TLS server config")?;
-    let server = Server {
+    let webhook = Server {
         listener: webhook_listener,
-        tls: Some(SpiffeAcceptor::new(config)),
+        tls: Some(SpiffeAcceptor::new(
+            spiffe_workload_tls::tls_server_config(&source)
+                .context("cannot build the TLS server config")?,
+        )),
         drain: cli.drain_timeout,
         name: "webhook",
     };
     let settings = Arc::new(settings);
-    tasks.spawn(server.serve(
+    tasks.spawn(webhook.serve(
         move |req| webhook::handle(settings.clone(), req),
         shutdown.clone(),
     ));
@@ -101,8 +109,7 @@ async fn start(
         cli.service_dns.clone(),
         shutdown.clone(),
     ));
-    if let Some(name) = &cli.webhook_configuration {
-        let api = KubeWebhookApi::in_cluster(name)?;
+    if let Some(api) = api {
         let bundle = own_bundle(source.updates(), shutdown.clone(), tasks);
         tasks.spawn(ca_bundle::run(
             api,

@@ -196,3 +196,33 @@ fn an_invalid_settings_file_exits_1_naming_the_file_and_the_key() {
         "{stderr}"
     );
 }
+
+#[test]
+fn before_the_svid_it_is_live_but_not_ready_and_sigterm_still_exits_0() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut injector = Injector::start_with_socket(&dir.path().join("no-agent.sock"), &[]);
+    injector.wait_listening();
+    assert_eq!(injector.probe("/healthz").0, 200);
+    let (status, body) = injector.probe("/readyz");
+    assert_eq!(status, 503);
+    assert!(body.contains("no valid X.509-SVID"), "{body}");
+    assert!(injector.terminate().success(), "{}", injector.log());
+}
+
+#[test]
+fn a_webhook_configuration_outside_a_pod_exits_1_before_waiting_for_the_svid() {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_spiffe-helper-injector"))
+        .args(["--listen", "127.0.0.1:0", "--health-listen", "127.0.0.1:0"])
+        .args(["--webhook-configuration", "spiffe-helper-injector"])
+        .env("SPIFFE_ENDPOINT_SOCKET", "unix:///nonexistent/agent.sock")
+        .env_remove("KUBERNETES_SERVICE_HOST")
+        .env_remove("KUBERNETES_SERVICE_PORT")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("in-cluster Kubernetes configuration"),
+        "{stderr}"
+    );
+}

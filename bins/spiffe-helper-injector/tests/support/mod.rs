@@ -2,7 +2,7 @@
 //! and admission requests.
 
 use std::net::{TcpListener, TcpStream};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -35,6 +35,11 @@ fn free_port() -> u16 {
 
 impl Injector {
     pub fn start(spire: &Spire, args: &[&str]) -> Self {
+        Self::start_with_socket(spire.socket_path(), args)
+    }
+
+    /// Started with `socket` as the agent's (which may not exist).
+    pub fn start_with_socket(socket: &Path, args: &[&str]) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let log = dir.path().join("injector.log");
         let (port, health_port) = (free_port(), free_port());
@@ -43,7 +48,10 @@ impl Injector {
             .args(["--health-listen", &format!("127.0.0.1:{health_port}")])
             .args(["--startup-timeout", "60s", "--log-level", "debug"])
             .args(args)
-            .env("SPIFFE_ENDPOINT_SOCKET", spire.endpoint())
+            .env(
+                "SPIFFE_ENDPOINT_SOCKET",
+                format!("unix://{}", socket.display()),
+            )
             .stdin(Stdio::null())
             .stdout(std::fs::File::create(dir.path().join("stdout")).unwrap())
             .stderr(std::fs::File::create(&log).unwrap())
@@ -62,22 +70,31 @@ impl Injector {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
 
+    /// Polls `/healthz` until it answers.
+    pub fn wait_listening(&mut self) {
+        self.wait_probe("/healthz");
+    }
+
     /// Polls `/readyz` until 200.
     pub fn wait_ready(&mut self) {
+        self.wait_probe("/readyz");
+    }
+
+    fn wait_probe(&mut self, path: &str) {
         let deadline = Instant::now() + Duration::from_secs(60);
         while Instant::now() < deadline {
             if let Some(status) = self.child.as_mut().unwrap().try_wait().unwrap() {
                 panic!("the injector exited early ({status}):\n{}", self.log());
             }
             if self
-                .try_probe("/readyz")
+                .try_probe(path)
                 .is_some_and(|(status, _)| status == 200)
             {
                 return;
             }
             std::thread::sleep(Duration::from_millis(200));
         }
-        panic!("not ready after 60 s:\n{}", self.log());
+        panic!("no 200 on {path} after 60 s:\n{}", self.log());
     }
 
     pub fn probe(&self, path: &str) -> (u16, String) {
