@@ -7,6 +7,9 @@ use serde_json::Value;
 
 use crate::ca_bundle::{ApiError, WebhookApi, WebhookCa};
 
+#[cfg(test)]
+mod tests;
+
 /// The one configuration the injector manages.
 pub struct KubeWebhookApi {
     api: Api<MutatingWebhookConfiguration>,
@@ -26,11 +29,15 @@ impl KubeWebhookApi {
                  (a pod with a service account token): {err}"
             )
         })?;
-        let client = kube::Client::try_from(config)?;
-        Ok(Self {
+        Ok(Self::new(kube::Client::try_from(config)?, name))
+    }
+
+    /// On `client` (the tests give one that talks to a fake API server).
+    fn new(client: kube::Client, name: &str) -> Self {
+        Self {
             api: Api::all(client),
             name: name.to_owned(),
-        })
+        }
     }
 
     fn error(&self, operation: &'static str, err: &kube::Error) -> ApiError {
