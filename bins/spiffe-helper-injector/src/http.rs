@@ -133,7 +133,9 @@ where
                     match tokio::time::timeout(CLIENT_TIMEOUT, acceptor.accept(stream)).await {
                         Ok(Ok((stream, _))) => stream,
                         Ok(Err(error)) => {
-                            tracing::debug!(%peer, %error, "TLS handshake failed");
+                            // Where a wrong caBundle shows: the kube-apiserver aborts the
+                            // handshake with an "unknown CA" / "bad certificate" alert.
+                            tracing::warn!(%peer, %error, "TLS handshake failed");
                             return;
                         }
                         Err(_) => {

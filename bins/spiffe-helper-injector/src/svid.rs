@@ -41,22 +41,21 @@ pub fn check(svid: &X509Svid, service_dns: Option<&str>) {
         expires_in = ?expires_in,
         "serving with this X.509-SVID"
     );
-    if names.is_empty() {
-        tracing::warn!(
-            spiffe_id = %svid.spiffe_id(),
-            "the X.509-SVID has no DNS name: the kube-apiserver verifies the webhook's \
-             certificate against its Service name (<service>.<namespace>.svc); add it to the \
-             registration entry (-dns)"
-        );
-    } else if let Some(expected) = service_dns
-        && !names.iter().any(|n| n.eq_ignore_ascii_case(expected))
-    {
-        tracing::warn!(
+    let carries = |expected: &str| names.iter().any(|n| n.eq_ignore_ascii_case(expected));
+    match service_dns {
+        Some(expected) if !carries(expected) => tracing::warn!(
             spiffe_id = %svid.spiffe_id(),
             expected,
             dns_names = ?names,
             "the X.509-SVID does not carry the Service name the kube-apiserver calls: add \
              -dns {expected} to the registration entry"
-        );
+        ),
+        None if names.is_empty() => tracing::warn!(
+            spiffe_id = %svid.spiffe_id(),
+            "the X.509-SVID has no DNS name: the kube-apiserver verifies the webhook's \
+             certificate against its Service name (<service>.<namespace>.svc); add it to the \
+             registration entry (-dns)"
+        ),
+        _ => {}
     }
 }
