@@ -17,8 +17,9 @@ use crate::http::{Reply, text};
 /// The path the webhook configuration's `clientConfig.service.path` names.
 pub const PATH: &str = "/mutate";
 
-/// The largest body accepted: the kube-apiserver's own limit on a request (3 MiB), so any pod
-/// it accepted fits.
+/// The largest body accepted: the kube-apiserver's own limit on a request body (3 MiB). A pod
+/// that can be created is smaller still (etcd's default limit on one object is 1.5 MiB), which
+/// leaves the review's wrapper room.
 pub const BODY_LIMIT: usize = 3 * 1024 * 1024;
 
 /// How long a client may take to send the body once the headers are in.
