@@ -10,7 +10,9 @@
 #   BENCH_SECTIONS=oneshot,rotation,tls scripts/bench.sh   # several, comma separated
 # Sections: the driver's (size, oneshot, daemon-idle, health-load, rotation, scale,
 # rotation-real, agent-restart), tls (TLS handshakes, $TARGET/bench/tls.md) and lib (library
-# figures: JwtSource and X509Source vs go-spiffe and rust-spiffe, $TARGET/bench/lib.md).
+# figures: JwtSource and X509Source vs go-spiffe and rust-spiffe, $TARGET/bench/lib.md) and floor
+# (the least a three-file update costs on this disk, tests/bench/floor.c, next to ours' write:
+# $TARGET/bench/floor.txt; FLOOR_RUNS, default 300).
 # The helper, upstream's stripped build and the driver are built only when a driver section runs.
 # About 3 minutes of measurement on 2 cores (lib: 1.5 more; LIB_BENCH_ARGS and TLS_BENCH_ARGS
 # pass flags to those two), plus the first-time builds (up to ~10 minutes).
@@ -28,11 +30,12 @@ mkdir -p "$TARGET/bench"
 # BENCH_SECTIONS: "all" (default) or a comma-separated list of the driver's sections, "tls"
 # and "lib".
 SECTIONS="${BENCH_SECTIONS:-all}"
-DRIVER_SECTIONS="$(tr ',' '\n' <<<"$SECTIONS" | grep -vx -e tls -e lib | paste -sd, -)" || true
+DRIVER_SECTIONS="$(tr ',' '\n' <<<"$SECTIONS" | grep -vx -e tls -e lib -e floor | paste -sd, -)" || true
 wants() { [ "$SECTIONS" = all ] || tr ',' '\n' <<<"$SECTIONS" | grep -qx "$1"; }
-RUN_TLS=no RUN_LIB=no
+RUN_TLS=no RUN_LIB=no RUN_FLOOR=no
 if wants tls; then RUN_TLS=yes; fi
 if wants lib; then RUN_LIB=yes; fi
+if wants floor; then RUN_FLOOR=yes; fi
 
 # Upstream's own release build (its Makefile) links with -s -w: symbols and DWARF stripped.
 if [ -n "$DRIVER_SECTIONS" ] && [ ! -x "$STRIPPED" ]; then
@@ -88,4 +91,27 @@ if [ "$RUN_LIB" = yes ]; then
     --hold-ours "$EX/hold_x509_ours" --hold-rust-spiffe "$EX/hold_x509_rust_spiffe" \
     --out "$TARGET/bench/lib.md" ${LIB_BENCH_ARGS:-}
   echo "bench: library table written to $TARGET/bench/lib.md" >&2
+fi
+
+# The floor of a durable three-file update on this disk (docs/benchmarks.md, "The floor"): a C
+# probe doing only the system calls of each way to write key, certificate and bundle and tell a
+# consumer (in place without flush as upstream, rename, fsync each, batch, directory swap,
+# syncfs), round-robin, then ours' write path (crates/pem examples/write_timing, the release
+# profile users get) in the same directory. BENCH_SECTIONS=floor runs only this.
+if [ "$RUN_FLOOR" = yes ]; then
+  command -v gcc >/dev/null || { echo "bench: gcc is required for the floor probe" >&2; exit 1; }
+  gcc -O2 -Wall -Wextra -Werror -std=c11 tests/bench/floor.c -o "$TARGET/bench/floor"
+  echo "bench: building ours' write timing (release profile)" >&2
+  "$CARGO" build --release -p spiffe-helper-pem --example write_timing
+  FLOOR_DIR="$TARGET/bench/floor-dir"
+  rm -rf "$FLOOR_DIR"
+  mkdir -p "$FLOOR_DIR/ours"
+  {
+    echo "# load average at start: $(cut -d' ' -f1-3 /proc/loadavg)"
+    "$TARGET/bench/floor" "$FLOOR_DIR/probe" "${FLOOR_RUNS:-300}"
+    "$TARGET/release/examples/write_timing" "$FLOOR_DIR/ours" "${FLOOR_RUNS:-300}"
+    echo "# load average at end: $(cut -d' ' -f1-3 /proc/loadavg)"
+  } | tee "$TARGET/bench/floor.txt"
+  rm -rf "$FLOOR_DIR"
+  echo "bench: floor figures written to $TARGET/bench/floor.txt" >&2
 fi
