@@ -13,6 +13,11 @@
 #
 # HELPER_BIN: the helper binary to put into the image (default target/debug/spiffe-helper-rust;
 # `make release` then HELPER_BIN=target/release/spiffe-helper-rust for the size users get).
+# WITH_UPSTREAM_HELPER=1 (make bench-k8s; off by default, so env-up builds what it always did):
+# also localhost/shr/upstream-helper:0.11.0, the upstream Go spiffe-helper v0.11.0 on the same base
+# with the same layout as ours (/usr/local/bin, uid 65532, `-config /etc/spiffe-helper/helper.conf`).
+# UPSTREAM_HELPER_BIN picks the binary; the default is the `-s -w` build make bench makes
+# (spiffe-helper-stripped, as upstream's release does), else the plain one build-spire.sh makes.
 set -euo pipefail
 # shellcheck source=tests/k8s/lib.sh
 . "$(dirname "$0")/lib.sh"
@@ -23,6 +28,10 @@ HELPER_BIN="${HELPER_BIN:-${CARGO_TARGET_DIR:-$ROOT/target}/debug/spiffe-helper-
 HELPER_IMAGE="localhost/spiffe-helper-rust:0.1.0"
 IMAGES=(localhost/shr/pause:3.10 localhost/shr/spire-server:1.13.3 localhost/shr/spire-agent:1.13.3
   localhost/shr/nginx:bookworm localhost/shr/curl:bookworm "$HELPER_IMAGE")
+UPSTREAM_HELPER_IMAGE="localhost/shr/upstream-helper:0.11.0"
+if [ "${WITH_UPSTREAM_HELPER:-0}" = 1 ]; then
+  IMAGES+=("$UPSTREAM_HELPER_IMAGE")
+fi
 HERE="$ROOT/tests/k8s/images"
 ARCHIVE="$IMG_CACHE/archive/images.tar"
 
@@ -117,6 +126,9 @@ cmd_build() {
     --build-arg BINARY_STAGE=prebuilt \
     --build-arg PREBUILT_BINARY="$(basename "$HELPER_BIN")" \
     -t "$HELPER_IMAGE"
+  if [ "${WITH_UPSTREAM_HELPER:-0}" = 1 ]; then
+    upstream_helper_image
+  fi
   # One archive for all: the images share their base layers.
   rm -f "$ARCHIVE"
   podman save --quiet --multi-image-archive --format docker-archive -o "$ARCHIVE" "${IMAGES[@]}"
@@ -127,6 +139,29 @@ cmd_build() {
   done
   podman image prune -f >/dev/null
   say "images built: ${IMAGES[*]}"
+}
+
+# upstream_helper_image: the upstream Go helper packed the way deploy/Dockerfile's runtime stage
+# packs ours (same base, user, port and default arguments): the two images differ in the binary.
+upstream_helper_image() {
+  local bin="${UPSTREAM_HELPER_BIN:-}" spire cf
+  if [ -z "$bin" ]; then
+    spire="$(spire_bin)"
+    bin="$spire/spiffe-helper-stripped"
+    [ -x "$bin" ] || bin="$spire/spiffe-helper"
+  fi
+  [ -x "$bin" ] || die "no upstream spiffe-helper at $bin (run: tests/spire/build-spire.sh --with-upstream-helper)"
+  cf="$(mktemp /tmp/shr-upstream.XXXXXX)"
+  cat >"$cf" <<EOF
+FROM localhost/shr/cc-debian12:nonroot
+COPY $(basename "$bin") /usr/local/bin/spiffe-helper
+USER 65532:65532
+EXPOSE 8080
+ENTRYPOINT ["/usr/local/bin/spiffe-helper"]
+CMD ["-config", "/etc/spiffe-helper/helper.conf"]
+EOF
+  build_in "$bin" -- -f "$cf" -t "$UPSTREAM_HELPER_IMAGE"
+  rm -f "$cf"
 }
 
 cmd_import() {
