@@ -147,6 +147,14 @@ publish-check: ## the crates.io crates: feature combinations, rustdoc -D warning
 bench: ## side-by-side benchmarks against the upstream Go spiffe-helper (not part of test)
 	@scripts/bench.sh
 
+# A node full of pods, each with the helper as its native sidecar: our image, then upstream
+# v0.11.0's built the same way, in the local cluster (tests/k8s/bench-node.sh; docs/benchmarks.md,
+# "A node full of pods"). Runs in an env-up cluster when there is one, else starts and stops its
+# own. BENCH_K8S_PODS (default 100) and BENCH_K8S_IDLE_MINUTES (default 10) change the size.
+.PHONY: bench-k8s
+bench-k8s: deps release ## a node full of pods with the helper as sidecar, ours vs upstream: memory, idle CPU, time to Ready, agent CPU (~35 min; not part of test)
+	@tests/k8s/bench-node.sh
+
 # Soaks (tests/soak/soak.sh, docs/reliability.md): a real SPIRE on a 10 s X.509 TTL entry for
 # SOAK_MINUTES (default 20); RSS, RssAnon, fds and threads sampled each minute; fails on growth
 # after the first 5 minutes beyond one page per ten minutes, an unreadable file, a missed reload
