@@ -152,7 +152,7 @@ bench: ## side-by-side benchmarks against the upstream Go spiffe-helper (not par
 # "A node full of pods"). Runs in an env-up cluster when there is one, else starts and stops its
 # own. BENCH_K8S_PODS (default 100) and BENCH_K8S_IDLE_MINUTES (default 10) change the size.
 .PHONY: bench-k8s
-bench-k8s: deps release ## a node full of pods with the helper as sidecar, ours vs upstream: memory, idle CPU, time to Ready, agent CPU (~35 min; not part of test)
+bench-k8s: deps release ## a node full of pods with the helper as sidecar, ours vs upstream: memory, idle CPU, time to Ready, agent CPU (~25 min; not part of test)
 	@tests/k8s/bench-node.sh
 
 # Soaks (tests/soak/soak.sh, docs/reliability.md): a real SPIRE on a 10 s X.509 TTL entry for

@@ -21,7 +21,9 @@
 #   UPSTREAM_HELPER_BIN     upstream's (default: the stripped build, made here when missing)
 #
 # Uses a running env-up cluster as it is and leaves it up; otherwise starts one and stops it
-# (env.sh down, then cluster.sh check) whatever happens. Needs root, as env-up does.
+# (env.sh down, then cluster.sh check) whatever happens. Needs root, as env-up does. About 25
+# minutes with the defaults on 2 cores: ~1 to start the cluster, ~1 per image to start and stop
+# the pods, the two idle windows.
 set -euo pipefail
 # shellcheck source=tests/k8s/lib.sh
 . "$(dirname "$0")/lib.sh"
