@@ -436,7 +436,7 @@ fn report(args: &Args, ours: &[JwtRun], go: &[JwtRun], mem: &[Vec<Mem>; 3]) -> S
     let (o, g) = (jwt(ours), jwt(go));
     for (name, f) in [
         ("spiffe-workload-client `JwtSource::jwt_svid` (ours)", o),
-        ("go-spiffe v2.6.0 `JWTSource.FetchJWTSVID`", g),
+        ("go-spiffe v2.8.2 `JWTSource.FetchJWTSVID`", g),
     ] {
         let _ = writeln!(
             out,
@@ -465,7 +465,7 @@ fn report(args: &Args, ours: &[JwtRun], go: &[JwtRun], mem: &[Vec<Mem>; 3]) -> S
     let names = [
         "spiffe-workload-client `X509Source` (ours)",
         "rust-spiffe `spiffe` 0.19 `X509Source`",
-        "go-spiffe v2.6.0 `workloadapi.NewX509Source`",
+        "go-spiffe v2.8.2 `workloadapi.NewX509Source`",
     ];
     let kib = |runs: &[Mem], k: fn(&Mem) -> u64| median_by(runs, |m| k(m) as f64);
     let (ours_rss, ours_anon) = (kib(&mem[0], |m| m.rss), kib(&mem[0], |m| m.anon));

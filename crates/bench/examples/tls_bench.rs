@@ -369,7 +369,7 @@ async fn main() -> Result<()> {
             Kind::Ours(aws_lc_rs.clone()),
         ),
         Impl::new("spiffe-rustls 0.11, aws-lc-rs", Kind::TheirsAwsLcRs),
-        Impl::new("go-spiffe v2.6.0 (Go crypto)", Kind::Go),
+        Impl::new("go-spiffe v2.8.2 (Go crypto)", Kind::Go),
     ];
     for run in 0..args.runs {
         eprintln!("tls_bench: run {}/{}", run + 1, args.runs);
