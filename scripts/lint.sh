@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # `make lint`: every static check, offline once the tools are installed.
 #   - rustfmt (check only), clippy with -D warnings, rustdoc with -D warnings
-#   - the Kubernetes manifests in deploy/k8s against the API schemas (kubernetes-validate)
-#   - deploy/Dockerfile (hadolint) and the shell scripts (shellcheck)
+#   - the Kubernetes manifests in deploy/k8s (and its examples/) against the API schemas (kubernetes-validate)
+#   - the injector's Helm chart: helm lint, its rendering against the schemas and against
+#     deploy/k8s/50-injector.yaml (scripts/check-chart.py)
+#   - deploy/Dockerfile and Dockerfile.injector (hadolint) and the shell scripts (shellcheck)
 #   - the published crates (scripts/check-publish.sh): feature combinations, rustdoc on all
 #     features, `cargo package` (needs the crates.io index, as the build does)
 #   - cargo deny: licenses, bans and sources (deny.toml). cargo-deny comes from `make tools`
@@ -49,13 +51,35 @@ manifests() {
   # --strict rejects unknown fields (a typo in a probe or securityContext would otherwise pass).
   local v rc=0
   for v in $K8S_SCHEMA_VERSIONS; do
-    "$VENV/bin/kubernetes-validate" --strict --quiet -k "$v" deploy/k8s/*.yaml || rc=1
+    "$VENV/bin/kubernetes-validate" --strict --quiet -k "$v" deploy/k8s/*.yaml deploy/k8s/examples/*.yaml || rc=1
   done
   return "$rc"
 }
 
 dockerfile() {
-  "$VENV/bin/hadolint" deploy/Dockerfile
+  "$VENV/bin/hadolint" deploy/Dockerfile deploy/Dockerfile.injector
+}
+
+# The injector's chart: `helm lint --strict`, then its rendering with the default values (and
+# with the local cluster's) against the API schemas, and scripts/check-chart.py: the default
+# rendering holds the objects of deploy/k8s/50-injector.yaml. Helm comes from
+# tests/k8s/build-helm.sh (built once into the cache); its own dirs go to a temp dir.
+helm_chart() {
+  local helm tmp v rc=0 chart=deploy/helm/spiffe-helper-injector
+  helm="$(tests/k8s/build-helm.sh)" || return 1
+  tmp="$(mktemp -d /tmp/shr-lint-helm.XXXXXX)"
+  export HELM_CACHE_HOME="$tmp/cache" HELM_CONFIG_HOME="$tmp/config" HELM_DATA_HOME="$tmp/data"
+  "$helm" lint --strict "$chart" || rc=1
+  "$helm" template spiffe-helper-injector "$chart" --namespace spiffe-helper-injector >"$tmp/default.yaml" || rc=1
+  "$helm" template spiffe-helper-injector "$chart" --namespace spiffe-helper-injector \
+    -f deploy/local/injector-values.yaml >"$tmp/local.yaml" || rc=1
+  for v in $K8S_SCHEMA_VERSIONS; do
+    "$VENV/bin/kubernetes-validate" --strict --quiet -k "$v" "$tmp/default.yaml" "$tmp/local.yaml" || rc=1
+  done
+  "$VENV/bin/python" scripts/check-chart.py "$tmp/default.yaml" deploy/k8s/50-injector.yaml || rc=1
+  rm -rf "$tmp"
+  unset HELM_CACHE_HOME HELM_CONFIG_HOME HELM_DATA_HOME
+  return "$rc"
 }
 
 shell_scripts() {
@@ -82,6 +106,7 @@ check "cargo clippy -D warnings" cargo clippy --all-targets -- -D warnings
 check "cargo doc -D warnings" env RUSTDOCFLAGS="-D warnings" cargo doc --no-deps -q
 if python_tools; then
   check "kubernetes manifests (kubernetes-validate, k8s $K8S_SCHEMA_VERSIONS)" manifests
+  check "Helm chart (helm lint, rendered manifests, same objects as deploy/k8s/50-injector.yaml)" helm_chart
   check "Dockerfile (hadolint)" dockerfile
   check "shell scripts (shellcheck)" shell_scripts
 else
