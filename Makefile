@@ -84,6 +84,11 @@ proto: ## regenerate the committed gRPC code from proto/workload.proto (no proto
 helper:
 	$(CARGO) build -p spiffe-helper-rust
 
+# The admission webhook's binary, for its image in the local cluster (tests/k8s/images.sh).
+.PHONY: injector
+injector:
+	$(CARGO) build -p spiffe-helper-injector
+
 # The single-node Kubernetes (tests/k8s). Needs root; builds Kubernetes $(K8S_VERSION) into the
 # cache the first time (~10 min on 2 cores), then starts in about a minute. The default is the
 # newest release the Go module proxy serves in full; K8S_OLDEST the oldest minor upstream still
@@ -92,8 +97,13 @@ helper:
 K8S_VERSION ?= v1.37.2
 K8S_OLDEST  ?= v1.35.4
 export K8S_VERSION
+# How env-up installs the injector: its Helm chart (helm) or deploy/k8s/50-injector.yaml
+# (manifests). k8s-test-all runs the newest Kubernetes with the chart, the oldest with the
+# manifests, so both ways users install it are tested.
+INJECTOR_INSTALL ?= helm
+export INJECTOR_INSTALL
 .PHONY: env-up
-env-up: deps helper ## start the local Kubernetes with SPIRE and the demo workloads; last line: export KUBECONFIG=...
+env-up: deps helper injector ## start the local Kubernetes with SPIRE and the demo workloads; last line: export KUBECONFIG=...
 	@tests/k8s/env.sh up
 
 .PHONY: smoke-test
@@ -105,14 +115,14 @@ env-down: ## stop env-up's cluster by pid and restore the host (also fine withou
 	@tests/k8s/env.sh down
 
 .PHONY: k8s-test
-k8s-test: deps helper ## env-up, smoke-test, env-down, then check that nothing is left on the host
+k8s-test: deps helper injector ## env-up, smoke-test, env-down, then check that nothing is left on the host
 	@tests/k8s/ci.sh
 
 # The newest and the oldest supported Kubernetes, one after the other (each from a clean host).
 .PHONY: k8s-test-all
-k8s-test-all: ## k8s-test on K8S_VERSION (v1.37.2), then on K8S_OLDEST (v1.35.4)
-	$(MAKE) --no-print-directory k8s-test
-	$(MAKE) --no-print-directory k8s-test K8S_VERSION=$(K8S_OLDEST)
+k8s-test-all: ## k8s-test on K8S_VERSION (v1.37.2, injector by Helm), then on K8S_OLDEST (v1.35.4, injector from the plain manifests)
+	$(MAKE) --no-print-directory k8s-test INJECTOR_INSTALL=helm
+	$(MAKE) --no-print-directory k8s-test K8S_VERSION=$(K8S_OLDEST) INJECTOR_INSTALL=manifests
 
 .PHONY: demo-k8s
 demo-k8s: env-up ## env-up, then show what the helper did in the cluster (make env-down when done)
@@ -152,7 +162,7 @@ bench: ## side-by-side benchmarks against the upstream Go spiffe-helper (not par
 # "A node full of pods"). Runs in an env-up cluster when there is one, else starts and stops its
 # own. BENCH_K8S_PODS (default 100) and BENCH_K8S_IDLE_MINUTES (default 10) change the size.
 .PHONY: bench-k8s
-bench-k8s: deps release ## a node full of pods with the helper as sidecar, ours vs upstream: memory, idle CPU, time to Ready, agent CPU (~25 min; not part of test)
+bench-k8s: deps release injector ## a node full of pods with the helper as sidecar, ours vs upstream: memory, idle CPU, time to Ready, agent CPU (~25 min; not part of test)
 	@tests/k8s/bench-node.sh
 
 # Soaks (tests/soak/soak.sh, docs/reliability.md): a real SPIRE on a 10 s X.509 TTL entry for

@@ -7,10 +7,17 @@
 #   tests/k8s/env.sh up     build/cache what is missing, start the cluster, deploy, register;
 #                           idempotent; the last line is `export KUBECONFIG=...`
 #   tests/k8s/env.sh down   everything stopped and removed (works without a cluster too)
+#   tests/k8s/env.sh injector   (re)install the injector as env-up did (the smoke test
+#                           recreates it this way)
+#
+# INJECTOR_INSTALL=helm (default) installs the injector with its Helm chart
+# (deploy/helm/spiffe-helper-injector, values deploy/local/injector-values.yaml);
+# INJECTOR_INSTALL=manifests applies deploy/k8s/50-injector.yaml through deploy/local/injector.
+# `make test` runs one Kubernetes version each way.
 #
 # The walkthrough of deploy/README.md, step by step: SPIRE server and agent, the node entry and
-# the two workload entries, then the native-sidecar nginx and the one-shot Job. Plus the smoke
-# test's client pod (tests/k8s/mtls-client.yaml).
+# the workload entries, then the native-sidecar nginx and the one-shot Job, the injector and the
+# annotated demo it injects. Plus the smoke test's client pod (tests/k8s/mtls-client.yaml).
 set -euo pipefail
 # shellcheck source=tests/k8s/lib.sh
 . "$(dirname "$0")/lib.sh"
@@ -18,6 +25,7 @@ set -euo pipefail
 TD="example.org"
 AGENT_PARENT="spiffe://$TD/ns/spire/sa/spire-agent"
 SERVER_BIN="/opt/spire/bin/spire-server"
+SHORT_TTL_INJECTED=40
 
 # spire_server ARGS...: the server CLI inside the StatefulSet's pod (its default socket path).
 spire_server() { kc -n spire exec spire-server-0 -c spire-server -- "$SERVER_BIN" "$@"; }
@@ -42,6 +50,15 @@ register() {
     -selector k8s:ns:demo -selector k8s:sa:demo-sidecar -dns demo-sidecar.demo.svc
   ensure_entry "spiffe://$TD/ns/demo/sa/demo-client" -parentID "$AGENT_PARENT" \
     -selector k8s:ns:demo -selector k8s:sa:demo-client
+  # The injector and the annotated demo (deploy/k8s/50-injector.yaml and
+  # examples/annotated-deployment.yaml) with a 40 s X.509 TTL, where users keep SPIRE's default:
+  # the smoke test sees both rotate (at half-life, ~20 s) within its run.
+  ensure_entry "spiffe://$TD/ns/spiffe-helper-injector/sa/spiffe-helper-injector" -parentID "$AGENT_PARENT" \
+    -selector k8s:ns:spiffe-helper-injector -selector k8s:sa:spiffe-helper-injector \
+    -dns spiffe-helper-injector.spiffe-helper-injector.svc -x509SVIDTTL "$SHORT_TTL_INJECTED"
+  ensure_entry "spiffe://$TD/ns/demo-annotated/sa/annotated-demo" -parentID "$AGENT_PARENT" \
+    -selector k8s:ns:demo-annotated -selector k8s:sa:annotated-demo \
+    -dns annotated-demo.demo-annotated.svc -x509SVIDTTL "$SHORT_TTL_INJECTED"
 }
 
 # describe_failure KIND/NAME NAMESPACE: what a person would look at when a rollout hangs.
@@ -77,6 +94,27 @@ render() {
     { doc = doc $0 "\n" }
     END { flush() }' "$STATE/manifests/all.yaml"
   [ -s "$STATE/manifests/jobs.yaml" ] && [ -s "$STATE/manifests/rest.yaml" ] || die "the overlay rendered no Job or nothing else"
+  kc kustomize --load-restrictor LoadRestrictionsNone "$ROOT/deploy/local/annotated" >"$STATE/manifests/annotated.yaml"
+  kc kustomize --load-restrictor LoadRestrictionsNone "$ROOT/deploy/local/injector" >"$STATE/manifests/injector.yaml"
+}
+
+# install_injector: the injector by Helm or from the plain manifests (INJECTOR_INSTALL, recorded
+# at the first install so that a reinstall does the same).
+install_injector() {
+  local how
+  how="$(cat "$STATE/injector-install" 2>/dev/null || echo "${INJECTOR_INSTALL:-helm}")"
+  case "$how" in
+    helm)
+      helm_k8s upgrade --install spiffe-helper-injector "$ROOT/deploy/helm/spiffe-helper-injector" \
+        --namespace spiffe-helper-injector --create-namespace \
+        -f "$ROOT/deploy/local/injector-values.yaml" >"$STATE/logs/helm.log" 2>&1 ||
+        { cat "$STATE/logs/helm.log" >&2; die "helm upgrade --install of the injector's chart failed"; }
+      ;;
+    manifests) kc apply -f "$STATE/manifests/injector.yaml" >/dev/null ;;
+    *) die "INJECTOR_INSTALL is '$how'; it can be helm or manifests" ;;
+  esac
+  echo "$how" >"$STATE/injector-install"
+  say "injector installed ($how)"
 }
 
 deploy() {
@@ -87,6 +125,8 @@ deploy() {
   "$ROOT/tests/k8s/cluster.sh" dns
   rollout statefulset/spire-server spire
   register
+  # Registered: the injector starts now and fetches its SVID while the rest comes up.
+  install_injector
   rollout daemonset/spire-agent spire
   rollout deployment/demo-sidecar demo
   "$ROOT/tests/k8s/cluster.sh" dns
@@ -97,6 +137,12 @@ deploy() {
     die "the one-shot Job demo-client did not complete"
   }
   rollout deployment/mtls-client demo
+  # The annotated demo once the injector is Ready (it writes the webhook's caBundle before it
+  # turns Ready): applied earlier, its ReplicaSet would be refused (failurePolicy Fail) and
+  # retry with a growing backoff.
+  rollout deployment/spiffe-helper-injector spiffe-helper-injector
+  kc apply -f "$STATE/manifests/annotated.yaml" >/dev/null
+  rollout deployment/annotated-demo demo-annotated
 }
 
 cmd_up() {
@@ -104,6 +150,7 @@ cmd_up() {
   refuse_other_version
   "$ROOT/tests/k8s/build-k8s.sh" >/dev/null
   "$ROOT/tests/spire/build-spire.sh" >/dev/null
+  "$ROOT/tests/k8s/build-helm.sh" >/dev/null
   "$ROOT/tests/k8s/images.sh" build
   "$ROOT/tests/k8s/cluster.sh" up
   deploy
@@ -115,8 +162,12 @@ cmd_up() {
 case "${1:-}" in
   up) cmd_up ;;
   down) "$ROOT/tests/k8s/cluster.sh" down ;;
+  injector)
+    [ -s "$KUBECONFIG_FILE" ] || die "no cluster (run: make env-up)"
+    install_injector
+    ;;
   *)
-    echo "usage: $0 up|down" >&2
+    echo "usage: $0 up|down|injector" >&2
     exit 2
     ;;
 esac

@@ -13,6 +13,8 @@
 #
 # HELPER_BIN: the helper binary to put into the image (default target/debug/spiffe-helper-rust;
 # `make release` then HELPER_BIN=target/release/spiffe-helper-rust for the size users get).
+# INJECTOR_BIN: the same for the injector (default target/debug/spiffe-helper-injector, packed
+# without its debug sections: the image is imported into the cluster on every env-up).
 # WITH_UPSTREAM_HELPER=1 (make bench-k8s; off by default, so env-up builds what it always did):
 # also localhost/shr/upstream-helper:0.11.0, the upstream Go spiffe-helper v0.11.0 on the same base
 # with the same layout as ours (/usr/local/bin, uid 65532, `-config /etc/spiffe-helper/helper.conf`).
@@ -25,9 +27,11 @@ set -euo pipefail
 IMG_CACHE="$CACHE_BASE/images"
 MIRROR="${DEBIAN_MIRROR:-http://deb.debian.org/debian}"
 HELPER_BIN="${HELPER_BIN:-${CARGO_TARGET_DIR:-$ROOT/target}/debug/spiffe-helper-rust}"
+INJECTOR_BIN="${INJECTOR_BIN:-${CARGO_TARGET_DIR:-$ROOT/target}/debug/spiffe-helper-injector}"
 HELPER_IMAGE="localhost/spiffe-helper-rust:0.1.0"
+INJECTOR_IMAGE="localhost/spiffe-helper-injector:0.1.0"
 IMAGES=(localhost/shr/pause:3.10 localhost/shr/spire-server:1.13.3 localhost/shr/spire-agent:1.13.3
-  localhost/shr/nginx:bookworm localhost/shr/curl:bookworm "$HELPER_IMAGE")
+  localhost/shr/nginx:bookworm localhost/shr/curl:bookworm "$HELPER_IMAGE" "$INJECTOR_IMAGE")
 UPSTREAM_HELPER_IMAGE="localhost/shr/upstream-helper:0.11.0"
 if [ "${WITH_UPSTREAM_HELPER:-0}" = 1 ]; then
   IMAGES+=("$UPSTREAM_HELPER_IMAGE")
@@ -106,6 +110,7 @@ build_in() {
 cmd_build() {
   command -v podman >/dev/null && command -v mmdebstrap >/dev/null || die "podman and mmdebstrap are required (run: make deps)"
   [ -x "$HELPER_BIN" ] || die "no helper binary at $HELPER_BIN (run: cargo build -p spiffe-helper-rust)"
+  [ -x "$INJECTOR_BIN" ] || die "no injector binary at $INJECTOR_BIN (run: cargo build -p spiffe-helper-injector)"
   local spire
   spire="$(spire_bin)"
   [ -x "$spire/spire-server" ] || die "no SPIRE binaries in $spire (run: make spire)"
@@ -126,6 +131,7 @@ cmd_build() {
     --build-arg BINARY_STAGE=prebuilt \
     --build-arg PREBUILT_BINARY="$(basename "$HELPER_BIN")" \
     -t "$HELPER_IMAGE"
+  injector_image
   if [ "${WITH_UPSTREAM_HELPER:-0}" = 1 ]; then
     upstream_helper_image
   fi
@@ -139,6 +145,19 @@ cmd_build() {
   done
   podman image prune -f >/dev/null
   say "images built: ${IMAGES[*]}"
+}
+
+# injector_image: deploy/Dockerfile.injector's runtime stage over the same base, with the
+# binary cargo built, its debug sections dropped (a debug build of kube is large).
+injector_image() {
+  local d
+  d="$(mktemp -d /tmp/shr-injector.XXXXXX)"
+  objcopy --strip-debug "$INJECTOR_BIN" "$d/spiffe-helper-injector"
+  build_in "$d/spiffe-helper-injector" -- -f "$ROOT/deploy/Dockerfile.injector" \
+    --build-arg RUNTIME_IMAGE=localhost/shr/cc-debian12:nonroot \
+    --build-arg BINARY_STAGE=prebuilt \
+    -t "$INJECTOR_IMAGE"
+  rm -rf "$d"
 }
 
 # upstream_helper_image: the upstream Go helper packed the way deploy/Dockerfile's runtime stage

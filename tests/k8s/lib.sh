@@ -70,6 +70,12 @@ refuse_other_version() {
   fi
 }
 spire_bin() { echo "${SPIRE_BIN_DIR:-$CACHE_BASE/spire-$SPIRE_VERSION/bin}"; }
+# Helm as tests/k8s/build-helm.sh builds it; its cache, config and data stay in STATE.
+helm_bin() { echo "${HELM_BIN:-$CACHE_BASE/helm-${HELM_VERSION:-v4.3.2}/bin/helm}"; }
+helm_k8s() {
+  HELM_CACHE_HOME="$STATE/helm/cache" HELM_CONFIG_HOME="$STATE/helm/config" HELM_DATA_HOME="$STATE/helm/data" \
+    "$(helm_bin)" --kubeconfig "$KUBECONFIG_FILE" "$@"
+}
 
 kc() { "$(k8s_bin)/kubectl" --kubeconfig "$KUBECONFIG_FILE" "$@"; }
 ctr_k8s() { ctr --address "$CONTAINERD_SOCK" -n k8s.io "$@"; }

@@ -14,6 +14,18 @@
 #     NotReady; the DaemonSet brings the agent back, the helper reconnects, Ready again with
 #     restart count 0
 #  7. the helper's pod deleted: the Deployment brings it back and it attests again
+#     (run last; 8-12 come between 5 and 6, while every SVID is fresh)
+#  8. the annotated Deployment (no helper in its spec) was injected: a native sidecar first, nginx
+#     started on the files (no restart), serves spiffe://example.org/ns/demo-annotated/sa/annotated-demo
+#     over mTLS to the client pod
+#  9. the injected helper's rotation reaches nginx without a restart
+# 10. the webhook's caBundle is the SPIRE bundle; a pod in an unlabelled namespace is untouched;
+#     a bad annotation is refused with a reason naming it (kubectl create --dry-run=server)
+# 11. the injector's own SVID rotates (its serving certificate, verified as the kube-apiserver
+#     does) and admissions keep working
+# 12. the injector deleted: pods in labelled namespaces are refused (failurePolicy Fail), others
+#     admitted, the annotated ReplicaSet reports FailedCreate; recreated (its caBundle removed
+#     meanwhile): it writes the caBundle back, and the ReplicaSet's pod is created, injected
 # Every wait is bounded and prints the kubectl describe/logs that explain a failure.
 # Certificates and keys copied to the host stay in a mode-700 temp dir; nothing secret is printed.
 set -euo pipefail
@@ -26,6 +38,13 @@ CLIENT_ID="spiffe://$TD/ns/demo/sa/demo-client"
 AGENT_PARENT="spiffe://$TD/ns/spire/sa/spire-agent"
 SHORT_TTL=20
 HELPER_IMAGE="localhost/spiffe-helper-rust:0.1.0"
+# The injector (deploy/k8s/50-injector.yaml) and the annotated demo it injects.
+INJ_NS="spiffe-helper-injector"
+INJ_HOST="spiffe-helper-injector.$INJ_NS.svc"
+WEBHOOK="spiffe-helper-injector"
+ANN_NS="demo-annotated"
+ANN_HOST="annotated-demo.$ANN_NS.svc"
+ANNOTATED_ID="spiffe://$TD/ns/$ANN_NS/sa/annotated-demo"
 WORK=""
 PF_PID=""
 step_no=0
@@ -74,6 +93,18 @@ fail() {
       kc -n demo logs "$p" -c spiffe-helper --previous --tail 20 2>/dev/null
       echo "----- kubectl -n demo logs $p -c nginx (last 20) -----"
       kc -n demo logs "$p" -c nginx --tail 20
+    done
+    echo "----- kubectl -n $ANN_NS describe pods (last 40) -----"
+    kc -n "$ANN_NS" describe pods | tail -n 40
+    echo "----- kubectl -n $ANN_NS get events (last 15) -----"
+    kc -n "$ANN_NS" get events --sort-by=.lastTimestamp | tail -n 15
+    for p in $(kc -n "$ANN_NS" get pods -o name); do
+      echo "----- kubectl -n $ANN_NS logs $p --all-containers (last 30) -----"
+      kc -n "$ANN_NS" logs "$p" --all-containers --tail 30
+    done
+    for p in $(kc -n "$INJ_NS" get pods -o name); do
+      echo "----- kubectl -n $INJ_NS logs $p (last 30) -----"
+      kc -n "$INJ_NS" logs "$p" --tail 30
     done
     echo "----- kubectl -n spire logs ds/spire-agent (last 30) -----"
     kc -n spire logs ds/spire-agent --tail 30
@@ -421,6 +452,251 @@ new_ready_pod() {
   [ -n "$p" ] && [ "$p" != "$1" ] && pod_ready demo "$p"
 }
 
+# --- 8.-12. the injector and the annotated demo (deploy/k8s/50-injector.yaml, examples/) ---------
+
+# pod_in NS APP: the name of a Running pod of the app in NS, empty when there is none.
+pod_in() {
+  kc -n "$1" get pods -l "app=$2" --field-selector=status.phase=Running \
+    -o jsonpath='{range .items[*]}{.metadata.name}{"\n"}{end}' | head -n 1
+}
+
+# ns_restarts NS POD: restart counts of all containers of a pod, summed.
+ns_restarts() {
+  jp "$1" "$2" '{range .status.initContainerStatuses[*]}{.restartCount}{"\n"}{end}{range .status.containerStatuses[*]}{.restartCount}{"\n"}{end}' |
+    awk '{s += $1} END {print s + 0}'
+}
+
+# fingerprints: the SHA-256 fingerprints of the PEM certificates on stdin, sorted, one per line.
+fingerprints() {
+  awk -v dir="$WORK" '/-----BEGIN CERTIFICATE-----/ {n++; f = dir "/fp-" n ".pem"} f {print > f} /-----END CERTIFICATE-----/ {close(f); f = ""}'
+  local f
+  for f in "$WORK"/fp-*.pem; do
+    [ -e "$f" ] || continue
+    openssl x509 -in "$f" -noout -fingerprint -sha256 | cut -d= -f2
+    rm -f "$f"
+  done | sort
+}
+
+ca_bundle_fingerprints() {
+  kc get mutatingwebhookconfiguration "$WEBHOOK" -o jsonpath='{.webhooks[0].clientConfig.caBundle}' |
+    base64 -d 2>/dev/null | fingerprints
+}
+
+spire_fingerprints() { spire_server bundle show -format pem | fingerprints; }
+
+# ca_bundle_is_spire_bundle: the webhook's caBundle holds exactly the SPIRE server's CAs.
+ca_bundle_is_spire_bundle() {
+  local want got
+  want="$(spire_fingerprints)"
+  got="$(ca_bundle_fingerprints)"
+  [ -n "$want" ] && [ "$got" = "$want" ]
+}
+
+# A pod that opts in, created with --dry-run=server: the kube-apiserver runs the admission
+# webhooks (sideEffects: None) and answers with the pod as it would be stored.
+probe_pod() {
+  cat <<YAML
+apiVersion: v1
+kind: Pod
+metadata:
+  generateName: shr-probe-
+  annotations:
+    spiffe-helper-rust/inject: "true"
+$1
+spec:
+  securityContext: {runAsUser: 101, runAsGroup: 101}
+  containers:
+    - name: app
+      image: localhost/shr/curl:bookworm
+      imagePullPolicy: Never
+      command: ["sleep", "infinity"]
+YAML
+}
+
+# admit NS [EXTRA-ANNOTATION-LINES]: the names of the init containers the stored pod would have;
+# the apiserver's error in WORK/admit.err when it refuses.
+admit() {
+  probe_pod "${2:-}" | kc -n "$1" create --dry-run=server -o jsonpath='{.spec.initContainers[*].name}' -f - 2>"$WORK/admit.err"
+}
+
+admitted_with_helper() { [ "$(admit "$ANN_NS")" = spiffe-helper ]; }
+
+# served_by_annotated: the certificate nginx in the annotated pod serves, seen by the client
+# pod through the Service with openssl (mTLS, verified against the bundle); in WORK/ann.pem.
+served_by_annotated() {
+  local client
+  client="$(pod_of mtls-client)"
+  [ -n "$client" ] || return 1
+  kc -n demo exec "$client" -c client -- sh -c \
+    "openssl s_client -connect $ANN_HOST:8443 -servername $ANN_HOST \
+       -cert /run/spiffe/certs/svid.pem -key /run/spiffe/certs/svid_key.pem \
+       -CAfile /run/spiffe/certs/svid_bundle.pem -verify_return_error </dev/null 2>/dev/null | openssl x509" \
+    >"$WORK/ann.pem" 2>/dev/null && [ -s "$WORK/ann.pem" ]
+}
+
+annotated_mtls() {
+  local client
+  client="$(pod_of mtls-client)"
+  [ -n "$client" ] || return 1
+  [ "$(kc -n demo exec "$client" -c client -- curl -sS --max-time 10 --cert /run/spiffe/certs/svid.pem \
+    --key /run/spiffe/certs/svid_key.pem --cacert /run/spiffe/certs/svid_bundle.pem \
+    "https://$ANN_HOST:8443/" 2>&1)" = "hello over SPIFFE mTLS" ]
+}
+
+check_injected() {
+  step "the annotated Deployment (no helper in its spec) was injected; nginx started on its files and serves $ANNOTATED_ID"
+  local pod want got helper_start nginx_start san
+  [ -z "$(kc -n "$ANN_NS" get deploy annotated-demo -o jsonpath='{.spec.template.spec.initContainers}')" ] ||
+    fail "the annotated Deployment's own spec has initContainers: the demo must carry only annotations"
+  pod="$(pod_in "$ANN_NS" annotated-demo)"
+  [ -n "$pod" ] || fail "no Running annotated-demo pod"
+  pod_ready "$ANN_NS" "$pod" || fail "the annotated pod $pod is not Ready"
+  [ "$(jp "$ANN_NS" "$pod" '{.metadata.annotations.spiffe-helper-rust/injected}')" = true ] ||
+    fail "the annotated pod lacks the injected marker"
+  [ "$(jp "$ANN_NS" "$pod" '{.spec.initContainers[0].name} {.spec.initContainers[0].restartPolicy} {.spec.shareProcessNamespace}')" = "spiffe-helper Always true" ] ||
+    fail "the annotated pod has no native helper sidecar first with shareProcessNamespace: $(jp "$ANN_NS" "$pod" '{.spec.initContainers[*].name} {.spec.shareProcessNamespace}')"
+  want="sha256:$("$ROOT/tests/k8s/images.sh" helper-id)"
+  got="$(jp "$ANN_NS" "$pod" '{.status.initContainerStatuses[?(@.name=="spiffe-helper")].imageID}')"
+  [ "$got" = "$want" ] || fail "the injected helper runs image $got, not $want"
+  # nginx exits when its certificate is missing: started once and never restarted means the
+  # files were there when it started (the helper's startup probe held it back).
+  [ "$(ns_restarts "$ANN_NS" "$pod")" = 0 ] || fail "the annotated pod's containers restarted $(ns_restarts "$ANN_NS" "$pod") time(s)"
+  helper_start="$(jp "$ANN_NS" "$pod" '{.status.initContainerStatuses[?(@.name=="spiffe-helper")].state.running.startedAt}')"
+  nginx_start="$(jp "$ANN_NS" "$pod" '{.status.containerStatuses[?(@.name=="nginx")].state.running.startedAt}')"
+  [ -n "$helper_start" ] && [ -n "$nginx_start" ] && [[ ! "$helper_start" > "$nginx_start" ]] ||
+    fail "nginx started at '$nginx_start', the helper at '$helper_start'"
+  san="$(kc -n "$ANN_NS" exec "$pod" -c nginx -- cat /run/spiffe/certs/svid.pem | uri_san_of)"
+  [ "$san" = "$ANNOTATED_ID" ] || fail "the annotated pod's certificate has URI SAN '$san', want $ANNOTATED_ID"
+  wait_for 30 "the client's mTLS call to the annotated demo" annotated_mtls ||
+    fail "the client pod cannot call https://$ANN_HOST:8443/ over mTLS"
+  served_by_annotated || fail "openssl s_client from the client pod got no verified certificate from $ANN_HOST"
+  san="$(uri_san_of <"$WORK/ann.pem")"
+  [ "$san" = "$ANNOTATED_ID" ] || fail "the annotated demo serves URI SAN '$san', want $ANNOTATED_ID"
+  say "    $pod: helper started $helper_start, nginx $nginx_start, restarts 0; serves $san over mTLS"
+}
+
+annotated_serial_changed() {
+  served_by_annotated || return 1
+  [ "$(serial_of <"$WORK/ann.pem")" != "$1" ]
+}
+
+check_injected_rotation() {
+  step "the injected helper's rotation reaches the annotated nginx without a restart"
+  local pod first nginx_id
+  pod="$(pod_in "$ANN_NS" annotated-demo)"
+  nginx_id="$(jp "$ANN_NS" "$pod" '{.status.containerStatuses[?(@.name=="nginx")].containerID}')"
+  served_by_annotated || fail "no certificate served by the annotated demo"
+  first="$(serial_of <"$WORK/ann.pem")"
+  until_ok 60 "the annotated nginx to serve a rotated certificate (first $first)" annotated_serial_changed "$first"
+  [ "$(ns_restarts "$ANN_NS" "$pod")" = 0 ] || fail "the annotated pod restarted during rotation"
+  [ "$(jp "$ANN_NS" "$pod" '{.status.containerStatuses[?(@.name=="nginx")].containerID}')" = "$nginx_id" ] ||
+    fail "the annotated pod's nginx container changed"
+  say "    served serial $first -> $(serial_of <"$WORK/ann.pem"), restarts 0, same nginx container"
+}
+
+check_admission() {
+  step "the webhook: caBundle = SPIRE's bundle; unlabelled namespace untouched; a bad annotation refused with its reason"
+  local how
+  how="$(cat "$STATE/injector-install" 2>/dev/null || true)"
+  if [ "$how" = helm ]; then
+    helm_k8s -n "$INJ_NS" status spiffe-helper-injector >"$WORK/helm-status" 2>&1 ||
+      fail "helm status of the injector's release failed: $(cat "$WORK/helm-status")"
+    grep -q '^STATUS: deployed' "$WORK/helm-status" || fail "the injector's Helm release is not deployed: $(head -n 8 "$WORK/helm-status")"
+  fi
+  say "    the injector was installed by: ${how:-unknown}"
+  ca_bundle_is_spire_bundle || fail "the webhook's caBundle ($(ca_bundle_fingerprints | wc -l) certs) is not the SPIRE bundle ($(spire_fingerprints | wc -l) certs)"
+  admitted_with_helper || fail "a pod opting in to $ANN_NS was not injected: $(cat "$WORK/admit.err")"
+  local out
+  out="$(admit demo)" || fail "a pod in the unlabelled namespace demo was refused: $(cat "$WORK/admit.err")"
+  [ -z "$out" ] || fail "a pod in the unlabelled namespace demo was changed (initContainers: $out)"
+  if admit "$ANN_NS" '    spiffe-helper-rust/inject-mode: sometimes' >/dev/null; then
+    fail "a pod with inject-mode 'sometimes' was admitted"
+  fi
+  grep -q 'spiffe-helper-rust/inject-mode' "$WORK/admit.err" ||
+    fail "the refusal does not name the annotation: $(cat "$WORK/admit.err")"
+  say "    caBundle = SPIRE bundle ($(spire_fingerprints | wc -l) CA); demo: untouched; refused with:"
+  say "      $(head -c 300 "$WORK/admit.err")"
+}
+
+# injector_serial POD: the serial of the certificate the injector pod serves, verified as the
+# kube-apiserver does (the SPIRE bundle as CA, the Service's DNS name), from the client pod.
+injector_serial() {
+  local ip client
+  ip="$(jp "$INJ_NS" "$1" '{.status.podIP}')"
+  client="$(pod_of mtls-client)"
+  [ -n "$ip" ] && [ -n "$client" ] || return 1
+  kc -n demo exec "$client" -c client -- sh -c \
+    "openssl s_client -connect $ip:8443 -servername $INJ_HOST -verify_hostname $INJ_HOST \
+       -CAfile /run/spiffe/certs/svid_bundle.pem -verify_return_error </dev/null 2>/dev/null |
+     openssl x509 -noout -serial" | cut -d= -f2
+}
+
+injector_rotated() {
+  local now
+  now="$(injector_serial "$1")" || return 1
+  [ -n "$now" ] && [ "$now" != "$2" ]
+}
+
+check_injector_rotation() {
+  step "the injector's own SVID rotates; admissions keep working"
+  local pod first
+  pod="$(pod_in "$INJ_NS" spiffe-helper-injector)"
+  [ -n "$pod" ] || fail "no Running injector pod"
+  first="$(injector_serial "$pod")"
+  [ -n "$first" ] || fail "the injector pod $pod serves no certificate that verifies for $INJ_HOST"
+  until_ok 60 "the injector to serve a rotated SVID (first $first)" injector_rotated "$pod" "$first"
+  admitted_with_helper || fail "an admission after the injector's rotation failed: $(cat "$WORK/admit.err")"
+  [ "$(ns_restarts "$INJ_NS" "$pod")" = 0 ] || fail "the injector pod restarted"
+  say "    $pod: serial $first -> $(injector_serial "$pod"); admission ok"
+}
+
+no_injector_pod() { [ -z "$(kc -n "$INJ_NS" get pods -l app=spiffe-helper-injector -o name)" ]; }
+
+# failed_create_event: the annotated ReplicaSet reports that the webhook refused its pod.
+failed_create_event() {
+  kc -n "$ANN_NS" get events --field-selector reason=FailedCreate -o jsonpath='{range .items[*]}{.message}{"\n"}{end}' |
+    grep -q 'pods.injector.spiffe-helper-rust'
+}
+
+annotated_back() {
+  local p
+  p="$(pod_in "$ANN_NS" annotated-demo)"
+  [ -n "$p" ] && [ "$p" != "$1" ] && pod_ready "$ANN_NS" "$p"
+}
+
+check_injector_down() {
+  step "the injector deleted: pods in labelled namespaces are refused (failurePolicy Fail), others not; recreated: it restores its caBundle and the ReplicaSet's pod comes"
+  local old t0
+  old="$(pod_in "$ANN_NS" annotated-demo)"
+  kc -n "$INJ_NS" delete deployment spiffe-helper-injector --wait=false >/dev/null
+  until_ok 60 "the injector's pods to be gone" no_injector_pod
+  t0=$SECONDS
+  if admit "$ANN_NS" >/dev/null; then
+    fail "a pod was admitted into $ANN_NS with no injector running"
+  fi
+  grep -q 'failed calling webhook "pods.injector.spiffe-helper-rust"' "$WORK/admit.err" ||
+    fail "the refusal is not the webhook's failure: $(cat "$WORK/admit.err")"
+  say "    refused: $(head -c 240 "$WORK/admit.err")"
+  admit demo >/dev/null || fail "a pod in the unlabelled namespace demo was refused while the injector is down: $(cat "$WORK/admit.err")"
+  kc -n "$ANN_NS" delete pod "$old" --wait=false >/dev/null
+  until_ok 60 "the annotated ReplicaSet's FailedCreate event naming the webhook" failed_create_event
+  [ -z "$(pod_in "$ANN_NS" annotated-demo | grep -v "^$old\$")" ] || fail "an annotated pod was created while the injector was down"
+  # As a `kubectl apply` of a manifest without caBundle could leave it: the injector restores it.
+  kc patch mutatingwebhookconfiguration "$WEBHOOK" --type json \
+    -p '[{"op":"remove","path":"/webhooks/0/clientConfig/caBundle"}]' >/dev/null
+  "$ROOT/tests/k8s/env.sh" injector
+  kc -n "$INJ_NS" rollout status deployment/spiffe-helper-injector --timeout 120s >/dev/null ||
+    fail "the recreated injector did not roll out"
+  say "    injector back after $((SECONDS - t0))s down"
+  ca_bundle_is_spire_bundle || fail "the recreated injector did not restore the caBundle"
+  admitted_with_helper || fail "an admission after the injector came back failed: $(cat "$WORK/admit.err")"
+  t0=$SECONDS
+  until_ok 180 "the annotated ReplicaSet to create an injected, Ready pod" annotated_back "$old"
+  say "    caBundle restored; the ReplicaSet's retry created $(pod_in "$ANN_NS" annotated-demo) $((SECONDS - t0))s after the injector was Ready"
+  wait_for 30 "the client's mTLS call to the new annotated pod" annotated_mtls ||
+    fail "the client pod cannot call the new annotated pod over mTLS"
+}
+
 main() {
   [ -s "$KUBECONFIG_FILE" ] && kc get node "$NODE_NAME" >/dev/null 2>&1 || die "no cluster (run: make env-up)"
   command -v openssl >/dev/null || die "openssl is required"
@@ -437,6 +713,11 @@ main() {
   check_mtls
   check_entry_recreate
   check_rotation
+  check_injected
+  check_injected_rotation
+  check_admission
+  check_injector_rotation
+  check_injector_down
   check_readiness
   check_pod_delete
   say "smoke test passed in $((SECONDS - t0))s"
