@@ -142,6 +142,7 @@ deploy() {
   # retry with a growing backoff.
   rollout deployment/spiffe-helper-injector spiffe-helper-injector
   kc apply -f "$STATE/manifests/annotated.yaml" >/dev/null
+  "$ROOT/tests/k8s/cluster.sh" dns
   rollout deployment/annotated-demo demo-annotated
 }
 

@@ -1,5 +1,6 @@
-//! What the injector puts into every pod unless an annotation says otherwise: the defaults the
-//! Helm chart will set (docs/injection.md, "Injector settings"). The server reads them from a
+//! What the injector puts into every pod unless an annotation says otherwise: the settings file
+//! that deploy/k8s/50-injector.yaml and the Helm chart give it (docs/injection.md, "Injector
+//! settings"). The server reads them from a
 //! YAML or JSON file with serde: camelCase keys as in Kubernetes objects, every key optional
 //! (missing ones keep [`InjectorSettings::default`]), an unknown key refused.
 
