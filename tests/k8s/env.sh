@@ -15,8 +15,9 @@
 # INJECTOR_INSTALL=manifests applies deploy/k8s/50-injector.yaml through deploy/local/injector.
 # `make test` runs one Kubernetes version each way.
 #
-# The walkthrough of deploy/README.md, step by step: SPIRE server and agent, the node entry and
-# the workload entries, then the native-sidecar nginx and the one-shot Job, the injector and the
+# The walkthrough of deploy/README.md, step by step: spire-controller-manager's CRDs, SPIRE
+# server (with the controller beside it) and agent, the ClusterSPIFFEID that registers the
+# workloads (no entry made by hand for them), then the native-sidecar nginx and the one-shot Job, the injector and the
 # annotated demo it injects. Plus the smoke test's client pod (tests/k8s/mtls-client.yaml).
 set -euo pipefail
 # shellcheck source=tests/k8s/lib.sh
@@ -25,7 +26,6 @@ set -euo pipefail
 TD="example.org"
 AGENT_PARENT="spiffe://$TD/ns/spire/sa/spire-agent"
 SERVER_BIN="/opt/spire/bin/spire-server"
-SHORT_TTL_INJECTED=40
 
 # spire_server ARGS...: the server CLI inside the StatefulSet's pod (its default socket path).
 spire_server() { kc -n spire exec spire-server-0 -c spire-server -- "$SERVER_BIN" "$@"; }
@@ -44,21 +44,22 @@ ensure_entry() {
 }
 
 register() {
+  # The node alias: workloads are registered by spire-controller-manager from ClusterSPIFFEIDs
+  # (deploy/k8s/15-cluster-spiffeids.yaml), except make bench-k8s's pods, which
+  # tests/k8s/bench-node.sh registers with one entry parented to this alias.
   ensure_entry "$AGENT_PARENT" -node \
     -selector k8s_psat:cluster:demo-cluster -selector k8s_psat:agent_ns:spire -selector k8s_psat:agent_sa:spire-agent
-  ensure_entry "spiffe://$TD/ns/demo/sa/demo-sidecar" -parentID "$AGENT_PARENT" \
-    -selector k8s:ns:demo -selector k8s:sa:demo-sidecar -dns demo-sidecar.demo.svc
-  ensure_entry "spiffe://$TD/ns/demo/sa/demo-client" -parentID "$AGENT_PARENT" \
-    -selector k8s:ns:demo -selector k8s:sa:demo-client
-  # The injector and the annotated demo (deploy/k8s/50-injector.yaml and
-  # examples/annotated-deployment.yaml) with a 40 s X.509 TTL, where users keep SPIRE's default:
-  # the smoke test sees both rotate (at half-life, ~20 s) within its run.
-  ensure_entry "spiffe://$TD/ns/spiffe-helper-injector/sa/spiffe-helper-injector" -parentID "$AGENT_PARENT" \
-    -selector k8s:ns:spiffe-helper-injector -selector k8s:sa:spiffe-helper-injector \
-    -dns spiffe-helper-injector.spiffe-helper-injector.svc -x509SVIDTTL "$SHORT_TTL_INJECTED"
-  ensure_entry "spiffe://$TD/ns/demo-annotated/sa/annotated-demo" -parentID "$AGENT_PARENT" \
-    -selector k8s:ns:demo-annotated -selector k8s:sa:annotated-demo \
-    -dns annotated-demo.demo-annotated.svc -x509SVIDTTL "$SHORT_TTL_INJECTED"
+}
+
+# crds: spire-controller-manager's CustomResourceDefinitions, from the module version it was
+# built from, established before anything uses them.
+crds() {
+  local scm
+  scm="$("$ROOT/tests/k8s/build-controller-manager.sh")"
+  kc apply --server-side -f "$scm/crds.yaml" >/dev/null
+  kc wait --for condition=established --timeout 60s crd/clusterspiffeids.spire.spiffe.io \
+    crd/clusterfederatedtrustdomains.spire.spiffe.io crd/clusterstaticentries.spire.spiffe.io >/dev/null ||
+    die "spire-controller-manager's CRDs were not established"
 }
 
 # describe_failure KIND/NAME NAMESPACE: what a person would look at when a rollout hangs.
@@ -121,11 +122,12 @@ deploy() {
   # The SPIRE server's PersistentVolume (deploy/local/spire-data-pv.yaml), owned by its uid.
   install -d -o 1000 -g 1000 -m 0750 "$STATE/pv/spire-data"
   render
+  crds
   kc apply -f "$STATE/manifests/rest.yaml" >/dev/null
   "$ROOT/tests/k8s/cluster.sh" dns
   rollout statefulset/spire-server spire
   register
-  # Registered: the injector starts now and fetches its SVID while the rest comes up.
+  # The injector starts now and fetches its SVID while the rest comes up.
   install_injector
   rollout daemonset/spire-agent spire
   rollout deployment/demo-sidecar demo
@@ -152,6 +154,7 @@ cmd_up() {
   "$ROOT/tests/k8s/build-k8s.sh" >/dev/null
   "$ROOT/tests/spire/build-spire.sh" >/dev/null
   "$ROOT/tests/k8s/build-helm.sh" >/dev/null
+  "$ROOT/tests/k8s/build-controller-manager.sh" >/dev/null
   "$ROOT/tests/k8s/images.sh" build
   "$ROOT/tests/k8s/cluster.sh" up
   deploy

@@ -30,7 +30,8 @@ HELPER_BIN="${HELPER_BIN:-${CARGO_TARGET_DIR:-$ROOT/target}/debug/spiffe-helper-
 INJECTOR_BIN="${INJECTOR_BIN:-${CARGO_TARGET_DIR:-$ROOT/target}/debug/spiffe-helper-injector}"
 HELPER_IMAGE="localhost/spiffe-helper-rust:0.1.0"
 INJECTOR_IMAGE="localhost/spiffe-helper-injector:0.1.0"
-IMAGES=(localhost/shr/pause:3.10 localhost/shr/spire-server:1.13.3 localhost/shr/spire-agent:1.13.3
+SCM_IMAGE="localhost/shr/spire-controller-manager:0.6.3"
+IMAGES=(localhost/shr/pause:3.10 localhost/shr/spire-server:1.13.3 localhost/shr/spire-agent:1.13.3 "$SCM_IMAGE"
   localhost/shr/nginx:bookworm localhost/shr/curl:bookworm "$HELPER_IMAGE" "$INJECTOR_IMAGE")
 UPSTREAM_HELPER_IMAGE="localhost/shr/upstream-helper:0.11.0"
 if [ "${WITH_UPSTREAM_HELPER:-0}" = 1 ]; then
@@ -122,6 +123,7 @@ cmd_build() {
     have_image "localhost/shr/$c:1.13.3" ||
       build_in "$spire/$c" -- -f "$HERE/spire.Containerfile" --build-arg COMPONENT="$c" -t "localhost/shr/$c:1.13.3"
   done
+  have_image "$SCM_IMAGE" || controller_manager_image
   have_image localhost/shr/nginx:bookworm || build_in -- -f "$HERE/nginx.Containerfile" -t localhost/shr/nginx:bookworm
   have_image localhost/shr/curl:bookworm || build_in -- -f "$HERE/curl.Containerfile" -t localhost/shr/curl:bookworm
   # The helper: deploy/Dockerfile's runtime stage over the local distroless stand-in, with the
@@ -145,6 +147,22 @@ cmd_build() {
   done
   podman image prune -f >/dev/null
   say "images built: ${IMAGES[*]}"
+}
+
+# controller_manager_image: spire-controller-manager (a static Go binary) on the distroless
+# stand-in; the SPIRE server's pod runs it as the server's uid.
+controller_manager_image() {
+  local scm cf
+  scm="$("$ROOT/tests/k8s/build-controller-manager.sh")"
+  cf="$(mktemp /tmp/shr-scm.XXXXXX)"
+  cat >"$cf" <<EOF
+FROM localhost/shr/cc-debian12:nonroot
+COPY spire-controller-manager /spire-controller-manager
+USER 65532:65532
+ENTRYPOINT ["/spire-controller-manager"]
+EOF
+  build_in "$scm/bin/spire-controller-manager" -- -f "$cf" -t "$SCM_IMAGE"
+  rm -f "$cf"
 }
 
 # injector_image: deploy/Dockerfile.injector's runtime stage over the same base, with the

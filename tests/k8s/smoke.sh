@@ -8,7 +8,8 @@
 #     reads a certificate whose URI SAN is spiffe://example.org/ns/<ns>/sa/<sa>
 #  3. the client pod calls nginx over mTLS through the Service; `kubectl port-forward` to
 #     127.0.0.1 and `openssl s_client` from the host show the same (serial, SPIFFE ID)
-#  4. the sidecar's entry deleted and recreated with a short TTL: the helper gets the new SVID
+#  4. the workloads' ClusterSPIFFEID given a short TTL and the sidecar's entry deleted in SPIRE:
+#     spire-controller-manager makes it again, the helper gets the new SVID
 #  5. rotation reaches nginx with no restart: a new serial is served
 #  6. the agent away (its DaemonSet pinned to no node) until the SVID expires: the pod turns
 #     NotReady; the DaemonSet brings the agent back, the helper reconnects, Ready again with
@@ -35,7 +36,9 @@ set -euo pipefail
 TD="example.org"
 SIDECAR_ID="spiffe://$TD/ns/demo/sa/demo-sidecar"
 CLIENT_ID="spiffe://$TD/ns/demo/sa/demo-client"
-AGENT_PARENT="spiffe://$TD/ns/spire/sa/spire-agent"
+# spire-controller-manager's entry ID prefix (deploy/k8s/10-spire-server.yaml).
+SCM_PREFIX="k8s-"
+AGENT_ALIAS="spiffe://$TD/ns/spire/sa/spire-agent"
 SHORT_TTL=20
 HELPER_IMAGE="localhost/spiffe-helper-rust:0.1.0"
 # The injector (deploy/k8s/50-injector.yaml) and the annotated demo it injects.
@@ -108,8 +111,10 @@ fail() {
     done
     echo "----- kubectl -n spire logs ds/spire-agent (last 30) -----"
     kc -n spire logs ds/spire-agent --tail 30
+    echo "----- kubectl -n spire logs spire-server-0 -c spire-controller-manager (last 20) -----"
+    kc -n spire logs spire-server-0 -c spire-controller-manager --tail 20
     echo "----- kubectl -n spire logs spire-server-0 (last 20) -----"
-    kc -n spire logs spire-server-0 --tail 20
+    kc -n spire logs spire-server-0 -c spire-server --tail 20
   } >&2 2>&1 || true
   say "FAILED: $why"
   exit 1
@@ -127,7 +132,7 @@ spire_server() { kc -n spire exec spire-server-0 -c spire-server -- /opt/spire/b
 # pod_of APP: the name of a Running pod of the app, empty when there is none.
 pod_of() {
   kc -n demo get pods -l "app=$1" --field-selector=status.phase=Running \
-    -o jsonpath='{range .items[*]}{.metadata.name}{"\n"}{end}' | head -n 1
+    -o jsonpath='{range .items[*]}{.metadata.name}{"\n"}{end}' | awk 'NR == 1'
 }
 
 # need_pod APP: pod_of, failing the test when there is none.
@@ -346,22 +351,39 @@ lifetime_of() {
 
 sidecar_serial() { cert_in "$(pod_of demo-sidecar)" nginx | serial_of; }
 
+# entry_of SPIFFE_ID: the ID of (one) entry for SPIFFE_ID, empty when there is none.
+entry_of() { spire_server entry show -spiffeID "$1" 2>/dev/null | awk '/^Entry ID/ {print $4; exit}'; }
+
+# controller_entry_back OLD-SERIAL: spire-controller-manager made the entry again and the helper
+# wrote a short-lived SVID from it.
+controller_entry_back() {
+  case "$(entry_of "$SIDECAR_ID")" in "$SCM_PREFIX"*) ;; *) return 1 ;; esac
+  new_short_svid "$1"
+}
+
 check_entry_recreate() {
-  step "the sidecar's entry deleted and recreated (x509SVIDTTL ${SHORT_TTL}s): the helper gets the new SVID"
+  step "the ClusterSPIFFEID's ttl set to ${SHORT_TTL}s and the sidecar's entry deleted in SPIRE: spire-controller-manager makes it again, the helper gets the new SVID"
   local id before pod
   pod="$(need_pod demo-sidecar)"
   before="$(sidecar_serial)"
-  id="$(spire_server entry show -spiffeID "$SIDECAR_ID" | awk '/^Entry ID/ {print $4; exit}')"
+  # Every workload entry is the controller's; only the node alias is made by hand.
+  spire_server entry show >"$WORK/entries"
+  local manual ours
+  manual="$(awk -v p="$SCM_PREFIX" '/^Entry ID/ {id = $4} /^SPIFFE ID/ && index(id, p) != 1 && $4 != "'"$AGENT_ALIAS"'" {print $4}' "$WORK/entries")"
+  [ -z "$manual" ] || fail "workload entries not made by spire-controller-manager: $manual"
+  ours="$(awk -v p="$SCM_PREFIX" '/^Entry ID/ && index($4, p) == 1' "$WORK/entries" | wc -l)"
+  say "    $ours entries made by spire-controller-manager, none by hand but the node alias"
+  id="$(entry_of "$SIDECAR_ID")"
   [ -n "$id" ] || fail "no entry for $SIDECAR_ID"
+  case "$id" in "$SCM_PREFIX"*) ;; *) fail "the entry for $SIDECAR_ID ($id) was not made by spire-controller-manager (ID prefix $SCM_PREFIX)" ;; esac
+  kc patch clusterspiffeid workloads --type merge -p "{\"spec\":{\"ttl\":\"${SHORT_TTL}s\"}}" >/dev/null
   spire_server entry delete -entryID "$id" >/dev/null || fail "entry delete failed"
-  spire_server entry create -spiffeID "$SIDECAR_ID" -parentID "$AGENT_PARENT" \
-    -selector k8s:ns:demo -selector k8s:sa:demo-sidecar -dns demo-sidecar.demo.svc \
-    -x509SVIDTTL "$SHORT_TTL" >/dev/null || fail "entry create failed"
-  # The helper is told "no identity" and retries with backoff (capped at 30 s).
-  until_ok 90 "a new short-lived SVID for the recreated entry" new_short_svid "$before"
+  # The controller finds the entry missing at its next reconciliation (every 10 s by default);
+  # the helper, told "no identity" meanwhile, retries with backoff (capped at 30 s).
+  until_ok 90 "the controller's new entry and a short-lived SVID from it" controller_entry_back "$before"
   [ "$(restarts "$pod")" = 0 ] || fail "the sidecar pod restarted"
   pod_ready demo "$pod" || fail "the sidecar pod is not Ready after the entry came back"
-  say "    serial $before -> $(sidecar_serial), lifetime $(lifetime_of "$WORK/c.pem")s"
+  say "    entry $id deleted, now $(entry_of "$SIDECAR_ID"); serial $before -> $(sidecar_serial), lifetime $(lifetime_of "$WORK/c.pem")s"
 }
 
 new_short_svid() {
@@ -457,7 +479,7 @@ new_ready_pod() {
 # pod_in NS APP: the name of a Running pod of the app in NS, empty when there is none.
 pod_in() {
   kc -n "$1" get pods -l "app=$2" --field-selector=status.phase=Running \
-    -o jsonpath='{range .items[*]}{.metadata.name}{"\n"}{end}' | head -n 1
+    -o jsonpath='{range .items[*]}{.metadata.name}{"\n"}{end}' | awk 'NR == 1'
 }
 
 # ns_restarts NS POD: restart counts of all containers of a pod, summed.
@@ -680,7 +702,9 @@ check_injector_down() {
   admit demo >/dev/null || fail "a pod in the unlabelled namespace demo was refused while the injector is down: $(cat "$WORK/admit.err")"
   kc -n "$ANN_NS" delete pod "$old" --wait=false >/dev/null
   until_ok 60 "the annotated ReplicaSet's FailedCreate event naming the webhook" failed_create_event
-  [ -z "$(pod_in "$ANN_NS" annotated-demo | grep -v "^$old\$")" ] || fail "an annotated pod was created while the injector was down"
+  local others
+  others="$(kc -n "$ANN_NS" get pods -l app=annotated-demo -o jsonpath='{range .items[*]}{.metadata.name}{"\n"}{end}' | awk -v old="$old" '$0 != old')"
+  [ -z "$others" ] || fail "an annotated pod was created while the injector was down: $others"
   # As a `kubectl apply` of a manifest without caBundle could leave it: the injector restores it.
   kc patch mutatingwebhookconfiguration "$WEBHOOK" --type json \
     -p '[{"op":"remove","path":"/webhooks/0/clientConfig/caBundle"}]' >/dev/null
@@ -689,7 +713,9 @@ check_injector_down() {
     fail "the recreated injector did not roll out"
   say "    injector back after $((SECONDS - t0))s down"
   ca_bundle_is_spire_bundle || fail "the recreated injector did not restore the caBundle"
-  admitted_with_helper || fail "an admission after the injector came back failed: $(cat "$WORK/admit.err")"
+  # Ready pods reach the Service's endpoints, then kube-proxy's rules, within a few seconds.
+  wait_for 30 "an admission after the injector came back" admitted_with_helper ||
+    fail "admissions failed for 30 s after the injector came back: $(cat "$WORK/admit.err")"
   t0=$SECONDS
   until_ok 180 "the annotated ReplicaSet to create an injected, Ready pod" annotated_back "$old"
   say "    caBundle restored; the ReplicaSet's retry created $(pod_in "$ANN_NS" annotated-demo) $((SECONDS - t0))s after the injector was Ready"
