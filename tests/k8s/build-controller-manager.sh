@@ -6,9 +6,11 @@
 # the same module version. Skips the work when both exist. Prints the cache directory on stdout
 # (bin/spire-controller-manager, crds.yaml).
 #
-# The module's version list answers 403 at the proxy; the version is named, as SPIRE's is.
-# A wrapper module requires it and builds its cmd package (its main), like build-helm.sh.
+# The module's version list answers 403 at the proxy; the version is named, as SPIRE's is. A
+# wrapper module requires it and builds its cmd package, its main (go-wrapper.sh).
 set -euo pipefail
+# shellcheck source=tests/k8s/go-wrapper.sh
+. "$(dirname "$0")/go-wrapper.sh"
 
 SCM_VERSION="${SCM_VERSION:-v0.6.3}"
 CACHE="${SCM_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/spiffe-helper-rust/spire-controller-manager-${SCM_VERSION}}"
@@ -21,18 +23,9 @@ if [ -x "$BIN" ] && [ -s "$CACHE/crds.yaml" ]; then
   echo "$CACHE"
   exit 0
 fi
-command -v go >/dev/null 2>&1 || { say "'go' is required (Go with access to the Go module proxy)"; exit 1; }
 say "building spire-controller-manager $SCM_VERSION into $CACHE (first time only, a few minutes)"
-mkdir -p "$CACHE/src" "$CACHE/bin"
-cd "$CACHE/src"
-if [ ! -f go.mod ]; then
-  printf 'module local/scm-build\n\ngo 1.24.5\n\nrequire %s %s\n' "$MODULE" "$SCM_VERSION" >go.mod
-  printf '//go:build tools\n\npackage tools\n\nimport _ "%s/cmd"\n' "$MODULE" >tools.go
-fi
-go mod tidy >&2
-CGO_ENABLED=0 go build -trimpath -o "$BIN.part" "$MODULE/cmd" >&2
-mv "$BIN.part" "$BIN"
-dir="$(go mod download -json "$MODULE@$SCM_VERSION" | sed -n 's/^\t"Dir": "\(.*\)",$/\1/p')"
+go_wrapper_build "$CACHE/src" "$MODULE" "$SCM_VERSION" 1.24.5 "$MODULE/cmd" "$BIN"
+dir="$(cd "$CACHE/src" && go mod download -json "$MODULE@$SCM_VERSION" | sed -n 's/^\t"Dir": "\(.*\)",$/\1/p')"
 [ -d "$dir/config/crd/bases" ] || { say "no config/crd/bases in $dir"; exit 1; }
 # The three kinds the controller reconciles (its ControllerManagerConfig is a file, not a CRD).
 for kind in clusterspiffeids clusterfederatedtrustdomains clusterstaticentries; do
