@@ -2,31 +2,32 @@
 # `make smoke-test`: what users run, checked in the cluster of `make env-up`.
 #
 #  1. every pod Running/Ready (the Job Complete), no demo container restarted although the
-#     sidecar may start before the agent; the helper's image is the one built from
-#     deploy/Dockerfile; the helper runs as non-root, no capabilities, read-only root filesystem
-#  2. one-shot initContainers exited 0 before their main container started; the main container
+#     sidecar may start before the agent
+#  2. the helper's image is the one built from deploy/Dockerfile; the helper runs as non-root,
+#     no capabilities, read-only root filesystem
+#  3. one-shot initContainers exited 0 before their main container started; the main container
 #     reads a certificate whose URI SAN is spiffe://example.org/ns/<ns>/sa/<sa>
-#  3. the client pod calls nginx over mTLS through the Service; `kubectl port-forward` to
+#  4. the client pod calls nginx over mTLS through the Service; `kubectl port-forward` to
 #     127.0.0.1 and `openssl s_client` from the host show the same (serial, SPIFFE ID)
-#  4. the workloads' ClusterSPIFFEID given a short TTL and the sidecar's entry deleted in SPIRE:
-#     spire-controller-manager makes it again, the helper gets the new SVID
-#  5. rotation reaches nginx with no restart: a new serial is served
-#  6. the agent away (its DaemonSet pinned to no node) until the SVID expires: the pod turns
-#     NotReady; the DaemonSet brings the agent back, the helper reconnects, Ready again with
-#     restart count 0
-#  7. the helper's pod deleted: the Deployment brings it back and it attests again
-#     (run last; 8-12 come between 5 and 6, while every SVID is fresh)
-#  8. the annotated Deployment (no helper in its spec) was injected: a native sidecar first, nginx
+#  5. every workload entry is spire-controller-manager's; the workloads' ClusterSPIFFEID given a
+#     short TTL and the sidecar's entry deleted in SPIRE: the controller makes it again, the
+#     helper gets the new SVID
+#  6. rotation reaches nginx with no restart: a new serial is served
+#  7. the annotated Deployment (no helper in its spec) was injected: a native sidecar first, nginx
 #     started on the files (no restart), serves spiffe://example.org/ns/demo-annotated/sa/annotated-demo
 #     over mTLS to the client pod
-#  9. the injected helper's rotation reaches nginx without a restart
-# 10. the webhook's caBundle is the SPIRE bundle; a pod in an unlabelled namespace is untouched;
+#  8. the injected helper's rotation reaches nginx without a restart
+#  9. the webhook's caBundle is the SPIRE bundle; a pod in an unlabelled namespace is untouched;
 #     a bad annotation is refused with a reason naming it (kubectl create --dry-run=server)
-# 11. the injector's own SVID rotates (its serving certificate, verified as the kube-apiserver
+# 10. the injector's own SVID rotates (its serving certificate, verified as the kube-apiserver
 #     does) and admissions keep working
-# 12. the injector deleted: pods in labelled namespaces are refused (failurePolicy Fail), others
+# 11. the injector deleted: pods in labelled namespaces are refused (failurePolicy Fail), others
 #     admitted, the annotated ReplicaSet reports FailedCreate; recreated (its caBundle removed
 #     meanwhile): it writes the caBundle back, and the ReplicaSet's pod is created, injected
+# 12. the agent away (its DaemonSet pinned to no node) until the SVID expires: the pod turns
+#     NotReady; the DaemonSet brings the agent back, the helper reconnects, Ready again with
+#     restart count 0
+# 13. the helper's pod deleted: the Deployment brings it back and it attests again
 # Every wait is bounded and prints the kubectl describe/logs that explain a failure.
 # Certificates and keys copied to the host stay in a mode-700 temp dir; nothing secret is printed.
 set -euo pipefail
