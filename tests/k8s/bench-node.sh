@@ -83,7 +83,6 @@ cluster_up() {
 
 # --- workload --------------------------------------------------------------------------------
 
-spire_server() { kc -n spire exec spire-server-0 -c spire-server -- /opt/spire/bin/spire-server "$@"; }
 
 register() {
   spire_server entry show -spiffeID "$SPIFFE_ID" 2>/dev/null | grep -q '^Entry ID' && return 0

@@ -25,15 +25,6 @@ set -euo pipefail
 
 TD="example.org"
 AGENT_PARENT="spiffe://$TD/ns/spire/sa/spire-agent"
-SERVER_BIN="/opt/spire/bin/spire-server"
-
-# spire_server ARGS...: the server CLI inside the StatefulSet's pod (its default socket path).
-spire_server() { kc -n spire exec spire-server-0 -c spire-server -- "$SERVER_BIN" "$@"; }
-
-# entry_id SPIFFE_ID: the id of the entry for SPIFFE_ID, empty when there is none.
-entry_id() {
-  spire_server entry show -spiffeID "$1" 2>/dev/null | awk '/^Entry ID/ {print $4; exit}'
-}
 
 # ensure_entry SPIFFE_ID ARGS...: `entry create` unless an entry for SPIFFE_ID exists.
 ensure_entry() {

@@ -70,6 +70,12 @@ refuse_other_version() {
   fi
 }
 spire_bin() { echo "${SPIRE_BIN_DIR:-$CACHE_BASE/spire-$SPIRE_VERSION/bin}"; }
+# spire_server ARGS...: the server CLI inside the StatefulSet's pod (its default socket path).
+spire_server() { kc -n spire exec spire-server-0 -c spire-server -- /opt/spire/bin/spire-server "$@"; }
+# entry_id SPIFFE_ID: the ID of (one) entry for SPIFFE_ID, empty when there is none.
+entry_id() {
+  spire_server entry show -spiffeID "$1" 2>/dev/null | awk '/^Entry ID/ {print $4; exit}'
+}
 # Helm as tests/k8s/build-helm.sh builds it; its cache, config and data stay in STATE.
 helm_bin() { echo "${HELM_BIN:-$CACHE_BASE/helm-${HELM_VERSION:-v4.3.2}/bin/helm}"; }
 helm_k8s() {

@@ -128,13 +128,14 @@ until_ok() {
   wait_for "$secs" "$what" "$@" || fail "$what (waited ${secs}s)"
 }
 
-spire_server() { kc -n spire exec spire-server-0 -c spire-server -- /opt/spire/bin/spire-server "$@"; }
-
-# pod_of APP: the name of a Running pod of the app, empty when there is none.
-pod_of() {
-  kc -n demo get pods -l "app=$1" --field-selector=status.phase=Running \
+# pod_in NS APP: the name of a Running pod of the app in NS, empty when there is none.
+pod_in() {
+  kc -n "$1" get pods -l "app=$2" --field-selector=status.phase=Running \
     -o jsonpath='{range .items[*]}{.metadata.name}{"\n"}{end}' | awk 'NR == 1'
 }
+
+# pod_of APP: pod_in the demo namespace.
+pod_of() { pod_in demo "$1"; }
 
 # need_pod APP: pod_of, failing the test when there is none.
 need_pod() {
@@ -149,11 +150,14 @@ jp() { kc -n "$1" get pod "$2" -o jsonpath="$3"; }
 pod_ready() { [ "$(jp "$1" "$2" '{.status.conditions[?(@.type=="Ready")].status}')" = True ]; }
 pod_not_ready() { [ "$(jp "$1" "$2" '{.status.conditions[?(@.type=="Ready")].status}')" = False ]; }
 
-# restarts POD: restart counts of all containers of a demo pod, summed.
-restarts() {
-  jp demo "$1" '{range .status.initContainerStatuses[*]}{.restartCount}{"\n"}{end}{range .status.containerStatuses[*]}{.restartCount}{"\n"}{end}' |
+# ns_restarts NS POD: restart counts of all containers of a pod, summed.
+ns_restarts() {
+  jp "$1" "$2" '{range .status.initContainerStatuses[*]}{.restartCount}{"\n"}{end}{range .status.containerStatuses[*]}{.restartCount}{"\n"}{end}' |
     awk '{s += $1} END {print s + 0}'
 }
+
+# restarts POD: ns_restarts of a demo pod.
+restarts() { ns_restarts demo "$1"; }
 
 # cert_in POD CONTAINER: the certificate the container reads from the shared cert dir.
 cert_in() { kc -n demo exec "$1" -c "$2" -- cat /run/spiffe/certs/svid.pem; }
@@ -233,17 +237,20 @@ check_oneshot() {
 
 # --- 3. mTLS through the Service, and from the host ---------------------------------------------
 
-# client_mtls: the client pod calls nginx through the Service; the answer (or curl's error) is
-# left in WORK/mtls.out.
-client_mtls() {
+# call_over_mtls HOST: the client pod calls https://HOST:8443/ with its SVID; the answer (or
+# curl's error) is left in WORK/mtls.out.
+call_over_mtls() {
   local client
   client="$(pod_of mtls-client)"
   [ -n "$client" ] || { echo "no Running mtls-client pod" >"$WORK/mtls.out"; return 1; }
   kc -n demo exec "$client" -c client -- curl -sS --max-time 10 --cert /run/spiffe/certs/svid.pem \
     --key /run/spiffe/certs/svid_key.pem --cacert /run/spiffe/certs/svid_bundle.pem \
-    https://demo-sidecar.demo.svc:8443/ >"$WORK/mtls.out" 2>&1 || return 1
+    "https://$1:8443/" >"$WORK/mtls.out" 2>&1 || return 1
   [ "$(cat "$WORK/mtls.out")" = "hello over SPIFFE mTLS" ]
 }
+
+# client_mtls: the client pod calls nginx through the demo-sidecar Service.
+client_mtls() { call_over_mtls demo-sidecar.demo.svc; }
 
 # check_client_mtls: one call, which must work (the sidecar pod has been Ready all along).
 check_client_mtls() {
@@ -352,13 +359,10 @@ lifetime_of() {
 
 sidecar_serial() { cert_in "$(pod_of demo-sidecar)" nginx | serial_of; }
 
-# entry_of SPIFFE_ID: the ID of (one) entry for SPIFFE_ID, empty when there is none.
-entry_of() { spire_server entry show -spiffeID "$1" 2>/dev/null | awk '/^Entry ID/ {print $4; exit}'; }
-
 # controller_entry_back OLD-SERIAL: spire-controller-manager made the entry again and the helper
 # wrote a short-lived SVID from it.
 controller_entry_back() {
-  case "$(entry_of "$SIDECAR_ID")" in "$SCM_PREFIX"*) ;; *) return 1 ;; esac
+  case "$(entry_id "$SIDECAR_ID")" in "$SCM_PREFIX"*) ;; *) return 1 ;; esac
   new_short_svid "$1"
 }
 
@@ -374,7 +378,7 @@ check_entry_recreate() {
   [ -z "$manual" ] || fail "workload entries not made by spire-controller-manager: $manual"
   ours="$(awk -v p="$SCM_PREFIX" '/^Entry ID/ && index($4, p) == 1' "$WORK/entries" | wc -l)"
   say "    $ours entries made by spire-controller-manager, none by hand but the node alias"
-  id="$(entry_of "$SIDECAR_ID")"
+  id="$(entry_id "$SIDECAR_ID")"
   [ -n "$id" ] || fail "no entry for $SIDECAR_ID"
   case "$id" in "$SCM_PREFIX"*) ;; *) fail "the entry for $SIDECAR_ID ($id) was not made by spire-controller-manager (ID prefix $SCM_PREFIX)" ;; esac
   kc patch clusterspiffeid workloads --type merge -p "{\"spec\":{\"ttl\":\"${SHORT_TTL}s\"}}" >/dev/null
@@ -384,7 +388,7 @@ check_entry_recreate() {
   until_ok 90 "the controller's new entry and a short-lived SVID from it" controller_entry_back "$before"
   [ "$(restarts "$pod")" = 0 ] || fail "the sidecar pod restarted"
   pod_ready demo "$pod" || fail "the sidecar pod is not Ready after the entry came back"
-  say "    entry $id deleted, now $(entry_of "$SIDECAR_ID"); serial $before -> $(sidecar_serial), lifetime $(lifetime_of "$WORK/c.pem")s"
+  say "    entry $id deleted, now $(entry_id "$SIDECAR_ID"); serial $before -> $(sidecar_serial), lifetime $(lifetime_of "$WORK/c.pem")s"
 }
 
 new_short_svid() {
@@ -477,18 +481,6 @@ new_ready_pod() {
 
 # --- 8.-12. the injector and the annotated demo (deploy/k8s/50-injector.yaml, examples/) ---------
 
-# pod_in NS APP: the name of a Running pod of the app in NS, empty when there is none.
-pod_in() {
-  kc -n "$1" get pods -l "app=$2" --field-selector=status.phase=Running \
-    -o jsonpath='{range .items[*]}{.metadata.name}{"\n"}{end}' | awk 'NR == 1'
-}
-
-# ns_restarts NS POD: restart counts of all containers of a pod, summed.
-ns_restarts() {
-  jp "$1" "$2" '{range .status.initContainerStatuses[*]}{.restartCount}{"\n"}{end}{range .status.containerStatuses[*]}{.restartCount}{"\n"}{end}' |
-    awk '{s += $1} END {print s + 0}'
-}
-
 # fingerprints: the SHA-256 fingerprints of the PEM certificates on stdin, sorted, one per line.
 fingerprints() {
   awk -v dir="$WORK" '/-----BEGIN CERTIFICATE-----/ {n++; f = dir "/fp-" n ".pem"} f {print > f} /-----END CERTIFICATE-----/ {close(f); f = ""}'
@@ -557,14 +549,7 @@ served_by_annotated() {
     >"$WORK/ann.pem" 2>/dev/null && [ -s "$WORK/ann.pem" ]
 }
 
-annotated_mtls() {
-  local client
-  client="$(pod_of mtls-client)"
-  [ -n "$client" ] || return 1
-  [ "$(kc -n demo exec "$client" -c client -- curl -sS --max-time 10 --cert /run/spiffe/certs/svid.pem \
-    --key /run/spiffe/certs/svid_key.pem --cacert /run/spiffe/certs/svid_bundle.pem \
-    "https://$ANN_HOST:8443/" 2>&1)" = "hello over SPIFFE mTLS" ]
-}
+annotated_mtls() { call_over_mtls "$ANN_HOST"; }
 
 check_injected() {
   step "the annotated Deployment (no helper in its spec) was injected; nginx started on its files and serves $ANNOTATED_ID"
